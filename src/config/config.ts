@@ -1,0 +1,88 @@
+import { Value } from '@sinclair/typebox/value'
+import { hostname } from 'node:os'
+import { EnvSchema, type Env } from './schema'
+
+/**
+ * Reads and validates the environment once. The composition root calls
+ * loadConfig(); tests pass their own record. Nothing else reads process.env.
+ */
+
+export const DEV_JWT_SECRET = 'atelier-development-secret-do-not-use-in-production'
+
+export type Config = Readonly<
+  Env & {
+    mode: 'embedded' | 'server'
+    instanceId: string
+    region: string | undefined
+    adminEmails: ReadonlySet<string>
+    allowedOrigins: readonly string[]
+    jwtSecret: string | undefined
+    usingDevSecret: boolean
+  }
+>
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = source[key]
+    if (value !== undefined && value.trim() !== '') raw[key] = value.trim()
+  }
+  const withDefaults = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw))
+  const problems = [...Value.Errors(EnvSchema, withDefaults)].map((e) => {
+    const name = e.path.replace(/^\//, '')
+    const fix = (EnvSchema.properties as Record<string, { description?: string }>)[name]
+      ?.description
+    return `${name}: ${e.message}${fix ? ` (set ${name} to ${fix})` : ''}`
+  })
+  if (problems.length > 0) throw new ConfigError(problems)
+  const env = withDefaults as Env
+  const config = derive(env)
+  const refusals = productionRefusals(config)
+  if (refusals.length > 0) throw new ConfigError(refusals)
+  return Object.freeze(config)
+}
+
+function derive(env: Env): Config {
+  const list = (s: string) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)
+  const mode = env.DATABASE_URL ? 'server' : 'embedded'
+  const usingDevSecret = !env.JWT_SECRET && !env.JWKS_URL
+  const defaultOrigins = mode === 'embedded' ? [`http://localhost:${env.PORT}`] : []
+  const origins = list(env.ALLOWED_ORIGINS)
+  return {
+    ...env,
+    mode,
+    instanceId:
+      env.INSTANCE_ID ?? env.FLY_MACHINE_ID ?? `${hostname()}-${crypto.randomUUID().slice(0, 8)}`,
+    region: env.FLY_REGION,
+    adminEmails: new Set(list(env.ADMIN_EMAILS).map((e) => e.toLowerCase())),
+    allowedOrigins: origins.length > 0 ? origins : defaultOrigins,
+    jwtSecret: env.JWT_SECRET ?? (usingDevSecret ? DEV_JWT_SECRET : undefined),
+    usingDevSecret,
+  }
+}
+
+function productionRefusals(c: Config): string[] {
+  if (c.NODE_ENV !== 'production') return []
+  const out: string[] = []
+  if (!c.DATABASE_URL)
+    out.push('DATABASE_URL: embedded mode is not for production (set DATABASE_URL to postgres://…)')
+  if (!c.JWKS_URL && (!c.JWT_SECRET || new TextEncoder().encode(c.JWT_SECRET).length < 32))
+    out.push(
+      'JWT_SECRET: production needs at least 32 bytes (set JWT_SECRET to the output of `openssl rand -hex 32`, or set JWKS_URL)',
+    )
+  if (!c.REDIS_URL) out.push('REDIS_URL: production needs Redis (set REDIS_URL to redis://…)')
+  if (c.allowedOrigins.some((o) => o.includes('*')))
+    out.push('ALLOWED_ORIGINS: wildcards are refused in production (list each origin exactly)')
+  return out
+}

@@ -1,0 +1,67 @@
+import { Type as T, type Static } from '@sinclair/typebox'
+
+/**
+ * Every environment variable Atelier reads. `description` is the fix shown
+ * when a value is refused; `.env.example` and the README list the same set.
+ */
+const Int = (min: number, max: number, def: number, description: string) =>
+  T.Integer({ minimum: min, maximum: max, default: def, description })
+const Opt = (description: string, extra: Record<string, unknown> = {}) =>
+  T.Optional(T.String({ minLength: 1, description, ...extra }))
+
+export const EnvSchema = T.Object({
+  NODE_ENV: T.Union([T.Literal('development'), T.Literal('test'), T.Literal('production')], {
+    default: 'development',
+    description: 'one of development, test, production',
+  }),
+  PORT: Int(0, 65535, 3000, 'a TCP port such as 3000'),
+  HOST: T.String({ default: '0.0.0.0', description: 'the address to listen on, e.g. 0.0.0.0' }),
+  LOG_LEVEL: T.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => T.Literal(l)),
+    { default: 'info', description: 'one of fatal, error, warn, info, debug, trace, silent' },
+  ),
+  INSTANCE_ID: Opt('a short name for this instance (default: FLY_MACHINE_ID or a random id)'),
+  FLY_MACHINE_ID: Opt('set by Fly.io'),
+  FLY_REGION: Opt('set by Fly.io'),
+  PRIMARY_REGION: Opt('the Fly.io region that owns actors and writes, e.g. ams'),
+
+  DATABASE_URL: Opt('a postgres:// URL (Postgres 15+); leave unset for embedded PGlite', {
+    pattern: '^postgres(ql)?://',
+  }),
+  DATABASE_READ_URL: Opt('a postgres:// URL of a read replica', { pattern: '^postgres(ql)?://' }),
+  DATA_DIR: T.String({ default: './data', description: 'a writable directory' }),
+  DB_POOL_MAX: Int(1, 500, 10, 'the Postgres pool size, e.g. 10'),
+  DB_STATEMENT_TIMEOUT_MS: Int(100, 600_000, 15_000, 'milliseconds, e.g. 15000'),
+  MIGRATE_ON_START: T.Boolean({ default: true, description: 'true or false' }),
+
+  REDIS_URL: Opt('a redis:// URL (Redis 7+)', { pattern: '^rediss?://' }),
+  REDIS_PREFIX: T.String({ default: 'atelier:', description: 'a key prefix such as atelier:' }),
+
+  JWT_SECRET: Opt('a random string of at least 32 bytes (openssl rand -hex 32)'),
+  JWKS_URL: Opt('the https URL of an identity provider key set', { pattern: '^https?://' }),
+  JWT_TTL_SECONDS: Int(60, 30 * 86400, 86400, 'token lifetime in seconds, e.g. 86400'),
+  ADMIN_EMAILS: T.String({ default: '', description: 'comma-separated emails' }),
+  SIGNUP_CREDITS: Int(0, 1_000_000_000, 0, 'credits granted at registration, e.g. 0'),
+  LOGIN_RATE_PER_EMAIL: Int(1, 100_000, 10, 'login attempts per email per window'),
+  LOGIN_RATE_PER_IP: Int(1, 1_000_000, 50, 'login attempts per IP per window'),
+  LOGIN_RATE_WINDOW_SECONDS: Int(1, 86400, 900, 'seconds, e.g. 900'),
+  TRUST_PROXY: T.Boolean({
+    default: false,
+    description: 'true behind Fly.io or a proxy that sets Fly-Client-IP / X-Forwarded-For',
+  }),
+
+  ALLOWED_ORIGINS: T.String({
+    default: '',
+    description: 'comma-separated browser origins, e.g. https://app.example.com',
+  }),
+  METRICS_TOKEN: Opt('a bearer token required by /metrics'),
+  MAX_BODY_BYTES: Int(1024, 100 * 1024 * 1024, 1024 * 1024, 'bytes, e.g. 1048576'),
+  DRAIN_TIMEOUT_MS: Int(100, 600_000, 10_000, 'milliseconds, below fly.toml kill_timeout'),
+
+  PAYMENT_WEBHOOK_SECRET: Opt('the shared secret of the payment provider webhook'),
+  ACTOR_IDLE_MS: Int(100, 86_400_000, 60_000, 'milliseconds before an idle actor is passivated'),
+  ACTOR_MAILBOX_CAPACITY: Int(1, 1_000_000, 1024, 'commands queued per actor'),
+  ACTOR_BATCH_MAX: Int(1, 10_000, 256, 'commands per actor transaction'),
+})
+
+export type Env = Static<typeof EnvSchema>

@@ -1,0 +1,97 @@
+import { openapi } from '@elysiajs/openapi'
+import { Elysia, type AnyElysia } from 'elysia'
+import type { Logger } from 'pino'
+import type { Lifecycle } from '../lifecycle/lifecycle'
+import type { Metrics } from '../obs/metrics'
+import { checkDeclaredLength, isJson, parseJson, readLimited } from './body'
+import { renderError } from './errors'
+import type { Guards } from './guards'
+import { contextOf, openContext } from './request-context'
+
+/**
+ * The Elysia app: global hooks (request id, body limit and JSON parsing,
+ * error mapping, one log line and one histogram sample per request), the
+ * OpenAPI document, and the rooms' route plugins. No SQL and no rules here.
+ */
+export type AppDeps = {
+  log: Logger
+  metrics: Metrics
+  lifecycle: Lifecycle
+  guards: Guards
+  version: string
+  maxBodyBytes: number
+  /** Public routes and authenticated routes of each room. */
+  routes: AnyElysia[]
+  /** Mounted under /v1/admin behind the admin guard. */
+  adminRoutes: AnyElysia[]
+}
+
+export function createApp(deps: AppDeps) {
+  const { log, metrics, lifecycle } = deps
+  return new Elysia()
+    .use(
+      openapi({
+        path: '/openapi',
+        specPath: '/openapi/json',
+        documentation: {
+          info: {
+            title: 'Atelier',
+            version: deps.version,
+            description:
+              'Credit-metered image generation: REST API. Errors use one shape: { error: { code, message, requestId, details? } }.',
+          },
+          components: {
+            securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+          },
+        },
+      }),
+    )
+    .onRequest(({ request, set }) => {
+      lifecycle.requestStarted()
+      const ctx = openContext(request)
+      set.headers['x-request-id'] = ctx.id
+      checkDeclaredLength(request, deps.maxBodyBytes)
+    })
+    .onParse(async ({ request, contentType }) => {
+      if (!isJson(contentType)) return
+      const text = new TextDecoder().decode(await readLimited(request, deps.maxBodyBytes))
+      contextOf(request).rawBody = text
+      return parseJson(text)
+    })
+    .onError(({ code, error, request, set }) => {
+      const rendered = renderError(code, error, contextOf(request).id, log)
+      set.status = rendered.status
+      Object.assign(set.headers, rendered.headers, { 'content-type': 'application/json' })
+      return rendered.body
+    })
+    .onAfterResponse(({ request, route, set }) => {
+      lifecycle.requestEnded()
+      const ctx = contextOf(request)
+      const ms = performance.now() - ctx.startedAt
+      const status = typeof set.status === 'number' ? set.status : 200
+      const template = route || 'unmatched'
+      metrics.httpDuration.observe({ method: request.method, route: template, status }, ms / 1000)
+      log.info(
+        {
+          method: request.method,
+          route: template,
+          status,
+          ms: Math.round(ms * 10) / 10,
+          requestId: ctx.id,
+          userId: ctx.userId,
+        },
+        'request',
+      )
+    })
+    .use((app) => deps.routes.reduce<AnyElysia>((a, r) => a.use(r), app) as typeof app)
+    .group('/v1/admin', (admin) =>
+      admin
+        .use(deps.guards)
+        .guard(
+          { admin: true },
+          (g) => deps.adminRoutes.reduce<AnyElysia>((a, r) => a.use(r), g) as typeof g,
+        ),
+    )
+}
+
+export type App = ReturnType<typeof createApp>

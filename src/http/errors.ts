@@ -1,0 +1,71 @@
+import type { Logger } from 'pino'
+import {
+  AppError,
+  BadRequest,
+  NotFound,
+  PayloadTooLarge,
+  UnsupportedMediaType,
+  ValidationFailed,
+  toError,
+} from '../errors'
+
+/**
+ * The one place an error becomes a response. AppErrors keep their code,
+ * status and details; Elysia's own failures are mapped to the same family;
+ * anything else is a 500 that says only its request id.
+ */
+export type ErrorBody = {
+  error: { code: string; message: string; requestId: string; details?: unknown }
+}
+
+export function toAppError(code: string | number, error: unknown): AppError | undefined {
+  if (error instanceof AppError) return error
+  // errors thrown by our parse hook (413 on a long chunked body) arrive wrapped
+  const cause = (error as { cause?: unknown } | undefined)?.cause
+  if (cause instanceof AppError) return cause
+  switch (code) {
+    case 'NOT_FOUND':
+      return new NotFound('Route')
+    case 'PARSE':
+      return new BadRequest('The request body could not be parsed')
+    case 'VALIDATION': {
+      const e = error as {
+        type?: string
+        all?: { path?: string; summary?: string; message?: string }[]
+      }
+      if (e.type === 'response') return undefined // our bug, not the caller's: a 500
+      const issues = (e.all ?? []).map((i) => ({
+        path: i.path || '/',
+        message: i.summary ?? i.message ?? 'invalid',
+      }))
+      return new ValidationFailed(issues.length ? issues : [{ path: '/', message: 'invalid' }])
+    }
+    case 'INVALID_FILE_TYPE':
+      return new UnsupportedMediaType()
+    default: {
+      // Bun's own body limit, when a listening server refuses a body
+      if ((error as { code?: string })?.code === 'ERR_BODY_TOO_LARGE') return new PayloadTooLarge(0)
+      return undefined
+    }
+  }
+}
+
+export function renderError(
+  code: string | number,
+  raw: unknown,
+  requestId: string,
+  log: Logger,
+): { status: number; headers: Record<string, string>; body: ErrorBody } {
+  const app = toAppError(code, raw)
+  if (!app) {
+    log.error({ err: toError(raw), requestId }, 'unhandled error')
+    return {
+      status: 500,
+      headers: {},
+      body: { error: { code: 'internal', message: 'Something went wrong on our side', requestId } },
+    }
+  }
+  const body: ErrorBody = { error: { code: app.code, message: app.message, requestId } }
+  if (app.details !== undefined) body.error.details = app.details
+  return { status: app.status, headers: app.headers, body }
+}

@@ -1,0 +1,56 @@
+import type { Redis } from '../redis/client'
+import type { RedisKeys } from '../redis/keys'
+
+/**
+ * Fixed-window counters. In memory for one instance; in Redis when REDIS_URL
+ * is set, so every instance counts against the same window.
+ */
+export type RateDecision = { allowed: boolean; retryAfterSeconds: number }
+
+export type RateLimiter = {
+  hit(scope: string, subject: string, limit: number, windowSeconds: number): Promise<RateDecision>
+  close(): void
+}
+
+/** Bounds the in-memory table: expired windows are swept once it reaches this size. */
+const MEMORY_SWEEP_AT = 10_000
+
+export function makeMemoryRateLimiter(now = () => Date.now()): RateLimiter {
+  const windows = new Map<string, { count: number; resetAt: number }>()
+  return {
+    async hit(scope, subject, limit, windowSeconds) {
+      const t = now()
+      if (windows.size >= MEMORY_SWEEP_AT)
+        for (const [k, w] of windows) if (w.resetAt <= t) windows.delete(k)
+      const key = `${scope}:${subject}`
+      let w = windows.get(key)
+      if (!w || w.resetAt <= t) {
+        w = { count: 0, resetAt: t + windowSeconds * 1000 }
+        windows.set(key, w)
+      }
+      w.count++
+      return { allowed: w.count <= limit, retryAfterSeconds: Math.ceil((w.resetAt - t) / 1000) }
+    },
+    close: () => windows.clear(),
+  }
+}
+
+export function makeRedisRateLimiter(redis: Redis, keys: RedisKeys): RateLimiter {
+  return {
+    async hit(scope, subject, limit, windowSeconds) {
+      const window = Math.floor(Date.now() / 1000 / windowSeconds)
+      const key = keys.rateLimit(scope, subject, window)
+      const [count] = (await redis
+        .multi()
+        .incr(key)
+        .expire(key, windowSeconds + 1)
+        .exec()) as unknown as [number]
+      const resetAt = (window + 1) * windowSeconds
+      return {
+        allowed: Number(count) <= limit,
+        retryAfterSeconds: Math.max(1, Math.ceil(resetAt - Date.now() / 1000)),
+      }
+    },
+    close: () => {},
+  }
+}

@@ -1,0 +1,62 @@
+import { t, type TSchema } from 'elysia'
+import { ValidationFailed } from '../errors'
+
+/** API.md's error shape, for every documented error response. */
+export const ErrorResponse = t.Object(
+  {
+    error: t.Object({
+      code: t.String(),
+      message: t.String(),
+      requestId: t.String(),
+      details: t.Optional(t.Unknown()),
+    }),
+  },
+  { description: 'Error (API.md shape)' },
+)
+
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: 'bad_request: malformed JSON or body',
+  401: 'unauthorized',
+  402: 'insufficient_credits (details: required, available)',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'idempotency_conflict or conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  422: 'validation_failed (details: list of { path, message })',
+  429: 'rate_limited (Retry-After header)',
+  503: 'unavailable (Retry-After header)',
+}
+
+/** `{ 401: ErrorResponse, … }` for a route's `response` map; documents the codes it can return. */
+export function errors<S extends number>(...statuses: S[]): Record<S, typeof ErrorResponse> {
+  return Object.fromEntries(
+    statuses.map((s) => [s, t.Composite([ErrorResponse], { description: ERROR_DESCRIPTIONS[s] })]),
+  ) as Record<S, typeof ErrorResponse>
+}
+
+/** Keyset page: `?limit=` 1..100 (default 20), opaque `?cursor=`. */
+export const PageQuery = {
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  cursor: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
+}
+
+export function Page<T extends TSchema>(item: T) {
+  return t.Object({ items: t.Array(item), nextCursor: t.Union([t.String(), t.Null()]) })
+}
+
+export const IdParam = t.Object({ id: t.String({ format: 'uuid' }) })
+
+/** Opaque cursors: base64url of a JSON tuple; a bad one is a 422 on `cursor`. */
+export function encodeCursor(values: unknown[]): string {
+  return Buffer.from(JSON.stringify(values)).toString('base64url')
+}
+
+export function decodeCursor(cursor: string | undefined): unknown[] | undefined {
+  if (cursor === undefined) return undefined
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+    if (Array.isArray(value)) return value
+  } catch {}
+  throw new ValidationFailed([{ path: '/cursor', message: 'Unknown cursor' }])
+}

@@ -1,0 +1,85 @@
+import type { Logger } from 'pino'
+
+/**
+ * Readiness and drain for one instance.
+ *
+ * States: serving → draining → drained.
+ *   serving:  /health/ready is 200; requests are counted in and out.
+ *   draining: ready is 503 at once; we wait for in-flight requests, then run
+ *             the registered stages in registration order (rooms register at
+ *             composition: actors, renderer pool, sockets, …), each bounded by
+ *             what is left of the budget; then pools close.
+ *   drained:  every stage has run (or the budget ran out); the caller exits.
+ */
+export type DrainStage = { name: string; run: () => Promise<void> }
+
+export type Lifecycle = ReturnType<typeof makeLifecycle>
+
+export function makeLifecycle(log: Logger) {
+  const stages: DrainStage[] = []
+  let draining = false
+  let inflight = 0
+  let idleWaiters: (() => void)[] = []
+
+  return {
+    get draining() {
+      return draining
+    },
+    get inflight() {
+      return inflight
+    },
+    requestStarted() {
+      inflight++
+    },
+    requestEnded() {
+      inflight = Math.max(0, inflight - 1)
+      if (inflight === 0) {
+        for (const wake of idleWaiters) wake()
+        idleWaiters = []
+      }
+    },
+    /** Adds a stage; stages run in the order they were registered. */
+    onDrain(name: string, run: () => Promise<void>) {
+      stages.push({ name, run })
+    },
+    /**
+     * Runs the drain within `budgetMs`. Resolves true when every stage finished
+     * in time, false when the budget cut it short (the caller exits non-zero).
+     */
+    async drain(budgetMs: number, before?: () => void): Promise<boolean> {
+      draining = true
+      before?.()
+      const deadline = Date.now() + budgetMs
+      const left = () => Math.max(0, deadline - Date.now())
+      const idle =
+        inflight === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r))
+      if (!(await within(idle, left()))) {
+        log.warn({ inflight }, 'drain budget ran out waiting for in-flight requests')
+        return false
+      }
+      for (const stage of stages) {
+        const started = Date.now()
+        const finished = await within(
+          stage.run().catch((err) => log.error({ err, stage: stage.name }, 'drain stage failed')),
+          left(),
+        )
+        if (!finished) {
+          log.error({ stage: stage.name }, 'drain budget ran out')
+          return false
+        }
+        log.info({ stage: stage.name, ms: Date.now() - started }, 'drain stage done')
+      }
+      return true
+    },
+  }
+}
+
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)))
+  try {
+    return await Promise.race([work.then(() => true as const), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,26 @@
+import { t } from 'elysia'
+
+export const Credentials = t.Object(
+  {
+    email: t.String({ format: 'email', maxLength: 254, description: 'case-insensitive' }),
+    password: t.String({ minLength: 8, maxLength: 256 }),
+  },
+  { additionalProperties: false },
+)
+
+export const PublicUserSchema = t.Object({
+  id: t.String(),
+  email: t.String(),
+  role: t.Union([t.Literal('user'), t.Literal('admin')]),
+  createdAt: t.String({ format: 'date-time' }),
+})
+
+export const Session = t.Object({ user: PublicUserSchema, token: t.String() })
+
+export const Me = t.Object({
+  id: t.String(),
+  email: t.String(),
+  role: t.Union([t.Literal('user'), t.Literal('admin')]),
+  balance: t.Integer(),
+  createdAt: t.String({ format: 'date-time' }),
+})

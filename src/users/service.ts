@@ -1,0 +1,75 @@
+import type { Kysely } from 'kysely'
+import { Conflict, RateLimited, Unauthorized } from '../errors'
+import type { DB } from '../db/schema'
+import type { RateLimiter } from '../http/rate-limit'
+import { findUserByEmail, findUserById, insertUser } from './repository'
+import type { Role, UserRow } from './table'
+import type { Tokens } from './tokens'
+
+export type PublicUser = { id: string; email: string; role: Role; createdAt: string }
+
+export type UsersOptions = {
+  adminEmails: ReadonlySet<string>
+  loginRate: { perEmail: number; perIp: number; windowSeconds: number }
+  /** Called after a user row exists (signup credits); must be idempotent per user. */
+  onRegistered?: (userId: string) => Promise<void>
+}
+
+export type Users = ReturnType<typeof makeUsers>
+
+export function toPublicUser(row: UserRow): PublicUser {
+  return { id: row.id, email: row.email, role: row.role, createdAt: row.created_at.toISOString() }
+}
+
+export function makeUsers(
+  db: Kysely<DB>,
+  tokens: Tokens,
+  limiter: RateLimiter,
+  options: UsersOptions,
+) {
+  // Verifying against a real argon2id hash when the email is unknown keeps both
+  // failures equally slow, so response time does not reveal which emails exist.
+  const decoyHash = Bun.password.hash(crypto.randomUUID(), 'argon2id')
+
+  async function register(email: string, password: string) {
+    const normalized = email.trim().toLowerCase()
+    const passwordHash = await Bun.password.hash(password, 'argon2id')
+    const role: Role = options.adminEmails.has(normalized) ? 'admin' : 'user'
+    const row = await insertUser(db, {
+      id: Bun.randomUUIDv7(),
+      email: normalized,
+      passwordHash,
+      role,
+    }).catch((error: unknown) => {
+      if ((error as { code?: string }).code === '23505')
+        throw new Conflict('An account with this email already exists')
+      throw error
+    })
+    await options.onRegistered?.(row.id)
+    return { user: toPublicUser(row), token: await tokens.sign(row.id, row.role) }
+  }
+
+  async function login(email: string, password: string, ip: string) {
+    const normalized = email.trim().toLowerCase()
+    const { perEmail, perIp, windowSeconds } = options.loginRate
+    const [byIp, byEmail] = await Promise.all([
+      limiter.hit('login-ip', ip, perIp, windowSeconds),
+      limiter.hit('login-email', normalized, perEmail, windowSeconds),
+    ])
+    if (!byIp.allowed || !byEmail.allowed)
+      throw new RateLimited(Math.max(byIp.retryAfterSeconds, byEmail.retryAfterSeconds))
+    const row = await findUserByEmail(db, normalized)
+    const ok = await Bun.password.verify(password, row?.password_hash ?? (await decoyHash))
+    if (!row || !ok) throw new Unauthorized('Email or password is incorrect')
+    await options.onRegistered?.(row.id)
+    return { user: toPublicUser(row), token: await tokens.sign(row.id, row.role) }
+  }
+
+  async function get(userId: string) {
+    const row = await findUserById(db, userId)
+    if (!row) throw new Unauthorized('This account no longer exists')
+    return toPublicUser(row)
+  }
+
+  return { register, login, get }
+}
