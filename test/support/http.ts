@@ -1,0 +1,46 @@
+import type { Instance } from '../../src/server'
+
+/** Calls the app in-process: `app.handle(new Request('http://localhost/…'))`. */
+export function client(inst: Instance) {
+  async function call(
+    method: string,
+    path: string,
+    options: { body?: unknown; token?: string; headers?: Record<string, string> } = {},
+  ) {
+    const headers: Record<string, string> = { ...options.headers }
+    if (options.token) headers.authorization = `Bearer ${options.token}`
+    let body: string | undefined
+    if (options.body !== undefined) {
+      headers['content-type'] ??= 'application/json'
+      body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body)
+    }
+    const res = await inst.app.handle(
+      new Request(`http://localhost${path}`, { method, headers, body }),
+    )
+    const text = await res.text()
+    let json: any
+    try {
+      json = text ? JSON.parse(text) : undefined
+    } catch {
+      json = undefined
+    }
+    return { status: res.status, headers: res.headers, json, text }
+  }
+  return {
+    call,
+    get: (path: string, token?: string) => call('GET', path, { token }),
+    post: (path: string, body: unknown, token?: string, headers?: Record<string, string>) =>
+      call('POST', path, { body, token, headers }),
+    async register(
+      email = `u-${crypto.randomUUID()}@example.com`,
+      password = 'correct horse battery',
+    ) {
+      const res = await call('POST', '/v1/auth/register', { body: { email, password } })
+      if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.text}`)
+      return {
+        ...(res.json as { user: { id: string; email: string; role: string }; token: string }),
+        password,
+      }
+    },
+  }
+}
