@@ -12,6 +12,13 @@ import { makeLogger, type Logger } from './obs/logger'
 import { makeMetrics } from './obs/metrics'
 import { connectRedis } from './redis/client'
 import { makeRedisKeys } from './redis/keys'
+import { makeActorSystem } from './actors/actor-system'
+import { dispatchByType } from './actors/dispatch'
+import { makeIdempotency } from './idempotency/idempotency'
+import { ledgerHandler, makeCredits, type LedgerMessage } from './ledger/credits'
+import type { LedgerResult } from './ledger/commands'
+import { creditAdminRoutes, creditRoutes } from './ledger/routes'
+import { readBalance } from './ledger/service'
 import { adminStatsRoutes } from './stats/admin-routes'
 import { userRoutes } from './users/routes'
 import { makeUsers } from './users/service'
@@ -46,7 +53,35 @@ export async function buildInstance(config: Config, log: Logger) {
     ttlSeconds: config.JWT_TTL_SECONDS,
   })
   const guards = makeGuards(tokens)
+
+  // the user actor: serializes every credit (and later generation) command of one user
+  type UserMessage = LedgerMessage
+  const userActors = makeActorSystem<UserMessage, LedgerResult>({
+    name: 'user_actor',
+    handle: dispatchByType<UserMessage, LedgerResult>({ ledger: ledgerHandler(database.db) }),
+    log: log.child({ room: 'actors' }),
+    metrics,
+    mailboxCapacity: config.ACTOR_MAILBOX_CAPACITY,
+    batchMax: config.ACTOR_BATCH_MAX,
+    idleMs: config.ACTOR_IDLE_MS,
+  })
+  lifecycle.onDrain('actors', userActors.drain)
+  const credits = makeCredits(userActors.ask)
+  const idempotency = makeIdempotency(database.db, log.child({ room: 'idempotency' }))
+  const signupCredits = config.SIGNUP_CREDITS
+
   const users = makeUsers(database.db, tokens, limiter, {
+    // idempotent per user (key 'signup'), so login can make up for a registration cut short
+    onRegistered:
+      signupCredits > 0
+        ? async (userId) =>
+            void (await credits.apply(userId, {
+              kind: 'grant',
+              amount: signupCredits,
+              reason: 'signup credits',
+              key: 'signup',
+            }))
+        : undefined,
     adminEmails: config.adminEmails,
     loginRate: {
       perEmail: config.LOGIN_RATE_PER_EMAIL,
@@ -58,6 +93,13 @@ export async function buildInstance(config: Config, log: Logger) {
   const checks: Record<string, () => Promise<void>> = { postgres: database.ping }
   if (redis) checks.redis = async () => void (await redis.ping())
 
+  const ledgerDeps = {
+    db: database.db,
+    guards,
+    credits,
+    idempotency,
+    webhookSecret: config.PAYMENT_WEBHOOK_SECRET,
+  }
   const app = createApp({
     log,
     metrics,
@@ -74,25 +116,50 @@ export async function buildInstance(config: Config, log: Logger) {
         version: pkg.version,
       }),
       metricsRoutes(metrics, config.METRICS_TOKEN),
-      userRoutes({ users, guards, trustProxy: config.TRUST_PROXY, balanceOf: async () => 0 }),
+      userRoutes({
+        users,
+        guards,
+        trustProxy: config.TRUST_PROXY,
+        balanceOf: (userId) => readBalance(database.db, userId),
+      }),
+      creditRoutes(ledgerDeps),
     ],
     adminRoutes: [
+      creditAdminRoutes(ledgerDeps),
       adminStatsRoutes({
         db: database.db,
         instanceId: config.instanceId,
         region: config.region,
-        sources: { inflightRequests: () => lifecycle.inflight },
+        sources: {
+          inflightRequests: () => lifecycle.inflight,
+          actorsLive: () => userActors.stats().live,
+        },
       }),
     ],
   })
 
   async function close() {
+    idempotency.close()
+    await userActors.close()
     limiter.close()
     await redis?.quit().catch(() => {})
     await database.close()
   }
 
-  return { config, log, app, lifecycle, database, redis, metrics, tokens, close }
+  return {
+    config,
+    log,
+    app,
+    lifecycle,
+    database,
+    redis,
+    metrics,
+    tokens,
+    userActors,
+    credits,
+    idempotency,
+    close,
+  }
 }
 
 export type Instance = Awaited<ReturnType<typeof buildInstance>>

@@ -1,6 +1,12 @@
+import type { IdempotencyKeyTable } from '../idempotency/table'
+import type { CreditAccountTable, LedgerEntryTable, ProcessedWebhookTable } from '../ledger/table'
 import type { UserTable } from '../users/table'
 
 /** Every table kysely knows, by SQL name. Each room owns its table types. */
 export interface DB {
   users: UserTable
+  credit_accounts: CreditAccountTable
+  ledger_entries: LedgerEntryTable
+  processed_webhooks: ProcessedWebhookTable
+  idempotency_keys: IdempotencyKeyTable
 }

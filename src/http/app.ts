@@ -3,7 +3,7 @@ import { Elysia, type AnyElysia } from 'elysia'
 import type { Logger } from 'pino'
 import type { Lifecycle } from '../lifecycle/lifecycle'
 import type { Metrics } from '../obs/metrics'
-import { checkDeclaredLength, isJson, parseJson, readLimited } from './body'
+import { checkDeclaredLength, parseBody } from './body'
 import { renderError } from './errors'
 import type { Guards } from './guards'
 import { contextOf, openContext } from './request-context'
@@ -52,12 +52,11 @@ export function createApp(deps: AppDeps) {
       set.headers['x-request-id'] = ctx.id
       checkDeclaredLength(request, deps.maxBodyBytes)
     })
-    .onParse(async ({ request, contentType }) => {
-      if (!isJson(contentType)) return
-      const text = new TextDecoder().decode(await readLimited(request, deps.maxBodyBytes))
-      contextOf(request).rawBody = text
-      return parseJson(text)
-    })
+    .onParse(({ request, contentType }) =>
+      parseBody(request, contentType, deps.maxBodyBytes, (text) => {
+        contextOf(request).rawBody = text
+      }),
+    )
     .onError(({ code, error, request, set }) => {
       const rendered = renderError(code, error, contextOf(request).id, log)
       set.status = rendered.status

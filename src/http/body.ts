@@ -30,6 +30,33 @@ export function checkDeclaredLength(request: Request, limit: number) {
   if (declared > limit) throw new PayloadTooLarge(limit)
 }
 
+/**
+ * Parses every body type Elysia would read (JSON, text, urlencoded, octet-stream)
+ * through readLimited, so a chunked body of any of them stops at `limit` instead
+ * of being buffered whole by Elysia's default parser. Other types (multipart is
+ * the uploads room's, with its own limit) return undefined: Elysia decides.
+ */
+export async function parseBody(
+  request: Request,
+  contentType: string | null | undefined,
+  limit: number,
+  onText: (text: string) => void,
+): Promise<unknown> {
+  const type = contentType?.split(';')[0]!.trim().toLowerCase()
+  if (!type) return undefined
+  const json = isJson(type)
+  const form = type === 'application/x-www-form-urlencoded'
+  const text = type.startsWith('text/')
+  if (!json && !form && !text && type !== 'application/octet-stream') return undefined
+  const bytes = await readLimited(request, limit)
+  if (!json && !form && !text)
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
+  const decoded = new TextDecoder().decode(bytes)
+  onText(decoded)
+  if (json) return parseJson(decoded)
+  return form ? Object.fromEntries(new URLSearchParams(decoded)) : decoded
+}
+
 export function isJson(contentType: string | null | undefined) {
   if (!contentType) return false
   const type = contentType.split(';')[0]!.trim().toLowerCase()

@@ -58,7 +58,19 @@ export function renderError(
 ): { status: number; headers: Record<string, string>; body: ErrorBody } {
   const app = toAppError(code, raw)
   if (!app) {
-    log.error({ err: toError(raw), requestId }, 'unhandled error')
+    const err = toError(raw)
+    // compact: some library errors carry whole schemas and validators as fields
+    log.error(
+      {
+        err: {
+          type: err.name,
+          message: err.message.slice(0, 2000),
+          stack: err.stack?.slice(0, 4000),
+        },
+        requestId,
+      },
+      'unhandled error',
+    )
     return {
       status: 500,
       headers: {},

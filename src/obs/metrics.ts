@@ -26,8 +26,24 @@ export function makeMetrics(labels: Record<string, string> = {}) {
     counter<L extends string>(name: string, help: string, labelNames: readonly L[] = []) {
       return new Counter({ name, help, labelNames, registers: [registry] })
     },
-    gauge<L extends string>(name: string, help: string, labelNames: readonly L[] = []) {
-      return new Gauge({ name, help, labelNames, registers: [registry] })
+    /** A gauge; with `read`, its value is read at scrape time. */
+    gauge<L extends string>(
+      name: string,
+      help: string,
+      labelNames: readonly L[] = [],
+      read?: () => number,
+    ) {
+      return new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [registry],
+        collect: read
+          ? function () {
+              this.set(read())
+            }
+          : undefined,
+      })
     },
     histogram<L extends string>(
       name: string,

@@ -40,19 +40,25 @@ async function ensureTemplate(adminUrl: string): Promise<string> {
     await admin`select pg_advisory_lock(${TEMPLATE_LOCK})`
     const [exists] = await admin`select 1 from pg_database where datname = ${name}`
     if (!exists) {
-      for (const old of await admin`select datname from pg_database where datname like 'atelier_tpl_%'`)
-        await admin.unsafe(`drop database if exists "${old.datname}" with (force)`)
-      await admin.unsafe(`create database "${name}"`)
+      // built under a temporary name and renamed when complete: a failed
+      // migration never leaves a half-migrated template behind
+      const building = `${name}_building`
+      await admin.unsafe(`drop database if exists "${building}" with (force)`)
+      await admin.unsafe(`create database "${building}"`)
       const db = await makeDatabase({
-        url: withDatabase(adminUrl, name),
+        url: withDatabase(adminUrl, building),
         dataDir: '',
         poolMax: 2,
         statementTimeoutMs: 60_000,
       })
-      await migrate(db.migrationTarget)
-      await db.close()
+      try {
+        await migrate(db.migrationTarget)
+      } finally {
+        await db.close()
+      }
       // a closed pool's backends may linger a moment; a template must have no sessions
-      await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name}`
+      await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${building}`
+      await admin.unsafe(`alter database "${building}" rename to "${name}"`)
     }
     await admin`select pg_advisory_unlock(${TEMPLATE_LOCK})`
   } finally {
@@ -75,6 +81,8 @@ export async function useTestEnv() {
   const admin = postgres(services.postgresUrl, { max: 1, onnotice: () => {} })
   await admin.unsafe(`create database "${dbName}" template "${tpl}"`)
   const databaseUrl = withDatabase(services.postgresUrl, dbName)
+  /** Direct SQL on this file's database, for setting up and inspecting state. */
+  const sql = postgres(databaseUrl, { max: 2, onnotice: () => {} })
   const redisPrefix = `atelier-test:${id}:`
   const instances: Instance[] = []
   const dataDir = mkdtempSync(join(tmpdir(), 'atelier-test-'))
@@ -102,6 +110,7 @@ export async function useTestEnv() {
 
   afterAll(async () => {
     await Promise.all(instances.map((i) => i.close().catch(() => {})))
+    await sql.end()
     await admin.unsafe(`drop database if exists "${dbName}" with (force)`)
     await admin.end()
     const redis = createClient({ url: services.redisUrl })
@@ -113,5 +122,5 @@ export async function useTestEnv() {
     await stopContainers()
   })
 
-  return { services, databaseUrl, redisPrefix, dataDir, config, instance, admin }
+  return { services, databaseUrl, redisPrefix, dataDir, config, instance, admin, sql }
 }

@@ -1,0 +1,157 @@
+import type { Logger } from 'pino'
+import { Unavailable, toError } from '../errors'
+import type { Metrics } from '../obs/metrics'
+
+/**
+ * The actor runtime: one mailbox per key; an actor processes one batch at a
+ * time, so everything for one key is serialized without a lock in our code.
+ *
+ * Actor states:
+ *   idle ──ask──▶ processing ──mailbox empty──▶ idle ──idleMs──▶ passivated (gone)
+ *   While a batch is in flight, new commands queue; when it settles, all that
+ *   queued (up to batchMax) forms the next batch: group commit with no waiting.
+ * System states:
+ *   accepting ──drain()──▶ draining (asks refused with 503, mailboxes finish)
+ *             ──▶ closed (every actor passivated, every timer stopped)
+ *
+ * Callers address an actor by key only (`ask(key, command)`), so cluster
+ * ownership can sit behind the same call.
+ */
+
+export type Outcome<R> = { ok: true; value: R } | { ok: false; error: Error }
+
+/** Processes one batch for one key; returns one outcome per command, in order. */
+export type BatchHandler<C, R> = (key: string, batch: readonly C[]) => Promise<Outcome<R>[]>
+
+export type ActorSystemOptions<C, R> = {
+  name: string
+  handle: BatchHandler<C, R>
+  log: Logger
+  metrics?: Metrics
+  /** Commands waiting per actor before ask() answers 503 (default 1024). */
+  mailboxCapacity?: number
+  /** Commands per batch (default 256). */
+  batchMax?: number
+  /** Idle time before an actor is passivated (default 60 000 ms). */
+  idleMs?: number
+}
+
+type Pending<C, R> = { command: C; resolve: (r: R) => void; reject: (e: Error) => void }
+
+type Actor<C, R> = {
+  key: string
+  mailbox: Pending<C, R>[]
+  processing: boolean
+  idleTimer?: ReturnType<typeof setTimeout>
+}
+
+export type ActorSystem<C, R> = ReturnType<typeof makeActorSystem<C, R>>
+
+export function makeActorSystem<C, R>(options: ActorSystemOptions<C, R>) {
+  const { name, handle, log } = options
+  const capacity = options.mailboxCapacity ?? 1024
+  const batchMax = options.batchMax ?? 256
+  const idleMs = options.idleMs ?? 60_000
+  const actors = new Map<string, Actor<C, R>>()
+  const totals = { batches: 0, commands: 0 }
+  let accepting = true
+  let settled: (() => void) | undefined
+
+  const m = options.metrics
+  const batchSize = m?.histogram(
+    `${name}_batch_size`,
+    'Commands per actor batch',
+    [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+  )
+  const commands = m?.counter(`${name}_commands_total`, 'Actor commands by result', ['result'])
+  m?.gauge(`${name}_live`, 'Live (not passivated) actors', [], () => actors.size)
+  m?.gauge(`${name}_mailbox_depth`, 'Commands waiting in all mailboxes', [], depth)
+
+  function depth() {
+    let n = 0
+    for (const a of actors.values()) n += a.mailbox.length
+    return n
+  }
+
+  function ask(key: string, command: C): Promise<R> {
+    if (!accepting) return Promise.reject(new Unavailable('This instance is draining; retry', 1))
+    let actor = actors.get(key)
+    if (!actor) {
+      actor = { key, mailbox: [], processing: false }
+      actors.set(key, actor)
+    }
+    if (actor.mailbox.length >= capacity) {
+      commands?.inc({ result: 'refused' })
+      return Promise.reject(new Unavailable('Too many commands queued for this account; retry', 1))
+    }
+    clearTimeout(actor.idleTimer)
+    const a = actor
+    return new Promise<R>((resolve, reject) => {
+      a.mailbox.push({ command, resolve, reject })
+      if (!a.processing) void process(a)
+    })
+  }
+
+  async function process(actor: Actor<C, R>) {
+    actor.processing = true
+    while (actor.mailbox.length > 0) {
+      const batch = actor.mailbox.splice(0, batchMax)
+      let outcomes: Outcome<R>[]
+      try {
+        outcomes = await handle(
+          actor.key,
+          batch.map((p) => p.command),
+        )
+        if (outcomes.length !== batch.length)
+          throw new Error('handler returned a wrong number of outcomes')
+      } catch (error) {
+        // a failed batch fails its commands, never the actor
+        log.error({ err: error, actor: actor.key, size: batch.length }, 'actor batch failed')
+        const e = toError(error)
+        outcomes = batch.map(() => ({ ok: false, error: e }))
+      }
+      totals.batches++
+      totals.commands += batch.length
+      batchSize?.observe(batch.length)
+      batch.forEach((pending, i) => {
+        const outcome = outcomes[i]!
+        commands?.inc({ result: outcome.ok ? 'ok' : 'rejected' })
+        if (outcome.ok) pending.resolve(outcome.value)
+        else pending.reject(outcome.error)
+      })
+    }
+    actor.processing = false
+    if (!accepting) {
+      actors.delete(actor.key)
+      if (actors.size === 0) settled?.()
+      return
+    }
+    actor.idleTimer = setTimeout(() => {
+      if (!actor.processing && actor.mailbox.length === 0) actors.delete(actor.key)
+    }, idleMs)
+    actor.idleTimer.unref?.()
+  }
+
+  /** Drain stage: refuse new commands, let every mailbox finish, passivate all. */
+  async function drain() {
+    accepting = false
+    for (const actor of actors.values()) {
+      clearTimeout(actor.idleTimer)
+      if (!actor.processing) actors.delete(actor.key)
+    }
+    if (actors.size > 0) await new Promise<void>((resolve) => (settled = resolve))
+  }
+
+  return {
+    ask,
+    drain,
+    close: drain,
+    stats: () => ({
+      live: actors.size,
+      mailboxDepth: depth(),
+      batches: totals.batches,
+      commands: totals.commands,
+      meanBatchSize: totals.batches === 0 ? 0 : totals.commands / totals.batches,
+    }),
+  }
+}

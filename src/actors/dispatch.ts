@@ -1,0 +1,29 @@
+import type { BatchHandler, Outcome } from './actor-system'
+
+/**
+ * Routes a batch of tagged commands to one handler per tag, keeping order:
+ * each run of consecutive commands with the same tag goes to its handler as
+ * one sub-batch (256 grants in a row are still one transaction). The runtime
+ * knows the tags only; each room supplies the handler for its own commands.
+ */
+export type Tagged = { type: string }
+
+export type Handlers<C extends Tagged, R> = {
+  [T in C['type']]: BatchHandler<Extract<C, { type: T }>, R>
+}
+
+export function dispatchByType<C extends Tagged, R>(handlers: Handlers<C, R>): BatchHandler<C, R> {
+  return async (key, batch) => {
+    const out: Outcome<R>[] = []
+    let start = 0
+    while (start < batch.length) {
+      const type = batch[start]!.type as C['type']
+      let end = start + 1
+      while (end < batch.length && batch[end]!.type === type) end++
+      const handler = handlers[type] as BatchHandler<C, R>
+      out.push(...(await handler(key, batch.slice(start, end))))
+      start = end
+    }
+    return out
+  }
+}

@@ -1,0 +1,104 @@
+import type { Kysely } from 'kysely'
+import type { Logger } from 'pino'
+import type { DB } from '../db/schema'
+import { Conflict, IdempotencyConflict, ValidationFailed } from '../errors'
+import * as repo from './repository'
+
+/**
+ * Idempotency-Key for mutating POSTs (API.md). Per user and key:
+ *   absent ──claim──▶ in_flight ──success──▶ completed (replayed for 24 h)
+ *                         └──error──▶ absent (the failed request changed nothing: a retry runs again)
+ * The same key with another method, path or body is 409 idempotency_conflict;
+ * a second request while the first runs is 409 conflict. An in_flight record
+ * whose process died is taken over once its hold expires.
+ *
+ * `run` hands the operation a command key derived from the header, so the
+ * effect underneath (a ledger entry) is exactly-once even if this record is lost.
+ */
+export type Idempotency = ReturnType<typeof makeIdempotency>
+
+export type IdempotentCall = {
+  request: Request
+  set: { status?: number | string; headers: Record<string, string | number> }
+  userId: string
+  body: unknown
+}
+
+const KEY = /^[\x20-\x7E]{1,255}$/
+const KEEP_MS = 24 * 60 * 60 * 1000
+/** How long an in-flight claim holds before another request may take it over. */
+const HOLD_MS = 60_000
+const SWEEP_EVERY_MS = 10 * 60 * 1000
+const SWEEP_BATCH = 1000
+
+export function makeIdempotency(db: Kysely<DB>, log: Logger) {
+  const sweeper = setInterval(() => void sweep(), SWEEP_EVERY_MS)
+  sweeper.unref?.()
+
+  async function sweep() {
+    try {
+      let removed: number
+      do removed = await repo.sweepExpired(db, SWEEP_BATCH)
+      while (removed === SWEEP_BATCH)
+    } catch (err) {
+      log.warn({ err }, 'idempotency sweep failed')
+    }
+  }
+
+  async function run<T>(
+    call: IdempotentCall,
+    operation: (commandKey: string) => Promise<T>,
+  ): Promise<T> {
+    const key = call.request.headers.get('idempotency-key')
+    if (key === null) return operation(`auto:${Bun.randomUUIDv7()}`)
+    if (!KEY.test(key))
+      throw new ValidationFailed([
+        {
+          path: '/headers/idempotency-key',
+          message: 'Expected 1 to 255 printable ASCII characters',
+        },
+      ])
+    const url = new URL(call.request.url)
+    const hash = new Bun.CryptoHasher('sha256')
+      .update(`${call.request.method} ${url.pathname}\n${stableStringify(call.body)}`)
+      .digest('hex')
+
+    let claimed = await repo.claimKey(db, call.userId, key, hash, HOLD_MS)
+    if (!claimed) {
+      await repo.deleteExpiredKey(db, call.userId, key)
+      claimed = await repo.claimKey(db, call.userId, key, hash, HOLD_MS)
+    }
+    if (!claimed) {
+      const prior = await repo.findKey(db, call.userId, key)
+      if (!prior) throw new Conflict('A request with this Idempotency-Key just finished; retry')
+      if (prior.request_hash !== hash) throw new IdempotencyConflict()
+      if (prior.state === 'in_flight')
+        throw new Conflict('A request with this Idempotency-Key is still in progress')
+      call.set.status = prior.response_status ?? 200
+      call.set.headers['idempotent-replayed'] = 'true'
+      return prior.response_body as T
+    }
+    try {
+      const result = await operation(`idem:${key}`)
+      const status = typeof call.set.status === 'number' ? call.set.status : 200
+      await repo.completeKey(db, call.userId, key, status, result, KEEP_MS)
+      return result
+    } catch (error) {
+      await repo.releaseKey(db, call.userId, key).catch(() => {})
+      throw error
+    }
+  }
+
+  return { run, sweep, close: () => clearInterval(sweeper) }
+}
+
+/** JSON with sorted keys, so `{a,b}` and `{b,a}` are the same request. */
+export function stableStringify(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`
+  if (value && typeof value === 'object')
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableStringify((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`
+  return JSON.stringify(value) ?? 'null'
+}

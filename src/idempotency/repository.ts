@@ -1,0 +1,82 @@
+import { sql, type Kysely } from 'kysely'
+import type { DB } from '../db/schema'
+
+export async function claimKey(
+  db: Kysely<DB>,
+  userId: string,
+  key: string,
+  requestHash: string,
+  holdMs: number,
+) {
+  const row = await db
+    .insertInto('idempotency_keys')
+    .values({
+      user_id: userId,
+      key,
+      request_hash: requestHash,
+      state: 'in_flight',
+      expires_at: new Date(Date.now() + holdMs),
+    })
+    .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
+    .returning('key')
+    .executeTakeFirst()
+  return row !== undefined
+}
+
+export function findKey(db: Kysely<DB>, userId: string, key: string) {
+  return db
+    .selectFrom('idempotency_keys')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .where('key', '=', key)
+    .executeTakeFirst()
+}
+
+export function completeKey(
+  db: Kysely<DB>,
+  userId: string,
+  key: string,
+  status: number,
+  body: unknown,
+  keepMs: number,
+) {
+  return db
+    .updateTable('idempotency_keys')
+    .set({
+      state: 'completed',
+      response_status: status,
+      // bound as text: postgres.js would JSON-encode a string bound as jsonb a second time
+      response_body: sql`${JSON.stringify(body ?? null)}::text::jsonb`,
+      expires_at: new Date(Date.now() + keepMs),
+    })
+    .where('user_id', '=', userId)
+    .where('key', '=', key)
+    .execute()
+}
+
+export function releaseKey(db: Kysely<DB>, userId: string, key: string) {
+  return db
+    .deleteFrom('idempotency_keys')
+    .where('user_id', '=', userId)
+    .where('key', '=', key)
+    .execute()
+}
+
+export function deleteExpiredKey(db: Kysely<DB>, userId: string, key: string) {
+  return db
+    .deleteFrom('idempotency_keys')
+    .where('user_id', '=', userId)
+    .where('key', '=', key)
+    .where('expires_at', '<', sql<Date>`now()`)
+    .execute()
+}
+
+/** Deletes at most `limit` expired records; returns how many. */
+export async function sweepExpired(db: Kysely<DB>, limit: number) {
+  const result = await sql`
+    delete from idempotency_keys where (user_id, key) in (
+      select user_id, key from idempotency_keys where expires_at < now() limit ${limit})`.execute(
+    db,
+  )
+  return Number(result.numAffectedRows ?? 0)
+}

@@ -1,0 +1,12 @@
+import type { ColumnType } from 'kysely'
+
+export interface IdempotencyKeyTable {
+  user_id: string
+  key: string
+  request_hash: string
+  state: 'in_flight' | 'completed'
+  response_status: number | null
+  response_body: unknown
+  created_at: ColumnType<Date, never, never>
+  expires_at: Date
+}

@@ -1,0 +1,37 @@
+import type { Kysely } from 'kysely'
+import type { BatchHandler } from '../actors/actor-system'
+import type { DB } from '../db/schema'
+import { AppError, Unavailable } from '../errors'
+import type { LedgerCommand, LedgerResult } from './commands'
+import { applyLedgerBatch } from './service'
+
+/** The user actor's ledger commands, as they travel through its mailbox. */
+export type LedgerMessage = { type: 'ledger'; command: LedgerCommand }
+
+/** Asks the owning user actor; the only way callers change credits. */
+export type Ask = (userId: string, message: LedgerMessage) => Promise<LedgerResult>
+
+/** One ledger_apply per run of ledger commands: a batch of 256 charges is one commit. */
+export function ledgerHandler(db: Kysely<DB>): BatchHandler<LedgerMessage, LedgerResult> {
+  return async (userId, batch) => {
+    try {
+      return await applyLedgerBatch(
+        db,
+        userId,
+        batch.map((m) => m.command),
+      )
+    } catch (error) {
+      if (error instanceof AppError) throw error
+      // the database did not answer or refused the batch: nothing was applied, retry is safe
+      throw new Unavailable('Could not reach the ledger; retry', 1, error)
+    }
+  }
+}
+
+export type Credits = ReturnType<typeof makeCredits>
+
+export function makeCredits(ask: Ask) {
+  return {
+    apply: (userId: string, command: LedgerCommand) => ask(userId, { type: 'ledger', command }),
+  }
+}

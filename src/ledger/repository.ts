@@ -1,0 +1,82 @@
+import { sql, type Kysely, type Transaction } from 'kysely'
+import type { DB } from '../db/schema'
+import type { LedgerCommand } from './commands'
+
+type Q = Kysely<DB> | Transaction<DB>
+
+/** Raw outcome of ledger_apply (sql/0002_ledger.sql), one per command. */
+export type AppliedRow =
+  | { ok: true; replayed?: boolean; entry: Record<string, unknown> }
+  | { ok: false; code: 'insufficient_credits'; required: number; available: number }
+  | { ok: false; code: 'idempotency_conflict' }
+
+/**
+ * One round trip: lock the account row, apply every command in order, insert
+ * the entries, update the balance once. Inside `trx` it joins that transaction
+ * (a generation's charge commits with its rows); otherwise it is its own.
+ */
+export async function applyCommands(q: Q, userId: string, commands: readonly LedgerCommand[]) {
+  const payload = commands.map((c) => ({ ...c, id: Bun.randomUUIDv7() }))
+  const { rows } = await sql<{ r: { balance: number; results: AppliedRow[] } }>`
+    select ledger_apply(${userId}::uuid, ${JSON.stringify(payload)}::text::jsonb) as r`.execute(q)
+  return rows[0]!.r
+}
+
+export async function readBalance(q: Q, userId: string): Promise<number> {
+  const row = await q
+    .selectFrom('credit_accounts')
+    .select('balance')
+    .where('user_id', '=', userId)
+    .executeTakeFirst()
+  return row ? Number(row.balance) : 0
+}
+
+export function listEntries(q: Q, userId: string, limit: number, beforeSeq?: number) {
+  let query = q
+    .selectFrom('ledger_entries')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .orderBy('seq', 'desc')
+    .limit(limit)
+  if (beforeSeq !== undefined) query = query.where('seq', '<', beforeSeq)
+  return query.execute()
+}
+
+export function userExists(q: Q, userId: string) {
+  return q.selectFrom('users').select('id').where('id', '=', userId).executeTakeFirst()
+}
+
+/**
+ * Accounts whose balance differs from the sum of their entries, or with an
+ * entry whose balance_after does not follow from the previous one. Set-based:
+ * one scan of each table, whatever the number of users.
+ */
+export async function ledgerMismatches(q: Q) {
+  const { rows } = await sql<{ user_id: string; balance: number; sum_of_entries: number }>`
+    with sums as (
+      select a.user_id, a.balance, coalesce(sum(e.amount), 0)::bigint as sum_of_entries
+      from credit_accounts a left join ledger_entries e on e.user_id = a.user_id
+      group by a.user_id, a.balance
+    ), chained as (
+      select user_id, seq, amount, balance_after,
+        lag(balance_after, 1, 0::bigint) over w as previous_balance,
+        lag(seq, 1, 0::bigint) over w as previous_seq
+      from ledger_entries
+      window w as (partition by user_id order by seq)
+    )
+    select user_id, balance, sum_of_entries from sums
+    where balance <> sum_of_entries
+       or user_id in (
+         select user_id from chained
+         where balance_after <> previous_balance + amount or seq <> previous_seq + 1)
+    order by user_id`.execute(q)
+  return rows
+}
+
+export async function countAccounts(q: Q) {
+  const row = await q
+    .selectFrom('credit_accounts')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}
