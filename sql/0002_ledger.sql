@@ -43,13 +43,18 @@ create table processed_webhooks (
 --   {kind, amount > 0, id, reason, key?, generationId?, refundOf?, externalId?}
 -- A command whose key exists replays its entry (or is an idempotency_conflict
 -- when kind or amount differ); a charge beyond the balance is rejected alone.
+-- Keys are unique within one call (the caller folds repeats, see
+-- src/ledger/repository.ts), which keeps this linear in the batch size.
 -- Returns {balance, results: [{ok, entry?, replayed?, code?, required?, available?}]}.
 create function ledger_apply(p_user_id uuid, p_commands jsonb) returns jsonb
 language plpgsql as $$
 declare
   v_balance bigint;
   v_seq bigint;
-  v_results jsonb := '[]'::jsonb;
+  v_now timestamptz := now();
+  v_results jsonb[] := '{}';
+  v_rows ledger_entries[] := '{}';
+  v_known jsonb;
   v_cmd jsonb;
   v_kind text;
   v_amount bigint;
@@ -57,13 +62,23 @@ declare
   v_key text;
   v_external text;
   v_owner uuid;
-  v_prior ledger_entries;
+  v_prior jsonb;
   v_entry ledger_entries;
-  v_changed boolean := false;
 begin
-  insert into credit_accounts (user_id) values (p_user_id) on conflict (user_id) do nothing;
-  select balance, last_seq into strict v_balance, v_seq
+  select balance, last_seq into v_balance, v_seq
     from credit_accounts where user_id = p_user_id for update;
+  if not found then
+    -- the first entry of a user opens the account
+    insert into credit_accounts (user_id) values (p_user_id) on conflict (user_id) do nothing;
+    select balance, last_seq into strict v_balance, v_seq
+      from credit_accounts where user_id = p_user_id for update;
+  end if;
+
+  -- every key of the batch that already has an entry, in one index scan
+  select coalesce(jsonb_object_agg(e.idempotency_key, to_jsonb(e)), '{}'::jsonb) into v_known
+    from ledger_entries e
+    where e.user_id = p_user_id
+      and e.idempotency_key in (select c ->> 'key' from jsonb_array_elements(p_commands) c);
 
   for v_cmd in select value from jsonb_array_elements(p_commands) loop
     v_kind := v_cmd ->> 'kind';
@@ -78,46 +93,56 @@ begin
       if not found then
         select user_id into v_owner from processed_webhooks where id = v_external;
         if v_owner <> p_user_id then
-          v_results := v_results || jsonb_build_array(jsonb_build_object('ok', false, 'code', 'idempotency_conflict'));
+          v_results := v_results || jsonb_build_object('ok', false, 'code', 'idempotency_conflict');
           continue;
         end if;
       end if;
     end if;
 
-    if v_key is not null then
-      select * into v_prior from ledger_entries where user_id = p_user_id and idempotency_key = v_key;
-      if found then
-        if v_prior.kind = v_kind and v_prior.amount = v_signed then
-          v_results := v_results || jsonb_build_array(jsonb_build_object('ok', true, 'replayed', true, 'entry', to_jsonb(v_prior)));
-        else
-          v_results := v_results || jsonb_build_array(jsonb_build_object('ok', false, 'code', 'idempotency_conflict'));
-        end if;
-        continue;
+    v_prior := case when v_key is null then null else v_known -> v_key end;
+    if v_prior is not null then
+      if v_prior ->> 'kind' = v_kind and (v_prior ->> 'amount')::bigint = v_signed then
+        v_results := v_results || jsonb_build_object('ok', true, 'replayed', true, 'entry', v_prior);
+      else
+        v_results := v_results || jsonb_build_object('ok', false, 'code', 'idempotency_conflict');
       end if;
+      continue;
     end if;
 
     if v_balance + v_signed < 0 then
-      v_results := v_results || jsonb_build_array(jsonb_build_object(
-        'ok', false, 'code', 'insufficient_credits', 'required', v_amount, 'available', v_balance));
+      v_results := v_results || jsonb_build_object(
+        'ok', false, 'code', 'insufficient_credits', 'required', v_amount, 'available', v_balance);
       continue;
     end if;
 
     v_balance := v_balance + v_signed;
     v_seq := v_seq + 1;
-    insert into ledger_entries
-      (id, user_id, seq, amount, balance_after, kind, reason, generation_id, refund_of, idempotency_key)
-    values (
+    v_entry := row(
       (v_cmd ->> 'id')::uuid, p_user_id, v_seq, v_signed, v_balance, v_kind, v_cmd ->> 'reason',
-      (v_cmd ->> 'generationId')::uuid, (v_cmd ->> 'refundOf')::uuid, v_key)
-    returning * into v_entry;
-    v_changed := true;
-    v_results := v_results || jsonb_build_array(jsonb_build_object('ok', true, 'entry', to_jsonb(v_entry)));
+      (v_cmd ->> 'generationId')::uuid, (v_cmd ->> 'refundOf')::uuid, v_key, v_now)::ledger_entries;
+    v_rows := v_rows || v_entry;
+    v_results := v_results || jsonb_build_object('ok', true, 'entry', to_jsonb(v_entry));
   end loop;
 
-  if v_changed then
-    update credit_accounts set balance = v_balance, last_seq = v_seq, updated_at = now()
+  if cardinality(v_rows) > 0 then
+    -- one statement for the whole batch
+    insert into ledger_entries select * from unnest(v_rows);
+    update credit_accounts set balance = v_balance, last_seq = v_seq, updated_at = v_now
       where user_id = p_user_id;
   end if;
-  return jsonb_build_object('balance', v_balance, 'results', v_results);
+  return jsonb_build_object('balance', v_balance, 'results', to_jsonb(v_results));
 end
+$$;
+
+-- Several users' batches in one transaction (one commit, one fsync). Account
+-- rows are locked in user id order, so two such calls never deadlock. If any
+-- batch fails, the whole call rolls back and the caller retries each batch on
+-- its own (src/ledger/writer.ts), so one bad batch never fails another's.
+create function ledger_apply_many(p_batches jsonb) returns jsonb
+language sql as $$
+  select coalesce(jsonb_object_agg(b ->> 'userId', ledger_apply((b ->> 'userId')::uuid, b -> 'commands')), '{}'::jsonb)
+  from (
+    select value as b from jsonb_array_elements(p_batches)
+    order by (value ->> 'userId')::uuid
+  ) ordered
 $$;

@@ -19,6 +19,7 @@ import { ledgerHandler, makeCredits, type LedgerMessage } from './ledger/credits
 import type { LedgerResult } from './ledger/commands'
 import { creditAdminRoutes, creditRoutes } from './ledger/routes'
 import { readBalance } from './ledger/service'
+import { makeLedgerWriter } from './ledger/writer'
 import { adminStatsRoutes } from './stats/admin-routes'
 import { userRoutes } from './users/routes'
 import { makeUsers } from './users/service'
@@ -58,7 +59,9 @@ export async function buildInstance(config: Config, log: Logger) {
   type UserMessage = LedgerMessage
   const userActors = makeActorSystem<UserMessage, LedgerResult>({
     name: 'user_actor',
-    handle: dispatchByType<UserMessage, LedgerResult>({ ledger: ledgerHandler(database.db) }),
+    handle: dispatchByType<UserMessage, LedgerResult>({
+      ledger: ledgerHandler(makeLedgerWriter(database.db)),
+    }),
     log: log.child({ room: 'actors' }),
     metrics,
     mailboxCapacity: config.ACTOR_MAILBOX_CAPACITY,

@@ -69,7 +69,12 @@ function makePostgres(url: string, options: DatabaseOptions): Database {
     ping: async () => {
       await sql`select 1`.execute(db)
     },
-    close: () => db.destroy(),
+    // kysely skips its driver's destroy when it never ran a query, so the client is ended
+    // here too: a closed Database must refuse work instead of opening a fresh pool
+    close: async () => {
+      await db.destroy()
+      await client.end()
+    },
   }
 }
 

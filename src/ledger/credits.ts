@@ -1,9 +1,8 @@
-import type { Kysely } from 'kysely'
 import type { BatchHandler } from '../actors/actor-system'
-import type { DB } from '../db/schema'
 import { AppError, Unavailable } from '../errors'
 import type { LedgerCommand, LedgerResult } from './commands'
-import { applyLedgerBatch } from './service'
+import { toOutcomes } from './service'
+import type { LedgerWriter } from './writer'
 
 /** The user actor's ledger commands, as they travel through its mailbox. */
 export type LedgerMessage = { type: 'ledger'; command: LedgerCommand }
@@ -11,14 +10,18 @@ export type LedgerMessage = { type: 'ledger'; command: LedgerCommand }
 /** Asks the owning user actor; the only way callers change credits. */
 export type Ask = (userId: string, message: LedgerMessage) => Promise<LedgerResult>
 
-/** One ledger_apply per run of ledger commands: a batch of 256 charges is one commit. */
-export function ledgerHandler(db: Kysely<DB>): BatchHandler<LedgerMessage, LedgerResult> {
+/**
+ * One ledger_apply per run of ledger commands: a batch of 256 charges is one
+ * commit, and the writer puts several users' batches into that commit too.
+ */
+export function ledgerHandler(writer: LedgerWriter): BatchHandler<LedgerMessage, LedgerResult> {
   return async (userId, batch) => {
     try {
-      return await applyLedgerBatch(
-        db,
-        userId,
-        batch.map((m) => m.command),
+      return toOutcomes(
+        await writer.apply(
+          userId,
+          batch.map((m) => m.command),
+        ),
       )
     } catch (error) {
       if (error instanceof AppError) throw error

@@ -10,16 +10,56 @@ export type AppliedRow =
   | { ok: false; code: 'insufficient_credits'; required: number; available: number }
   | { ok: false; code: 'idempotency_conflict' }
 
+export type AppliedBatch = { balance: number; results: AppliedRow[] }
+
+/**
+ * Folds repeated keys within one batch (a double click landing in one group
+ * commit): ledger_apply sees each key once, and the repeat gets the first's
+ * result as a replay, or an idempotency_conflict when its kind or amount differ.
+ */
+export function prepareBatch(commands: readonly LedgerCommand[]) {
+  const firstByKey = new Map<string, number>()
+  const unique: (LedgerCommand & { id: string })[] = []
+  const slot = commands.map((c) => {
+    const seen = firstByKey.get(c.key)
+    if (seen !== undefined) return seen
+    firstByKey.set(c.key, unique.length)
+    unique.push({ ...c, id: Bun.randomUUIDv7() })
+    return unique.length - 1
+  })
+  return {
+    payload: unique,
+    expand(applied: AppliedBatch): AppliedBatch {
+      const taken = new Set<number>()
+      const results = commands.map((c, i): AppliedRow => {
+        const j = slot[i]!
+        const first = applied.results[j]!
+        if (!taken.has(j)) {
+          taken.add(j)
+          return first
+        }
+        const original = unique[j]!
+        if (original.kind !== c.kind || original.amount !== c.amount)
+          return { ok: false, code: 'idempotency_conflict' }
+        return first.ok ? { ...first, replayed: true } : first
+      })
+      return { balance: applied.balance, results }
+    },
+  }
+}
+
 /**
  * One round trip: lock the account row, apply every command in order, insert
  * the entries, update the balance once. Inside `trx` it joins that transaction
  * (a generation's charge commits with its rows); otherwise it is its own.
  */
 export async function applyCommands(q: Q, userId: string, commands: readonly LedgerCommand[]) {
-  const payload = commands.map((c) => ({ ...c, id: Bun.randomUUIDv7() }))
-  const { rows } = await sql<{ r: { balance: number; results: AppliedRow[] } }>`
-    select ledger_apply(${userId}::uuid, ${JSON.stringify(payload)}::text::jsonb) as r`.execute(q)
-  return rows[0]!.r
+  const batch = prepareBatch(commands)
+  const { rows } = await sql<{ r: AppliedBatch }>`
+    select ledger_apply(${userId}::uuid, ${JSON.stringify(batch.payload)}::text::jsonb) as r`.execute(
+    q,
+  )
+  return batch.expand(rows[0]!.r)
 }
 
 export async function readBalance(q: Q, userId: string): Promise<number> {

@@ -30,7 +30,11 @@ export async function applyLedgerBatch(
   userId: string,
   commands: readonly LedgerCommand[],
 ): Promise<Outcome<LedgerResult>[]> {
-  const { balance, results } = await repo.applyCommands(q, userId, commands)
+  return toOutcomes(await repo.applyCommands(q, userId, commands))
+}
+
+/** One outcome per command of an applied batch. */
+export function toOutcomes({ balance, results }: repo.AppliedBatch): Outcome<LedgerResult>[] {
   return results.map((r): Outcome<LedgerResult> => {
     if (r.ok)
       return {

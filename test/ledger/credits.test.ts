@@ -122,6 +122,24 @@ describe('grants and idempotency', () => {
     expect((await api.get('/v1/credits', token)).json.balance).toBe(25 + 7)
   })
 
+  it('has one effect for a key repeated inside one batch, and rejects a repeat with another amount', async () => {
+    const { user } = await api.register()
+    const same = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        inst.credits.apply(user.id, { kind: 'grant', amount: 9, reason: 'x', key: 'dup' }),
+      ),
+    )
+    expect(new Set(same.map((r) => r.entry.id)).size).toBe(1)
+    expect(same.filter((r) => !r.replayed)).toHaveLength(1)
+    const mixed = await Promise.allSettled([
+      inst.credits.apply(user.id, { kind: 'grant', amount: 4, reason: 'x', key: 'dup2' }),
+      inst.credits.apply(user.id, { kind: 'grant', amount: 5, reason: 'x', key: 'dup2' }),
+    ])
+    expect(mixed[0].status).toBe('fulfilled')
+    expect(mixed[1]).toMatchObject({ status: 'rejected', reason: { code: 'idempotency_conflict' } })
+    expect(await readBalance(inst.database.db, user.id)).toBe(25 + 9 + 4)
+  })
+
   it('refuses an unknown user with 422 and a bad key with 422', async () => {
     const res = await grant(crypto.randomUUID(), 10)
     expect(res.status).toBe(422)

@@ -1,0 +1,231 @@
+import { describe, expect, it } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ConfigError, DEV_JWT_SECRET, loadConfig } from '../../src/config/config'
+import { EnvSchema } from '../../src/config/schema'
+
+/** A production environment that passes every rule; each test breaks one. */
+const PRODUCTION = {
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgres://atelier@db.internal:5432/atelier',
+  REDIS_URL: 'redis://cache.internal:6379',
+  JWT_SECRET: 'x'.repeat(32),
+  ALLOWED_ORIGINS: 'https://app.example.com',
+}
+
+function refusal(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env)
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError)
+    return error as ConfigError
+  }
+  throw new Error('loadConfig accepted a configuration it should refuse')
+}
+
+describe('production refusals', () => {
+  it('accepts a complete production configuration', () => {
+    const config = loadConfig(PRODUCTION)
+    expect(config.mode).toBe('server')
+    expect(config.usingDevSecret).toBe(false)
+  })
+
+  it('refuses embedded mode (no DATABASE_URL) and says to set DATABASE_URL', () => {
+    const error = refusal({ ...PRODUCTION, DATABASE_URL: undefined })
+    expect(error.problems).toHaveLength(1)
+    expect(error.problems[0]).toStartWith('DATABASE_URL:')
+    expect(error.message).toContain('set DATABASE_URL to postgres://')
+  })
+
+  it('refuses a missing JWT_SECRET and says how to make one', () => {
+    const error = refusal({ ...PRODUCTION, JWT_SECRET: undefined })
+    expect(error.problems).toHaveLength(1)
+    expect(error.problems[0]).toStartWith('JWT_SECRET:')
+    expect(error.message).toContain('openssl rand -hex 32')
+  })
+
+  it('refuses a JWT_SECRET shorter than 32 bytes', () => {
+    const error = refusal({ ...PRODUCTION, JWT_SECRET: 'x'.repeat(31) })
+    expect(error.problems[0]).toStartWith('JWT_SECRET:')
+    expect(error.message).toContain('32 bytes')
+  })
+
+  it('counts JWT_SECRET length in bytes, not characters', () => {
+    // 16 characters of 2 bytes each: 32 bytes in UTF-8
+    expect(loadConfig({ ...PRODUCTION, JWT_SECRET: 'é'.repeat(16) }).jwtSecret).toBe('é'.repeat(16))
+  })
+
+  it('accepts a missing JWT_SECRET when JWKS_URL is set', () => {
+    const config = loadConfig({
+      ...PRODUCTION,
+      JWT_SECRET: undefined,
+      JWKS_URL: 'https://id.example.com/.well-known/jwks.json',
+    })
+    expect(config.jwtSecret).toBeUndefined()
+    expect(config.usingDevSecret).toBe(false)
+  })
+
+  it('refuses a missing REDIS_URL and says to set it', () => {
+    const error = refusal({ ...PRODUCTION, REDIS_URL: undefined })
+    expect(error.problems).toHaveLength(1)
+    expect(error.problems[0]).toStartWith('REDIS_URL:')
+    expect(error.message).toContain('set REDIS_URL to redis://')
+  })
+
+  it('refuses a wildcard in ALLOWED_ORIGINS and says to list each origin', () => {
+    for (const origins of ['*', 'https://app.example.com, https://*.example.com']) {
+      const error = refusal({ ...PRODUCTION, ALLOWED_ORIGINS: origins })
+      expect(error.problems).toHaveLength(1)
+      expect(error.problems[0]).toStartWith('ALLOWED_ORIGINS:')
+      expect(error.message).toContain('list each origin')
+    }
+  })
+
+  it('reports every refusal at once', () => {
+    const error = refusal({ NODE_ENV: 'production', ALLOWED_ORIGINS: '*' })
+    expect(error.problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'ALLOWED_ORIGINS',
+      'DATABASE_URL',
+      'JWT_SECRET',
+      'REDIS_URL',
+    ])
+  })
+
+  it('allows embedded mode, no Redis and the development secret outside production', () => {
+    for (const NODE_ENV of ['development', 'test', undefined]) {
+      const config = loadConfig({ NODE_ENV, ALLOWED_ORIGINS: '*' })
+      expect(config.mode).toBe('embedded')
+      expect(config.usingDevSecret).toBe(true)
+      expect(config.jwtSecret).toBe(DEV_JWT_SECRET)
+    }
+  })
+})
+
+describe('types', () => {
+  it('refuses PORT=abc, naming the variable and an example value', () => {
+    const error = refusal({ PORT: 'abc' })
+    expect(error.problems.length).toBeGreaterThan(0)
+    expect(error.problems.every((p) => p.startsWith('PORT:'))).toBe(true)
+    expect(error.message).toContain('set PORT to a TCP port such as 3000')
+  })
+
+  it('refuses out-of-range numbers, unknown enums and malformed URLs', () => {
+    const names = (env: Record<string, string>) =>
+      new Set(refusal(env).problems.map((p) => p.split(':')[0]))
+    expect(names({ PORT: '70000' })).toEqual(new Set(['PORT']))
+    expect(names({ DB_POOL_MAX: '0' })).toEqual(new Set(['DB_POOL_MAX']))
+    expect(names({ NODE_ENV: 'staging' })).toEqual(new Set(['NODE_ENV']))
+    expect(names({ LOG_LEVEL: 'loud' })).toEqual(new Set(['LOG_LEVEL']))
+    expect(names({ MIGRATE_ON_START: 'perhaps' })).toEqual(new Set(['MIGRATE_ON_START']))
+    expect(names({ DATABASE_URL: 'mysql://db/atelier' })).toEqual(new Set(['DATABASE_URL']))
+    expect(names({ REDIS_URL: 'http://cache' })).toEqual(new Set(['REDIS_URL']))
+  })
+
+  it('converts numbers and booleans from their string form', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      MIGRATE_ON_START: 'false',
+      TRUST_PROXY: 'true',
+      MAX_BODY_BYTES: '2048',
+    })
+    expect(config.PORT).toBe(8080)
+    expect(config.MIGRATE_ON_START).toBe(false)
+    expect(config.TRUST_PROXY).toBe(true)
+    expect(config.MAX_BODY_BYTES).toBe(2048)
+  })
+
+  it('treats empty and blank values as unset', () => {
+    const config = loadConfig({ PORT: '', DATABASE_URL: '   ', JWT_SECRET: '' })
+    expect(config.PORT).toBe(3000)
+    expect(config.mode).toBe('embedded')
+    expect(config.usingDevSecret).toBe(true)
+  })
+})
+
+describe('defaults and shape', () => {
+  it('fills documented defaults from an empty environment', () => {
+    const config = loadConfig({})
+    expect(config).toMatchObject({
+      NODE_ENV: 'development',
+      PORT: 3000,
+      HOST: '0.0.0.0',
+      LOG_LEVEL: 'info',
+      DATA_DIR: './data',
+      DB_POOL_MAX: 10,
+      DB_STATEMENT_TIMEOUT_MS: 15_000,
+      MIGRATE_ON_START: true,
+      REDIS_PREFIX: 'atelier:',
+      JWT_TTL_SECONDS: 86_400,
+      SIGNUP_CREDITS: 0,
+      TRUST_PROXY: false,
+      MAX_BODY_BYTES: 1024 * 1024,
+      DRAIN_TIMEOUT_MS: 10_000,
+      mode: 'embedded',
+    })
+    expect(config.DATABASE_URL).toBeUndefined()
+    expect(config.REDIS_URL).toBeUndefined()
+    expect(config.allowedOrigins).toEqual(['http://localhost:3000'])
+    expect(config.instanceId.length).toBeGreaterThan(0)
+  })
+
+  it('derives instance id, region, admin emails and origins', () => {
+    const config = loadConfig({
+      FLY_MACHINE_ID: 'machine-1',
+      FLY_REGION: 'ams',
+      ADMIN_EMAILS: ' Boss@Example.com , ops@example.com,',
+      ALLOWED_ORIGINS: 'https://a.example.com, https://b.example.com',
+    })
+    expect(config.instanceId).toBe('machine-1')
+    expect(config.region).toBe('ams')
+    expect([...config.adminEmails]).toEqual(['boss@example.com', 'ops@example.com'])
+    expect(config.allowedOrigins).toEqual(['https://a.example.com', 'https://b.example.com'])
+    expect(loadConfig({ INSTANCE_ID: 'i-1', FLY_MACHINE_ID: 'm' }).instanceId).toBe('i-1')
+  })
+
+  it('ignores variables the schema does not name', () => {
+    const config = loadConfig({ SOMETHING_ELSE: 'x' }) as Record<string, unknown>
+    expect(config.SOMETHING_ELSE).toBeUndefined()
+  })
+
+  it('returns a frozen object', () => {
+    const config = loadConfig({})
+    expect(Object.isFrozen(config)).toBe(true)
+    expect(() => {
+      ;(config as { PORT: number }).PORT = 1
+    }).toThrow(TypeError)
+    expect(config.PORT).toBe(3000)
+  })
+})
+
+describe('.env.example', () => {
+  const text = readFileSync(join(import.meta.dir, '..', '..', '.env.example'), 'utf8')
+  const lines = text.split('\n')
+  const entries = new Map(
+    lines.flatMap((line, i) => {
+      const m = line.match(/^([A-Z0-9_]+)=(.*)$/)
+      return m ? [[m[1]!, { value: m[2]!, comment: lines[i - 1] ?? '' }] as const] : []
+    }),
+  )
+
+  it('documents every variable of the schema, and only those, each with a comment', () => {
+    expect([...entries.keys()].sort()).toEqual(Object.keys(EnvSchema.properties).sort())
+    for (const [name, { comment }] of entries) {
+      expect(comment, name).toStartWith('# ')
+    }
+  })
+
+  it('shows each default the schema applies', () => {
+    const defaults = loadConfig({}) as Record<string, unknown>
+    for (const [name, schema] of Object.entries(EnvSchema.properties)) {
+      const def = (schema as { default?: unknown }).default
+      expect(entries.get(name)?.value, name).toBe(def === undefined ? '' : String(def))
+      if (def !== undefined) expect(defaults[name], name).toEqual(def)
+    }
+  })
+
+  it('is itself a valid development configuration', () => {
+    expect(loadConfig(Object.fromEntries([...entries].map(([k, v]) => [k, v.value]))).mode).toBe(
+      'embedded',
+    )
+  })
+})

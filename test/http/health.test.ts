@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'bun:test'
+import pkg from '../../package.json'
+import { client } from '../support/http'
+import { useTestEnv } from '../support/env'
+
+const env = await useTestEnv()
+const inst = await env.instance({ INSTANCE_ID: 'health-1', FLY_REGION: 'ams' })
+const api = client(inst)
+
+function expectUnavailable(res: { status: number; headers: Headers; json: any }) {
+  expect(res.status).toBe(503)
+  expect(res.json.error.code).toBe('unavailable')
+  expect(res.json.error.requestId).toBe(res.headers.get('x-request-id'))
+  expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0)
+}
+
+describe('health', () => {
+  it('answers /health/live with 200', async () => {
+    const res = await api.get('/health/live')
+    expect(res.status).toBe(200)
+    expect(res.json).toEqual({ status: 'live' })
+  })
+
+  it('answers /health/ready with 200 when Postgres and Redis answer', async () => {
+    const res = await api.get('/health/ready')
+    expect(res.status).toBe(200)
+    expect(res.json).toEqual({ status: 'ready' })
+  })
+
+  it('details each dependency with its latency, the instance, region, version and uptime', async () => {
+    const res = await api.get('/health')
+    expect(res.status).toBe(200)
+    expect(res.json).toMatchObject({
+      status: 'ok',
+      instance: 'health-1',
+      region: 'ams',
+      version: pkg.version,
+    })
+    expect(res.json.uptimeSeconds).toBeGreaterThanOrEqual(0)
+    expect(Object.keys(res.json.checks).sort()).toEqual(['postgres', 'redis'])
+    for (const check of Object.values<any>(res.json.checks)) {
+      expect(check.ok).toBe(true)
+      expect(check.latencyMs).toBeGreaterThanOrEqual(0)
+    }
+  })
+
+  it('answers /health/ready 503 in the error shape once a dependency fails', async () => {
+    const broken = await env.instance()
+    await broken.redis!.quit()
+    const ready = await client(broken).get('/health/ready')
+    expectUnavailable(ready)
+    expect(ready.json.error.message).toContain('redis')
+    const details = await client(broken).get('/health')
+    expect(details.json.status).toBe('degraded')
+    expect(details.json.checks.redis.ok).toBe(false)
+    expect(details.json.checks.postgres.ok).toBe(true)
+    // liveness does not depend on anything
+    expect((await client(broken).get('/health/live')).status).toBe(200)
+  })
+
+  it('answers /health/ready 503 when Postgres does not answer', async () => {
+    const broken = await env.instance()
+    await broken.database.close()
+    const ready = await client(broken).get('/health/ready')
+    expectUnavailable(ready)
+    expect(ready.json.error.message).toContain('postgres')
+  })
+
+  it('answers /health/ready 503 as soon as the drain begins', async () => {
+    const draining = await env.instance()
+    expect((await client(draining).get('/health/ready')).status).toBe(200)
+    let readyDuringStage: number | undefined
+    draining.lifecycle.onDrain('probe', async () => {
+      readyDuringStage = (await client(draining).get('/health/ready')).status
+    })
+    expect(await draining.lifecycle.drain(5000)).toBe(true)
+    expect(readyDuringStage).toBe(503)
+    expectUnavailable(await client(draining).get('/health/ready'))
+    expect((await client(draining).get('/health')).json.status).toBe('draining')
+    expect((await client(draining).get('/health/live')).status).toBe(200)
+  })
+})
+
+describe('metrics', () => {
+  it('serves Prometheus text with the request duration histogram by route template', async () => {
+    await api.get('/health/live')
+    await api.get('/v1/no-such-thing')
+    const res = await api.get('/metrics')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toContain('text/plain')
+    expect(res.text).toContain('# TYPE http_request_duration_seconds histogram')
+    expect(res.text).toMatch(
+      /http_request_duration_seconds_count\{[^}]*method="GET"[^}]*route="\/health\/live"[^}]*status="200"[^}]*\} [1-9]/,
+    )
+    // unknown paths share one label: a scanner cannot blow up the series count
+    expect(res.text).not.toContain('/v1/no-such-thing')
+    expect(res.text).toContain('process_cpu_user_seconds_total')
+  })
+
+  it('requires METRICS_TOKEN as a bearer token when it is set', async () => {
+    const guarded = client(await env.instance({ METRICS_TOKEN: 'metrics-token-123' }))
+    const anonymous = await guarded.get('/metrics')
+    expect(anonymous.status).toBe(401)
+    expect(anonymous.json.error.code).toBe('unauthorized')
+    expect((await guarded.get('/metrics', 'wrong-token-1234')).status).toBe(401)
+    expect((await guarded.get('/metrics', 'metrics-token-12')).status).toBe(401)
+    const ok = await guarded.get('/metrics', 'metrics-token-123')
+    expect(ok.status).toBe(200)
+    expect(ok.text).toContain('http_request_duration_seconds')
+  })
+})
+
+describe('openapi', () => {
+  it('serves an OpenAPI 3 document listing the auth and me routes with their errors', async () => {
+    const res = await api.get('/openapi/json')
+    expect(res.status).toBe(200)
+    expect(res.json.openapi).toMatch(/^3\./)
+    expect(res.json.info.title).toBe('Atelier')
+    expect(res.json.paths['/v1/auth/register'].post).toBeDefined()
+    expect(res.json.paths['/v1/auth/login'].post).toBeDefined()
+    expect(res.json.paths['/v1/me'].get).toBeDefined()
+    expect(Object.keys(res.json.paths['/v1/auth/register'].post.responses)).toEqual(
+      expect.arrayContaining(['201', '409', '422']),
+    )
+    expect(res.json.paths['/v1/me'].get.security).toEqual([{ bearer: [] }])
+  })
+
+  it('serves the API docs page at /openapi', async () => {
+    const res = await api.get('/openapi')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toContain('text/html')
+  })
+})

@@ -1,0 +1,89 @@
+import { afterAll, describe, expect, it } from 'bun:test'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig } from '../../src/config/config'
+import { buildInstance, type Instance } from '../../src/server'
+import { client } from '../support/http'
+import { silentLog } from '../support/env'
+
+// PGlite boots in seconds; `bun test` alone gives a test 5 s
+const SLOW_MS = 30_000
+
+/** Embedded mode: no DATABASE_URL, no REDIS_URL, PGlite in DATA_DIR, nothing to install. */
+const dataDir = mkdtempSync(join(tmpdir(), 'atelier-embedded-'))
+const config = loadConfig({ DATA_DIR: dataDir })
+const open: Instance[] = []
+
+async function start() {
+  const inst = await buildInstance(config, silentLog)
+  open.push(inst)
+  return inst
+}
+
+afterAll(async () => {
+  for (const inst of open.splice(0)) await inst.close().catch(() => {})
+  rmSync(dataDir, { recursive: true, force: true })
+})
+
+describe('embedded mode', () => {
+  it('reads an empty environment as embedded, with the development secret', () => {
+    expect(config.mode).toBe('embedded')
+    expect(config.DATABASE_URL).toBeUndefined()
+    expect(config.REDIS_URL).toBeUndefined()
+    expect(config.usingDevSecret).toBe(true)
+  })
+
+  it(
+    'serves register, login and me on PGlite and is ready without Redis',
+    async () => {
+      const inst = await start()
+      expect(inst.database.kind).toBe('pglite')
+      expect(inst.redis).toBeUndefined()
+      const api = client(inst)
+
+      const ready = await api.get('/health/ready')
+      expect(ready.status).toBe(200)
+      const health = await api.get('/health')
+      expect(Object.keys(health.json.checks)).toEqual(['postgres'])
+      expect(health.json.checks.postgres.ok).toBe(true)
+
+      const reg = await api.post('/v1/auth/register', {
+        email: 'Embedded@Example.com',
+        password: 'a long password',
+      })
+      expect(reg.status).toBe(201)
+      const login = await api.post('/v1/auth/login', {
+        email: 'embedded@example.com',
+        password: 'a long password',
+      })
+      expect(login.status).toBe(200)
+      const me = await api.get('/v1/me', login.json.token)
+      expect(me.status).toBe(200)
+      expect(me.json).toMatchObject({ id: reg.json.user.id, email: 'embedded@example.com' })
+      expect(
+        (
+          await api.post('/v1/auth/login', {
+            email: 'embedded@example.com',
+            password: 'wrong password',
+          })
+        ).status,
+      ).toBe(401)
+    },
+    SLOW_MS,
+  )
+
+  it(
+    'keeps its data in DATA_DIR across a restart',
+    async () => {
+      for (const inst of open.splice(0)) await inst.close()
+      const again = await start()
+      const login = await client(again).post('/v1/auth/login', {
+        email: 'embedded@example.com',
+        password: 'a long password',
+      })
+      expect(login.status).toBe(200)
+    },
+    SLOW_MS,
+  )
+})
