@@ -18,12 +18,36 @@ import { makeIdempotency } from './idempotency/idempotency'
 import { ledgerHandler, makeCredits, type LedgerMessage } from './ledger/credits'
 import type { LedgerResult } from './ledger/commands'
 import { creditAdminRoutes, creditRoutes } from './ledger/routes'
-import { readBalance } from './ledger/service'
+import { applyLedgerBatch, readBalance } from './ledger/service'
 import { makeLedgerWriter } from './ledger/writer'
 import { adminStatsRoutes } from './stats/admin-routes'
+import {
+  generationHandler,
+  type GenerationCommand,
+  type GenerationMessage,
+  type GenerationResult,
+  type Publish,
+} from './generation/commands'
+import { makeRendererPool } from './generation/pool'
+import { makeProducer } from './generation/produce'
+import { makeHttpRenderer } from './generation/renderers/http'
+import { makeLocalRenderer } from './generation/renderers/local'
+import { generationRoutes, queueAdminRoutes } from './generation/routes'
+import { makeGenerations } from './generation/service'
+import { makeSweeper } from './generation/sweeper'
+import { lockAccount } from './ledger/repository'
+import { findPosesByIds } from './library/repository'
+import { libraryRoutes } from './library/routes'
+import { mediaRoutes } from './media/routes'
+import { makeMediaUrls } from './media/signed-urls'
+import { makeMediaStorage } from './media/storage-factory'
 import { userRoutes } from './users/routes'
 import { makeUsers } from './users/service'
 import { makeTokens } from './users/tokens'
+// realtime: event log + WebSocket gateway
+import { makeEventLog } from './events/event-log'
+import { makeGateway } from './realtime/gateway'
+import { realtimeRoutes } from './realtime/routes'
 
 /**
  * Composition root: config → dependencies → app → listen → signals.
@@ -55,12 +79,38 @@ export async function buildInstance(config: Config, log: Logger) {
   })
   const guards = makeGuards(tokens)
 
-  // the user actor: serializes every credit (and later generation) command of one user
-  type UserMessage = LedgerMessage
-  const userActors = makeActorSystem<UserMessage, LedgerResult>({
+  const media = makeMediaStorage(config)
+  const mediaUrls = makeMediaUrls(
+    config.jwtSecret ?? config.JWKS_URL!,
+    config.MEDIA_URL_TTL_SECONDS,
+  )
+  const poses = {
+    existing: async (ids: string[]) =>
+      new Set((await findPosesByIds(database.db, ids)).map((p) => p.id)),
+    load: async (id: string) => {
+      const [pose] = await findPosesByIds(database.db, [id])
+      return pose && { id: pose.id, name: pose.name, keypoints: pose.keypoints }
+    },
+  }
+  // events appended by the user actor after each commit (wired to the event log below)
+  let publish: Publish = () => {}
+
+  // the user actor: serializes every credit and generation command of one user
+  type UserMessage = LedgerMessage | GenerationMessage
+  type UserResult = LedgerResult | GenerationResult
+  const userActors = makeActorSystem<UserMessage, UserResult>({
     name: 'user_actor',
-    handle: dispatchByType<UserMessage, LedgerResult>({
+    handle: dispatchByType<UserMessage, UserResult>({
       ledger: ledgerHandler(makeLedgerWriter(database.db)),
+      generation: generationHandler({
+        db: database.db,
+        ledger: { lock: lockAccount, apply: applyLedgerBatch },
+        publish: (userId, name, data) => publish(userId, name, data),
+        limits: {
+          imagesPerHour: config.MAX_IMAGES_PER_HOUR,
+          activeGenerations: config.MAX_ACTIVE_GENERATIONS,
+        },
+      }),
     }),
     log: log.child({ room: 'actors' }),
     metrics,
@@ -68,8 +118,80 @@ export async function buildInstance(config: Config, log: Logger) {
     batchMax: config.ACTOR_BATCH_MAX,
     idleMs: config.ACTOR_IDLE_MS,
   })
+  const askGeneration = (userId: string, command: GenerationCommand) =>
+    userActors.ask(userId, { type: 'generation', command }) as Promise<GenerationResult>
+  const credits = makeCredits(
+    (userId, message) => userActors.ask(userId, message) as Promise<LedgerResult>,
+  )
+
+  const renderer =
+    config.RENDERER === 'http'
+      ? makeHttpRenderer({
+          url: config.RENDER_HTTP_URL!,
+          token: config.RENDER_HTTP_TOKEN ?? '',
+          timeoutMs: config.RENDER_TIMEOUT_MS,
+          maxConcurrency: config.RENDER_HTTP_CONCURRENCY,
+          breaker: {
+            failureThreshold: config.RENDER_BREAKER_THRESHOLD,
+            cooldownMs: config.RENDER_BREAKER_COOLDOWN_MS,
+          },
+        })
+      : makeLocalRenderer()
+  const pool = makeRendererPool({
+    db: database.db,
+    instanceId: config.instanceId,
+    produce: makeProducer({ db: database.db, storage: media, renderer, size: config.RENDER_SIZE }),
+    report: askGeneration,
+    loadPose: poses.load,
+    log: log.child({ room: 'generation' }),
+    metrics,
+    concurrency: config.renderConcurrency,
+    leaseMs: config.RENDER_LEASE_MS,
+    maxAttempts: config.RENDER_MAX_ATTEMPTS,
+    timeoutMs: config.RENDER_TIMEOUT_MS,
+    retryBaseMs: config.RENDER_RETRY_BASE_MS,
+    drainWaitMs: Math.floor(config.DRAIN_TIMEOUT_MS / 2),
+  })
+  const sweeper = makeSweeper({
+    db: database.db,
+    report: askGeneration,
+    maxAttempts: config.RENDER_MAX_ATTEMPTS,
+    intervalMs: config.RENDER_SWEEP_MS,
+    log: log.child({ room: 'generation' }),
+  })
+  // order matters: the pool reports outcomes through the actors, so it drains first
+  lifecycle.onDrain('renderer pool', pool.drain)
+  lifecycle.onDrain('sweeper', sweeper.close)
   lifecycle.onDrain('actors', userActors.drain)
-  const credits = makeCredits(userActors.ask)
+  // --- realtime: event log (Redis streams, or memory when embedded) + WebSocket gateway ---
+  const events = await makeEventLog({
+    redis,
+    keys,
+    history: config.EVENT_HISTORY,
+    ttlSeconds: config.EVENT_TTL_SECONDS,
+    log,
+    metrics,
+  })
+  const gateway = makeGateway({
+    events,
+    tokens,
+    instanceId: config.instanceId,
+    log: log.child({ room: 'realtime' }),
+    metrics,
+    sendBufferBytes: config.WS_SEND_BUFFER_BYTES,
+  })
+  // after 'actors': sockets stay open while actors finish, so their last events can go out
+  // live; a client that misses any resumes from its last id on another instance
+  lifecycle.onDrain('sockets', gateway.drain)
+  // --- end realtime ---
+  const generations = makeGenerations({
+    db: database.db,
+    ask: askGeneration,
+    urls: mediaUrls,
+    pricing: { perImage: config.CREDITS_PER_IMAGE, perBackground: config.CREDITS_PER_BACKGROUND },
+    existingPoses: poses.existing,
+    wake: () => void pool.wake(),
+  })
   const idempotency = makeIdempotency(database.db, log.child({ room: 'idempotency' }))
   const signupCredits = config.SIGNUP_CREDITS
 
@@ -126,9 +248,14 @@ export async function buildInstance(config: Config, log: Logger) {
         balanceOf: (userId) => readBalance(database.db, userId),
       }),
       creditRoutes(ledgerDeps),
+      libraryRoutes({ db: database.db }),
+      generationRoutes({ generations, guards, idempotency }),
+      mediaRoutes({ db: database.db, storage: media, urls: mediaUrls, tokens }),
+      realtimeRoutes({ gateway, allowedOrigins: config.allowedOrigins }), // realtime
     ],
     adminRoutes: [
       creditAdminRoutes(ledgerDeps),
+      queueAdminRoutes({ db: database.db }),
       adminStatsRoutes({
         db: database.db,
         instanceId: config.instanceId,
@@ -136,15 +263,24 @@ export async function buildInstance(config: Config, log: Logger) {
         sources: {
           inflightRequests: () => lifecycle.inflight,
           actorsLive: () => userActors.stats().live,
+          websocketConnections: () => gateway.connections(), // realtime
         },
       }),
     ],
   })
+  // --- realtime: Bun's WebSocket settings are per server; listen() takes the root app's ---
+  app.config.websocket = { ...app.config.websocket, ...gateway.websocket }
+  // --- end realtime ---
 
   async function close() {
     idempotency.close()
+    await pool.close()
+    await sweeper.close()
     await userActors.close()
+    await renderer.close()
     limiter.close()
+    await gateway.close() // realtime
+    await events.close() // realtime
     await redis?.quit().catch(() => {})
     await database.close()
   }
@@ -160,7 +296,14 @@ export async function buildInstance(config: Config, log: Logger) {
     tokens,
     userActors,
     credits,
+    generations,
+    pool,
+    sweeper,
+    media,
+    mediaUrls,
     idempotency,
+    events, // realtime
+    gateway, // realtime
     close,
   }
 }

@@ -18,6 +18,8 @@ export type Config = Readonly<
     allowedOrigins: readonly string[]
     jwtSecret: string | undefined
     usingDevSecret: boolean
+    /** RENDER_CONCURRENCY, or the number of CPU cores. */
+    renderConcurrency: number
   }
 >
 
@@ -44,7 +46,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (problems.length > 0) throw new ConfigError(problems)
   const env = withDefaults as Env
   const config = derive(env)
-  const refusals = productionRefusals(config)
+  const refusals = [...inconsistencies(config), ...productionRefusals(config)]
   if (refusals.length > 0) throw new ConfigError(refusals)
   return Object.freeze(config)
 }
@@ -69,7 +71,21 @@ function derive(env: Env): Config {
     allowedOrigins: origins.length > 0 ? origins : defaultOrigins,
     jwtSecret: env.JWT_SECRET ?? (usingDevSecret ? DEV_JWT_SECRET : undefined),
     usingDevSecret,
+    renderConcurrency: env.RENDER_CONCURRENCY ?? navigator.hardwareConcurrency,
   }
+}
+
+/** Combinations that are wrong in any environment. */
+function inconsistencies(c: Config): string[] {
+  const out: string[] = []
+  if (c.RENDERER === 'http' && !c.RENDER_HTTP_URL)
+    out.push(
+      'RENDER_HTTP_URL: RENDERER=http needs the inference endpoint (set RENDER_HTTP_URL to https://…)',
+    )
+  if (c.MEDIA_STORAGE === 's3')
+    for (const name of ['S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'] as const)
+      if (!c[name]) out.push(`${name}: MEDIA_STORAGE=s3 needs it (set ${name})`)
+  return out
 }
 
 function productionRefusals(c: Config): string[] {

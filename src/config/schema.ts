@@ -62,6 +62,63 @@ export const EnvSchema = T.Object({
   ACTOR_IDLE_MS: Int(100, 86_400_000, 60_000, 'milliseconds before an idle actor is passivated'),
   ACTOR_MAILBOX_CAPACITY: Int(1, 1_000_000, 1024, 'commands queued per actor'),
   ACTOR_BATCH_MAX: Int(1, 10_000, 256, 'commands per actor transaction'),
+
+  CREDITS_PER_IMAGE: Int(1, 1_000_000, 30, 'credits per image, e.g. 30'),
+  CREDITS_PER_BACKGROUND: Int(0, 1_000_000, 10, 'credits per image with a background, e.g. 10'),
+  MAX_IMAGES_PER_HOUR: Int(1, 1_000_000, 500, 'images accepted per user per rolling hour'),
+  MAX_ACTIVE_GENERATIONS: Int(1, 10_000, 5, 'unfinished generations per user'),
+  RENDERER: T.Union([T.Literal('local'), T.Literal('http')], {
+    default: 'local',
+    description: 'local (sharp, built in) or http (RENDER_HTTP_URL)',
+  }),
+  RENDER_CONCURRENCY: T.Optional(
+    T.Integer({
+      minimum: 0,
+      maximum: 256,
+      description:
+        'renders at once on this instance (default: CPU cores; 0: accept only, render nothing)',
+    }),
+  ),
+  RENDER_MAX_ATTEMPTS: Int(1, 20, 3, 'attempts per item before it fails'),
+  RENDER_TIMEOUT_MS: Int(100, 600_000, 60_000, 'milliseconds per render attempt'),
+  RENDER_LEASE_MS: Int(
+    1000,
+    600_000,
+    30_000,
+    'milliseconds an item stays leased without a heartbeat',
+  ),
+  RENDER_RETRY_BASE_MS: Int(
+    1,
+    600_000,
+    1000,
+    'first retry delay in milliseconds (doubles per attempt)',
+  ),
+  RENDER_SIZE: Int(64, 4096, 1024, 'rendered image edge in pixels, e.g. 1024'),
+  RENDER_SWEEP_MS: Int(100, 600_000, 5000, 'milliseconds between stalled-item and deadline sweeps'),
+  RENDER_HTTP_URL: Opt('the inference API render endpoint (https://…)', { pattern: '^https?://' }),
+  RENDER_HTTP_TOKEN: Opt('the inference API bearer token'),
+  RENDER_HTTP_CONCURRENCY: Int(1, 1000, 4, 'requests in flight to the inference API per instance'),
+  RENDER_BREAKER_THRESHOLD: Int(1, 1000, 5, 'consecutive failures that open the circuit breaker'),
+  RENDER_BREAKER_COOLDOWN_MS: Int(100, 3_600_000, 30_000, 'milliseconds the breaker stays open'),
+  MEDIA_STORAGE: T.Union([T.Literal('local'), T.Literal('s3')], {
+    default: 'local',
+    description: 'local (DATA_DIR/media) or s3 (S3_* variables)',
+  }),
+  MEDIA_URL_TTL_SECONDS: Int(60, 7 * 86400, 3600, 'lifetime of signed media URLs in seconds'),
+  S3_BUCKET: Opt('the bucket name'),
+  S3_ENDPOINT: Opt('the S3-compatible endpoint URL', { pattern: '^https?://' }),
+  S3_REGION: Opt('the bucket region, e.g. auto or us-east-1'),
+  S3_ACCESS_KEY_ID: Opt('the access key id'),
+  S3_SECRET_ACCESS_KEY: Opt('the secret access key'),
+
+  EVENT_HISTORY: Int(10, 1_000_000, 1000, 'events kept per user for resume, e.g. 1000'),
+  EVENT_TTL_SECONDS: Int(60, 365 * 86400, 7 * 86400, 'seconds an event stream lives unwritten'),
+  WS_SEND_BUFFER_BYTES: Int(
+    16 * 1024,
+    64 * 1024 * 1024,
+    1024 * 1024,
+    'bytes queued per WebSocket before a slow client is closed with 1013',
+  ),
 })
 
 export type Env = Static<typeof EnvSchema>

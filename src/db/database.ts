@@ -27,7 +27,15 @@ export type DatabaseOptions = {
 const INT8 = 20
 
 export async function makeDatabase(options: DatabaseOptions): Promise<Database> {
-  return options.url ? makePostgres(options.url, options) : makePGlite(options.dataDir)
+  if (!options.url) return makePGlite(options.dataDir)
+  const database = makePostgres(options.url, options)
+  // connect now: a bad DATABASE_URL fails the start, and kysely's driver is
+  // initialized, so after close() a stray query rejects instead of waiting forever
+  await database.ping().catch(async (error) => {
+    await database.close().catch(() => {})
+    throw error
+  })
+  return database
 }
 
 function makePostgres(url: string, options: DatabaseOptions): Database {

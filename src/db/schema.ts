@@ -1,5 +1,8 @@
+import type { GenerationItemTable, GenerationTable } from '../generation/table'
 import type { IdempotencyKeyTable } from '../idempotency/table'
 import type { CreditAccountTable, LedgerEntryTable, ProcessedWebhookTable } from '../ledger/table'
+import type { PoseCategoryTable, PoseTable } from '../library/table'
+import type { MediaTable } from '../media/table'
 import type { UserTable } from '../users/table'
 
 /** Every table kysely knows, by SQL name. Each room owns its table types. */
@@ -9,4 +12,9 @@ export interface DB {
   ledger_entries: LedgerEntryTable
   processed_webhooks: ProcessedWebhookTable
   idempotency_keys: IdempotencyKeyTable
+  pose_categories: PoseCategoryTable
+  poses: PoseTable
+  media: MediaTable
+  generations: GenerationTable
+  generation_items: GenerationItemTable
 }

@@ -35,9 +35,22 @@ export function errors<S extends number>(...statuses: S[]): Record<S, typeof Err
   ) as Record<S, typeof ErrorResponse>
 }
 
+/**
+ * `?limit=` 1..100. A pattern on the string rather than a coerced integer:
+ * Elysia validates coerced query numbers one by one and loses the property
+ * name, and a 422 must say which parameter is wrong.
+ */
+export const LimitParam = t.Optional(
+  t.String({ pattern: '^([1-9]|[1-9][0-9]|100)$', description: 'page size, 1..100 (default 20)' }),
+)
+
+export function pageLimit(limit: string | undefined): number {
+  return limit === undefined ? 20 : Number(limit)
+}
+
 /** Keyset page: `?limit=` 1..100 (default 20), opaque `?cursor=`. */
 export const PageQuery = {
-  limit: t.Optional(t.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  limit: LimitParam,
   cursor: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
 }
 

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely'
+import { jsonb } from '../db/json'
 import type { DB } from '../db/schema'
 
 export async function claimKey(
@@ -45,8 +46,7 @@ export function completeKey(
     .set({
       state: 'completed',
       response_status: status,
-      // bound as text: postgres.js would JSON-encode a string bound as jsonb a second time
-      response_body: sql`${JSON.stringify(body ?? null)}::text::jsonb`,
+      response_body: jsonb(body),
       expires_at: new Date(Date.now() + keepMs),
     })
     .where('user_id', '=', userId)

@@ -1,4 +1,4 @@
-import type { ColumnType } from 'kysely'
+import type { ColumnType, RawBuilder } from 'kysely'
 
 export interface IdempotencyKeyTable {
   user_id: string
@@ -6,7 +6,7 @@ export interface IdempotencyKeyTable {
   request_hash: string
   state: 'in_flight' | 'completed'
   response_status: number | null
-  response_body: unknown
+  response_body: ColumnType<unknown, RawBuilder<unknown> | undefined, RawBuilder<unknown>>
   created_at: ColumnType<Date, never, never>
   expires_at: Date
 }

@@ -62,6 +62,25 @@ export async function applyCommands(q: Q, userId: string, commands: readonly Led
   return batch.expand(rows[0]!.r)
 }
 
+/**
+ * Locks the user's account row (opening it when missing) for the rest of
+ * `trx`: everything that must be decided against the balance, across
+ * instances, is decided under this lock.
+ */
+export async function lockAccount(trx: Transaction<DB>, userId: string) {
+  await trx
+    .insertInto('credit_accounts')
+    .values({ user_id: userId, balance: 0, last_seq: 0 })
+    .onConflict((oc) => oc.column('user_id').doNothing())
+    .execute()
+  return trx
+    .selectFrom('credit_accounts')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .forUpdate()
+    .executeTakeFirstOrThrow()
+}
+
 export async function readBalance(q: Q, userId: string): Promise<number> {
   const row = await q
     .selectFrom('credit_accounts')

@@ -4,7 +4,7 @@ import type { DB } from '../db/schema'
 import { Unavailable, ValidationFailed } from '../errors'
 import type { Guards } from '../http/guards'
 import { contextOf } from '../http/request-context'
-import { Page, PageQuery, errors } from '../http/schemas'
+import { Page, PageQuery, errors, pageLimit } from '../http/schemas'
 import type { Idempotency } from '../idempotency/idempotency'
 import type { Credits } from './credits'
 import {
@@ -47,7 +47,8 @@ export function creditRoutes(deps: LedgerRoutesDeps) {
     )
     .get(
       '/v1/credits/ledger',
-      ({ principal, query }) => pageEntries(db, principal.userId, query.limit ?? 20, query.cursor),
+      ({ principal, query }) =>
+        pageEntries(db, principal.userId, pageLimit(query.limit), query.cursor),
       {
         auth: true,
         query: t.Object(PageQuery),

@@ -13,6 +13,7 @@ export function makeRedisKeys(prefix: string) {
     actorEpoch: (key: string) => `${prefix}actor:epoch:${key}`,
     instanceInbox: (instanceId: string) => `${prefix}inbox:${instanceId}`,
     userEvents: (userId: string) => `${prefix}events:user:${userId}`,
+    /** A pub/sub channel, not a key: carries the user id of every append. */
     eventNotifications: () => `${prefix}events:notify`,
   }
 }

@@ -1,0 +1,63 @@
+import { isEventId } from './ids'
+
+/**
+ * What the event log holds and promises; the implementations are
+ * redis-event-log.ts (cluster-wide) and memory-event-log.ts (embedded).
+ */
+
+export const EVENT_NAMES = [
+  'generation.queued',
+  'generation.started',
+  'generation.item',
+  'generation.finished',
+  'credits.changed',
+] as const
+
+export type EventName = (typeof EVENT_NAMES)[number]
+
+const NAMES = new Set<string>(EVENT_NAMES)
+
+export function isEventName(name: string): name is EventName {
+  return NAMES.has(name)
+}
+
+/** A producer's mistake fails at its append, not later at some reader. */
+export function assertEventName(name: string): asserts name is EventName {
+  if (!isEventName(name)) throw new Error(`unknown event name: ${name}`)
+}
+
+export function assertReadArgs(afterId: string, limit: number) {
+  if (!isEventId(afterId)) throw new Error(`not an event id: ${afterId}`)
+  if (!Number.isInteger(limit) || limit < 1) throw new Error(`not a positive limit: ${limit}`)
+}
+
+export type Event = {
+  /** A stream id, "<ms>-<seq>"; strictly increasing per user. */
+  id: string
+  name: EventName
+  data: unknown
+  /** When it was appended (epoch ms): the start of the delivery latency. */
+  at: number
+}
+
+export type EventListener = (event: Event) => void
+
+export type ReadResult = {
+  /** The events after the id, oldest first, at most `limit`. */
+  events: Event[]
+  /** True when events after the id may have been trimmed from the retained history. */
+  truncated: boolean
+}
+
+export type EventLog = {
+  /** Appends one event; resolves to its id once the log holds it. */
+  append(userId: string, name: EventName, data: unknown): Promise<string>
+  readAfter(userId: string, afterId: string, limit: number): Promise<ReadResult>
+  /**
+   * Live tail: every event appended after this call is passed to `listener`,
+   * once, in id order (an event appended just before may be passed too).
+   * Returns the unsubscribe function.
+   */
+  subscribe(userId: string, listener: EventListener): () => void
+  close(): Promise<void>
+}

@@ -1,0 +1,53 @@
+/**
+ * Event ids are Redis stream ids, "<ms>-<seq>", in both implementations.
+ * They are compared as pairs of unsigned integers: by digit count, then
+ * lexically, which is exact for any length (seq can exceed 2^53).
+ */
+export const ZERO_ID = '0-0'
+
+const ID = /^(0|[1-9]\d{0,19})-(0|[1-9]\d{0,19})$/
+
+/** JSON-schema pattern of an id, for the edges that accept one (WebSocket messages). */
+export const EVENT_ID_PATTERN = ID.source
+
+export function isEventId(value: string): boolean {
+  return ID.test(value)
+}
+
+function compareUint(a: string, b: string): number {
+  if (a.length !== b.length) return a.length - b.length
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/** Negative when a is older than b, 0 when equal, positive when newer. */
+export function compareIds(a: string, b: string): number {
+  const da = a.indexOf('-')
+  const db = b.indexOf('-')
+  return (
+    compareUint(a.slice(0, da), b.slice(0, db)) || compareUint(a.slice(da + 1), b.slice(db + 1))
+  )
+}
+
+/** What a log knows about one user's retained history, to answer readAfter's `truncated`. */
+export type Retention = {
+  /** False when the user has no history at all (never written, or expired). */
+  exists: boolean
+  /** True when the history has dropped entries to stay within its bound. */
+  trimmed: boolean
+  /** The oldest retained id, or undefined when none is retained. */
+  first: string | undefined
+}
+
+/**
+ * True when `afterId` is older than the retained history, so events after it
+ * may be gone: the history was trimmed past it, or afterId comes from a
+ * history that expired since. ZERO_ID ("from the start") is truncated only
+ * once something was trimmed. An id just before the oldest retained one counts
+ * as older too: Redis keeps no record of trimmed ids (max-deleted-entry-id
+ * follows XDEL only), and a needless resync is harmless where a gap is not.
+ */
+export function isTruncated(retention: Retention, afterId: string): boolean {
+  if (!retention.exists) return afterId !== ZERO_ID
+  if (retention.first === undefined || compareIds(afterId, retention.first) >= 0) return false
+  return afterId !== ZERO_ID || retention.trimmed
+}

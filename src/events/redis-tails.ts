@@ -1,0 +1,164 @@
+import type { Logger } from 'pino'
+import { toError } from '../errors'
+import type { Metrics } from '../obs/metrics'
+import type { Redis } from '../redis/client'
+import type { RedisKeys } from '../redis/keys'
+import { isEventName, type Event, type EventListener } from './event'
+import { ZERO_ID } from './ids'
+
+/**
+ * The one reader per instance. A single subscriber connection listens on the
+ * notification channel (user ids); for a user with local listeners, the
+ * user's tail reads the stream after the last id it delivered, on the shared
+ * command client. Nothing here grows in connections with listeners.
+ *
+ * Tail states (one tail per user with listeners on this instance):
+ *   new ──baseline read (XREVRANGE COUNT 1)──▶ idle ──notification──▶ reading
+ *   reading ──stream caught up──▶ idle; notifications while reading coalesce
+ *   into one more read. Last listener gone ──▶ dropped (a read in flight is
+ *   discarded). The baseline is issued synchronously in subscribe(), before
+ *   any read the subscriber issues next on the same connection, so an event
+ *   is either before the caller's read or after the baseline: never in neither.
+ * Reader states: open ──subscriber reconnects──▶ every tail catches up (a
+ *   notification published while it was away is never waited for)
+ *   ──close()──▶ closed.
+ */
+
+type Tail = {
+  userId: string
+  listeners: Set<EventListener>
+  /** The last id read (or the baseline); undefined until the baseline returns. */
+  cursor: string | undefined
+  reading: boolean
+  dirty: boolean
+}
+
+export type RedisTails = {
+  subscribe(userId: string, listener: EventListener): () => void
+  close(): Promise<void>
+}
+
+/** Entries per XRANGE; a tail that is further behind reads again at once. */
+const PAGE = 256
+
+export function toEvent(id: string, message: Record<string, string>, log: Logger): Event | null {
+  try {
+    const name = message.n ?? ''
+    if (!isEventName(name)) throw new Error(`unknown event name ${name}`)
+    return {
+      id,
+      name,
+      data: JSON.parse(message.d ?? 'null'),
+      at: Number(message.t),
+    }
+  } catch (err) {
+    log.error({ err, id }, 'unreadable event skipped')
+    return null
+  }
+}
+
+export async function makeRedisTails(options: {
+  redis: Redis
+  keys: RedisKeys
+  log: Logger
+  metrics?: Metrics
+}): Promise<RedisTails> {
+  const { redis, keys, log } = options
+  const tails = new Map<string, Tail>()
+  const reads = options.metrics?.counter('events_tail_reads_total', 'Stream reads by tails')
+  const notifications = options.metrics?.counter(
+    'events_notifications_total',
+    'Notifications received by this instance, by whether it had listeners',
+    ['listened'],
+  )
+  let closed = false
+  let connectedOnce = false
+
+  const subscriber = redis.duplicate()
+  subscriber.on('error', (err) => log.error({ err }, 'event subscriber error'))
+  subscriber.on('ready', () => {
+    // node-redis resubscribes before 'ready': notifications missed while away are made up here
+    if (connectedOnce && !closed) {
+      log.info({ tails: tails.size }, 'event subscriber reconnected: tails catching up')
+      for (const tail of tails.values()) wake(tail)
+    }
+    connectedOnce = true
+  })
+  await subscriber.connect()
+  await subscriber.subscribe(keys.eventNotifications(), (userId) => {
+    const tail = tails.get(userId)
+    notifications?.inc({ listened: tail ? 'yes' : 'no' })
+    if (tail) wake(tail)
+  })
+
+  function wake(tail: Tail) {
+    tail.dirty = true
+    if (!tail.reading) void pump(tail)
+  }
+
+  const live = (tail: Tail) => !closed && tails.get(tail.userId) === tail
+
+  async function pump(tail: Tail) {
+    tail.reading = true
+    const key = keys.userEvents(tail.userId)
+    try {
+      if (tail.cursor === undefined) {
+        const [last] = await redis.xRevRange(key, '+', '-', { COUNT: 1 })
+        tail.cursor ??= last?.id ?? ZERO_ID
+      }
+      while (tail.dirty && live(tail)) {
+        tail.dirty = false
+        const entries = await redis.xRange(key, `(${tail.cursor}`, '+', { COUNT: PAGE })
+        reads?.inc()
+        if (!live(tail)) return
+        for (const entry of entries) {
+          tail.cursor = entry.id
+          const event = toEvent(entry.id, entry.message as Record<string, string>, log)
+          if (event) deliver(tail, event)
+        }
+        if (entries.length === PAGE) tail.dirty = true
+      }
+    } catch (err) {
+      // the subscriber's reconnect (or the next notification) retries from the cursor
+      if (!closed) log.warn({ err: toError(err), userId: tail.userId }, 'event tail read failed')
+    } finally {
+      tail.reading = false
+    }
+  }
+
+  function deliver(tail: Tail, event: Event) {
+    for (const listener of tail.listeners) {
+      try {
+        listener(event)
+      } catch (err) {
+        log.error({ err, userId: tail.userId }, 'event listener failed')
+      }
+    }
+  }
+
+  return {
+    subscribe(userId, listener) {
+      let tail = tails.get(userId)
+      if (!tail) {
+        tail = { userId, listeners: new Set(), cursor: undefined, reading: false, dirty: false }
+        tails.set(userId, tail)
+        // issues the baseline read now, synchronously (see the states above)
+        if (!closed) void pump(tail)
+      }
+      const t = tail
+      t.listeners.add(listener)
+      return () => {
+        t.listeners.delete(listener)
+        if (t.listeners.size === 0 && tails.get(userId) === t) tails.delete(userId)
+      }
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      tails.clear()
+      await subscriber.unsubscribe().catch(() => {})
+      await subscriber.close().catch(() => subscriber.destroy())
+    },
+  }
+}

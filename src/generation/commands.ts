@@ -1,0 +1,370 @@
+import type { Kysely, Transaction } from 'kysely'
+import type { BatchHandler, Outcome } from '../actors/actor-system'
+import { jsonb } from '../db/json'
+import type { DB } from '../db/schema'
+import { AppError, NotFound, RateLimited, Unavailable } from '../errors'
+import type { LedgerCommand, LedgerResult } from '../ledger/commands'
+import * as repo from './repository'
+import type { GenerationItemRow, GenerationRequest, GenerationRow, GenerationStatus } from './table'
+
+/**
+ * The user actor's generation commands. Each runs in one transaction that
+ * first takes the user's account row lock (through the ledger port), so
+ * limits, charge, rows and refunds are decided one at a time per user even
+ * across instances; events are published only after the commit.
+ */
+export type ItemResult =
+  | {
+      status: 'succeeded'
+      imageMediaId: string
+      thumbnailMediaId: string
+      exports: Record<string, string>
+    }
+  | { status: 'failed'; code: string; message: string }
+
+export type GenerationCommand =
+  | {
+      kind: 'start'
+      generationId: string
+      request: GenerationRequest
+      items: repo.NewItem[]
+      pricePerItem: number
+      deadlineAt: Date | null
+      /** Idempotency: the same key charges and creates once. */
+      commandKey: string
+    }
+  | { kind: 'cancel'; generationId: string; reason: 'user' | 'deadline' }
+  | { kind: 'started'; generationId: string; itemIds: string[] }
+  /** owner null: the sweeper ends an item whose lease expired with no attempts left. */
+  | { kind: 'outcome'; itemId: string; owner: string | null; result: ItemResult }
+
+export type GenerationMessage = { type: 'generation'; command: GenerationCommand }
+export type GenerationResult = { generationId: string; applied: boolean }
+
+/** What the generation room may do with credits: only through the ledger's own write path. */
+export type LedgerPort = {
+  lock(trx: Transaction<DB>, userId: string): Promise<unknown>
+  apply(
+    trx: Transaction<DB>,
+    userId: string,
+    commands: LedgerCommand[],
+  ): Promise<Outcome<LedgerResult>[]>
+}
+
+export type Publish = (userId: string, name: string, data: Record<string, unknown>) => void
+
+export type GenerationHandlerDeps = {
+  db: Kysely<DB>
+  ledger: LedgerPort
+  publish: Publish
+  limits: { imagesPerHour: number; activeGenerations: number }
+}
+
+type Effects = { name: string; data: Record<string, unknown> }[]
+
+export function generationHandler(
+  deps: GenerationHandlerDeps,
+): BatchHandler<GenerationMessage, GenerationResult> {
+  const { db, ledger } = deps
+
+  async function run(userId: string, command: GenerationCommand): Promise<GenerationResult> {
+    const effects: Effects = []
+    const result = await db.transaction().execute(async (trx) => {
+      await ledger.lock(trx, userId)
+      switch (command.kind) {
+        case 'start':
+          return start(trx, userId, command, effects)
+        case 'cancel':
+          return cancel(trx, userId, command.generationId, effects)
+        case 'started':
+          return started(trx, userId, command, effects)
+        case 'outcome':
+          return outcome(trx, userId, command, effects)
+        default:
+          throw new Error(`unknown generation command ${(command as { kind: string }).kind}`)
+      }
+    })
+    for (const e of effects) deps.publish(userId, e.name, e.data)
+    return result
+  }
+
+  async function start(
+    trx: Transaction<DB>,
+    userId: string,
+    c: Extract<GenerationCommand, { kind: 'start' }>,
+    effects: Effects,
+  ) {
+    const total = c.pricePerItem * c.items.length
+    const [charge] = await ledger.apply(trx, userId, [
+      {
+        kind: 'charge',
+        amount: total,
+        reason: `generation ${c.generationId}`,
+        key: `gen:${c.commandKey}`,
+        generationId: c.generationId,
+      },
+    ])
+    if (!charge!.ok) {
+      // a rate limit says more than "not enough credits": check limits first when charging fails too
+      await checkLimits(trx, userId, c.items.length)
+      throw charge!.error
+    }
+    if (charge!.value.replayed)
+      return { generationId: charge!.value.entry.generationId!, applied: false }
+    await checkLimits(trx, userId, c.items.length)
+    await repo.insertGeneration(trx, {
+      id: c.generationId,
+      userId,
+      request: c.request,
+      pricePerItem: c.pricePerItem,
+      chargeEntryId: charge!.value.entry.id,
+      deadlineAt: c.deadlineAt,
+      items: c.items,
+    })
+    effects.push(
+      {
+        name: 'credits.changed',
+        data: { balance: charge!.value.balance, delta: -total, kind: 'charge' },
+      },
+      {
+        name: 'generation.queued',
+        data: { generationId: c.generationId, totalItems: c.items.length, creditsCharged: total },
+      },
+    )
+    return { generationId: c.generationId, applied: true }
+  }
+
+  async function checkLimits(trx: Transaction<DB>, userId: string, newImages: number) {
+    const hour = await repo.imagesInLastHour(trx, userId)
+    if (hour.images + newImages > deps.limits.imagesPerHour) {
+      const freesAt = (hour.oldest?.getTime() ?? Date.now()) + 3_600_000
+      throw new RateLimited(
+        (freesAt - Date.now()) / 1000,
+        `At most ${deps.limits.imagesPerHour} images per hour`,
+      )
+    }
+    if ((await repo.activeGenerations(trx, userId)) >= deps.limits.activeGenerations)
+      throw new RateLimited(
+        10,
+        `At most ${deps.limits.activeGenerations} unfinished generations at once`,
+      )
+  }
+
+  async function cancel(
+    trx: Transaction<DB>,
+    userId: string,
+    generationId: string,
+    effects: Effects,
+  ) {
+    const gen = await repo.lockGeneration(trx, generationId, userId)
+    if (!gen) throw new NotFound('Generation')
+    const cancelled = await trx
+      .updateTable('generation_items')
+      .set({ status: 'cancelled', finished_at: new Date() })
+      .where('generation_id', '=', generationId)
+      .where('status', '=', 'queued')
+      .returning(['id'])
+      .execute()
+    if (cancelled.length === 0) return { generationId, applied: false }
+    await refund(
+      trx,
+      userId,
+      gen,
+      cancelled.map((i) => i.id),
+      effects,
+    )
+    const updated = await trx
+      .updateTable('generations')
+      .set((eb) => ({
+        cancelled_items: eb('cancelled_items', '+', cancelled.length),
+        credits_refunded: eb('credits_refunded', '+', cancelled.length * gen.price_per_item),
+      }))
+      .where('id', '=', generationId)
+      .returningAll()
+      .executeTakeFirstOrThrow()
+    await finishIfDone(trx, updated, effects)
+    return { generationId, applied: true }
+  }
+
+  async function started(
+    trx: Transaction<DB>,
+    userId: string,
+    c: Extract<GenerationCommand, { kind: 'started' }>,
+    effects: Effects,
+  ) {
+    const gen = await trx
+      .updateTable('generations')
+      .set({ status: 'running', started_at: new Date() })
+      .where('id', '=', c.generationId)
+      .where('user_id', '=', userId)
+      .where('status', '=', 'queued')
+      .returning(['id'])
+      .executeTakeFirst()
+    if (gen) effects.push({ name: 'generation.started', data: { generationId: c.generationId } })
+    for (const itemId of c.itemIds)
+      effects.push({
+        name: 'generation.item',
+        data: { generationId: c.generationId, item: { id: itemId, status: 'running' } },
+      })
+    return { generationId: c.generationId, applied: gen !== undefined }
+  }
+
+  async function outcome(
+    trx: Transaction<DB>,
+    userId: string,
+    c: Extract<GenerationCommand, { kind: 'outcome' }>,
+    effects: Effects,
+  ) {
+    const item = await trx
+      .selectFrom('generation_items')
+      .selectAll()
+      .where('id', '=', c.itemId)
+      .where('user_id', '=', userId)
+      .forUpdate()
+      .executeTakeFirst()
+    // fencing: only the lease holder (or the sweeper, for an expired lease) ends an item, once
+    const holds =
+      item?.status === 'running' &&
+      (c.owner === null
+        ? (item.lease_expires_at?.getTime() ?? 0) < Date.now()
+        : item.lease_owner === c.owner)
+    if (!item || !holds) return { generationId: item?.generation_id ?? '', applied: false }
+    const gen = (await repo.lockGeneration(trx, item.generation_id, userId))!
+    const r = c.result
+    const ended = await trx
+      .updateTable('generation_items')
+      .set({
+        status: r.status,
+        finished_at: new Date(),
+        lease_owner: null,
+        lease_expires_at: null,
+        ...(r.status === 'succeeded'
+          ? {
+              image_media_id: r.imageMediaId,
+              thumbnail_media_id: r.thumbnailMediaId,
+              export_media_ids: jsonb(r.exports),
+              error_code: null,
+              error_message: null,
+            }
+          : { error_code: r.code, error_message: r.message }),
+      })
+      .where('id', '=', item.id)
+      .returningAll()
+      .executeTakeFirstOrThrow()
+    if (r.status === 'failed') await refund(trx, userId, gen, [item.id], effects)
+    const updated = await trx
+      .updateTable('generations')
+      .set((eb) =>
+        r.status === 'succeeded'
+          ? { succeeded_items: eb('succeeded_items', '+', 1) }
+          : {
+              failed_items: eb('failed_items', '+', 1),
+              credits_refunded: eb('credits_refunded', '+', gen.price_per_item),
+            },
+      )
+      .where('id', '=', gen.id)
+      .returningAll()
+      .executeTakeFirstOrThrow()
+    effects.push({
+      name: 'generation.item',
+      data: { ...counters(updated), item: itemSummary(ended) },
+    })
+    await finishIfDone(trx, updated, effects)
+    return { generationId: gen.id, applied: true }
+  }
+
+  /** One refund per item, keyed by the item: replays can never refund twice. */
+  async function refund(
+    trx: Transaction<DB>,
+    userId: string,
+    gen: GenerationRow,
+    itemIds: string[],
+    effects: Effects,
+  ) {
+    const outcomes = await ledger.apply(
+      trx,
+      userId,
+      itemIds.map((id) => ({
+        kind: 'refund' as const,
+        amount: gen.price_per_item,
+        reason: `refund for item ${id}`,
+        key: `refund:item:${id}`,
+        generationId: gen.id,
+        refundOf: gen.charge_entry_id,
+      })),
+    )
+    const last = outcomes.at(-1)
+    if (!last?.ok) throw new Error('refund was not applied')
+    effects.push({
+      name: 'credits.changed',
+      data: {
+        balance: last.value.balance,
+        delta: gen.price_per_item * itemIds.length,
+        kind: 'refund',
+      },
+    })
+  }
+
+  async function finishIfDone(trx: Transaction<DB>, gen: GenerationRow, effects: Effects) {
+    if (gen.succeeded_items + gen.failed_items + gen.cancelled_items < gen.total_items) return
+    const status = finalStatus(gen)
+    const done = await trx
+      .updateTable('generations')
+      .set({ status, finished_at: new Date() })
+      .where('id', '=', gen.id)
+      .returningAll()
+      .executeTakeFirstOrThrow()
+    effects.push({
+      name: 'generation.finished',
+      data: { ...counters(done), status, creditsRefunded: done.credits_refunded },
+    })
+  }
+
+  return async (userId, batch) => {
+    const out: Outcome<GenerationResult>[] = []
+    for (const message of batch) {
+      try {
+        out.push({ ok: true, value: await run(userId, message.command) })
+      } catch (error) {
+        const e =
+          error instanceof AppError
+            ? error
+            : new Unavailable('Could not complete the command; retry', 1, error)
+        out.push({ ok: false, error: e })
+      }
+    }
+    return out
+  }
+}
+
+export function finalStatus(
+  g: Pick<GenerationRow, 'succeeded_items' | 'failed_items' | 'cancelled_items' | 'total_items'>,
+): GenerationStatus {
+  if (g.succeeded_items === g.total_items) return 'succeeded'
+  if (g.succeeded_items > 0) return 'partial'
+  return g.cancelled_items === g.total_items
+    ? 'cancelled'
+    : g.failed_items > 0 && g.cancelled_items === 0
+      ? 'failed'
+      : 'cancelled'
+}
+
+function counters(g: GenerationRow) {
+  return {
+    generationId: g.id,
+    status: g.status,
+    totalItems: g.total_items,
+    succeededItems: g.succeeded_items,
+    failedItems: g.failed_items,
+    cancelledItems: g.cancelled_items,
+  }
+}
+
+function itemSummary(i: GenerationItemRow) {
+  return {
+    id: i.id,
+    key: i.key,
+    status: i.status,
+    error: i.error_code ? { code: i.error_code, message: i.error_message } : null,
+  }
+}

@@ -1,0 +1,105 @@
+import { t } from 'elysia'
+import { LimitParam } from '../http/schemas'
+
+const Mode = t.Union([t.Literal('library'), t.Literal('text')])
+const Format = t.Union([t.Literal('square'), t.Literal('portrait'), t.Literal('story')])
+const Uuid = t.String({ format: 'uuid' })
+
+export const CreateGenerationBody = t.Object({
+  mode: Mode,
+  poseIds: t.Optional(
+    t.Array(Uuid, {
+      minItems: 1,
+      maxItems: 20,
+      uniqueItems: true,
+      description: 'library mode: 1..20 existing poses',
+    }),
+  ),
+  prompt: t.Optional(
+    t.String({
+      maxLength: 4000,
+      description:
+        'text mode: 3..500 chars after NFC normalization, at most 100 words, no HTML tags or script URLs, no character repeated 10+ times',
+    }),
+  ),
+  variations: t.Integer({
+    minimum: 1,
+    maximum: 8,
+    description: 'per pose (library) or in total (text)',
+  }),
+  uploadId: t.Optional(
+    t.String({
+      format: 'uuid',
+      description: 'one of the caller’s uploads (shape checked; uploads arrive later)',
+    }),
+  ),
+  background: t.Optional(
+    t.Object({
+      mode: t.Union([t.Literal('color'), t.Literal('prompt')]),
+      value: t.String({
+        minLength: 1,
+        maxLength: 500,
+        description: 'color: #rgb or #rrggbb; prompt: as `prompt`',
+      }),
+    }),
+  ),
+  formats: t.Optional(t.Array(Format, { maxItems: 3, uniqueItems: true })),
+  deadlineSeconds: t.Optional(t.Integer({ minimum: 10, maximum: 86400 })),
+})
+
+const ItemStatus = t.Union([
+  t.Literal('queued'),
+  t.Literal('running'),
+  t.Literal('succeeded'),
+  t.Literal('failed'),
+  t.Literal('cancelled'),
+])
+const GenerationStatus = t.Union([
+  t.Literal('queued'),
+  t.Literal('running'),
+  t.Literal('succeeded'),
+  t.Literal('partial'),
+  t.Literal('failed'),
+  t.Literal('cancelled'),
+])
+const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(s: T) => t.Union([s, t.Null()])
+
+export const ItemSchema = t.Object({
+  id: t.String(),
+  key: t.String({ description: '<poseId>-v<n> or text-v<n>' }),
+  status: ItemStatus,
+  imageUrl: Nullable(t.String({ description: 'signed, expiring URL' })),
+  thumbnailUrl: Nullable(t.String()),
+  exports: t.Record(t.String(), t.String(), { description: 'format → signed URL' }),
+  error: Nullable(t.Object({ code: t.String(), message: t.String() })),
+})
+
+const GenerationFields = {
+  id: t.String(),
+  status: GenerationStatus,
+  mode: Mode,
+  totalItems: t.Integer(),
+  succeededItems: t.Integer(),
+  failedItems: t.Integer(),
+  cancelledItems: t.Integer(),
+  creditsCharged: t.Integer(),
+  creditsRefunded: t.Integer(),
+  queuePosition: Nullable(
+    t.Integer({
+      description:
+        'items queued cluster-wide before this generation’s next queued item; null once none is queued',
+    }),
+  ),
+  createdAt: t.String({ format: 'date-time' }),
+  startedAt: Nullable(t.String({ format: 'date-time' })),
+  finishedAt: Nullable(t.String({ format: 'date-time' })),
+}
+
+export const GenerationSummarySchema = t.Object(GenerationFields)
+export const GenerationSchema = t.Object({ ...GenerationFields, items: t.Array(ItemSchema) })
+
+export const ListQuery = t.Object({
+  limit: LimitParam,
+  cursor: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
+  status: t.Optional(GenerationStatus),
+})

@@ -1,0 +1,112 @@
+import { Elysia, t } from 'elysia'
+import type { Kysely } from 'kysely'
+import type { DB } from '../db/schema'
+import type { Guards } from '../http/guards'
+import { IdParam, Page, errors } from '../http/schemas'
+import type { Idempotency } from '../idempotency/idempotency'
+import { IdempotencyKeyHeader } from '../ledger/model'
+import { CreateGenerationBody, GenerationSchema, GenerationSummarySchema, ListQuery } from './model'
+import { queueFigures } from './repository'
+import type { Generations } from './service'
+
+export type GenerationRoutesDeps = {
+  generations: Generations
+  guards: Guards
+  idempotency: Idempotency
+}
+
+export function generationRoutes(deps: GenerationRoutesDeps) {
+  const { generations, idempotency } = deps
+  return new Elysia({ detail: { tags: ['generations'] } })
+    .use(deps.guards)
+    .post(
+      '/v1/generations',
+      ({ body, principal, request, set }) =>
+        idempotency.run({ request, set, userId: principal.userId, body }, async (commandKey) => {
+          const generation = await generations.accept(principal.userId, body, commandKey)
+          set.status = 202
+          return generation
+        }),
+      {
+        auth: true,
+        body: CreateGenerationBody,
+        headers: IdempotencyKeyHeader,
+        detail: {
+          summary:
+            'Start a generation: charged in full when accepted, each failed or cancelled item refunded (Idempotency-Key supported)',
+        },
+        response: { 202: GenerationSchema, ...errors(400, 401, 402, 409, 413, 422, 429, 503) },
+      },
+    )
+    .get('/v1/generations', ({ principal, query }) => generations.list(principal.userId, query), {
+      auth: true,
+      query: ListQuery,
+      detail: {
+        summary: 'The caller’s generations, newest first, without items; ?status= filters',
+      },
+      response: { 200: Page(GenerationSummarySchema), ...errors(401, 422) },
+    })
+    .get(
+      '/v1/generations/:id',
+      ({ principal, params }) => generations.get(principal.userId, params.id),
+      {
+        auth: true,
+        params: IdParam,
+        detail: {
+          summary: 'One of the caller’s generations, with its items (404 for anyone else’s)',
+        },
+        response: { 200: GenerationSchema, ...errors(401, 404, 422) },
+      },
+    )
+    .post(
+      '/v1/generations/:id/cancel',
+      ({ principal, params }) => generations.cancel(principal.userId, params.id),
+      {
+        auth: true,
+        params: IdParam,
+        detail: {
+          summary:
+            'Cancel: queued items become cancelled and are refunded; running ones finish. Idempotent.',
+        },
+        response: { 200: GenerationSchema, ...errors(401, 404, 422, 503) },
+      },
+    )
+}
+
+export function queueAdminRoutes(deps: { db: Kysely<DB> }) {
+  return new Elysia({ detail: { tags: ['admin'] } }).get(
+    '/queue',
+    async () => {
+      const q = await queueFigures(deps.db)
+      return {
+        depth: q.depth,
+        oldestQueuedAgeSeconds: q.oldest_queued_at
+          ? Math.round((Date.now() - new Date(q.oldest_queued_at).getTime()) / 1000)
+          : null,
+        running: q.running,
+        retrying: q.retrying,
+        failedLastHour: q.failed_last_hour,
+        itemsPerMinute: q.succeeded_last_minute,
+        perInstance: q.perInstance,
+      }
+    },
+    {
+      detail: {
+        summary:
+          'The work queue: depth, oldest queued age, running, retrying, failed in the last hour, per instance',
+      },
+      response: {
+        200: t.Object({
+          depth: t.Integer(),
+          oldestQueuedAgeSeconds: t.Union([t.Integer(), t.Null()]),
+          running: t.Integer(),
+          retrying: t.Integer(),
+          failedLastHour: t.Integer(),
+          itemsPerMinute: t.Integer(),
+          perInstance: t.Array(t.Object({ instance: t.String(), running: t.Integer() })),
+        }),
+        ...errors(401, 403),
+      },
+    },
+  )
+}

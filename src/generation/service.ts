@@ -1,0 +1,175 @@
+import type { Kysely } from 'kysely'
+import type { DB } from '../db/schema'
+import { NotFound, ValidationFailed, type ValidationIssue } from '../errors'
+import { decodeCursor, encodeCursor, pageLimit } from '../http/schemas'
+import type { MediaUrls } from '../media/signed-urls'
+import type { GenerationCommand, GenerationResult } from './commands'
+import { checkPrompt } from './prompt'
+import * as repo from './repository'
+import type { GenerationItemRow, GenerationRequest, GenerationRow, GenerationStatus } from './table'
+
+/**
+ * What the HTTP edge asks of generations. Reads go to Postgres; every change
+ * goes through the user's actor (`ask`).
+ */
+export type GenerationsDeps = {
+  db: Kysely<DB>
+  ask: (userId: string, command: GenerationCommand) => Promise<GenerationResult>
+  urls: MediaUrls
+  pricing: { perImage: number; perBackground: number }
+  /** The ids among `ids` that are poses of the library. */
+  existingPoses: (ids: string[]) => Promise<Set<string>>
+  /** Tells this instance's renderer pool that work arrived (no wait for its next poll). */
+  wake: () => void
+}
+
+export type Generations = ReturnType<typeof makeGenerations>
+
+const HEX_COLOUR = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i
+
+export function makeGenerations(deps: GenerationsDeps) {
+  async function normalize(body: GenerationRequest): Promise<GenerationRequest> {
+    const issues: ValidationIssue[] = []
+    const out: GenerationRequest = { ...body }
+    if (body.mode === 'library') {
+      if (!body.poseIds) issues.push({ path: '/poseIds', message: 'Required in library mode' })
+      if (body.prompt !== undefined) issues.push({ path: '/prompt', message: 'Only in text mode' })
+      if (body.poseIds) {
+        const found = await deps.existingPoses(body.poseIds)
+        body.poseIds.forEach((id, i) => {
+          if (!found.has(id)) issues.push({ path: `/poseIds/${i}`, message: 'No such pose' })
+        })
+      }
+    } else {
+      if (body.poseIds !== undefined)
+        issues.push({ path: '/poseIds', message: 'Only in library mode' })
+      if (body.prompt === undefined)
+        issues.push({ path: '/prompt', message: 'Required in text mode' })
+      else {
+        const checked = checkPrompt(body.prompt, '/prompt')
+        issues.push(...checked.issues)
+        out.prompt = checked.prompt
+      }
+    }
+    if (body.background?.mode === 'color' && !HEX_COLOUR.test(body.background.value))
+      issues.push({ path: '/background/value', message: 'Expected a colour like #aabbcc' })
+    if (body.background?.mode === 'prompt') {
+      const checked = checkPrompt(body.background.value, '/background/value')
+      issues.push(...checked.issues)
+      out.background = { mode: 'prompt', value: checked.prompt }
+    }
+    if (issues.length > 0) throw new ValidationFailed(issues)
+    return out
+  }
+
+  function itemsOf(request: GenerationRequest): repo.NewItem[] {
+    const variations = Array.from({ length: request.variations }, (_, v) => v)
+    const targets = request.mode === 'library' ? request.poseIds! : [null]
+    return targets.flatMap((poseId) =>
+      variations.map((v) => ({
+        id: Bun.randomUUIDv7(),
+        key: `${poseId ?? 'text'}-v${v}`,
+        poseId,
+        variation: v,
+      })),
+    )
+  }
+
+  async function accept(userId: string, body: GenerationRequest, commandKey: string) {
+    const request = await normalize(body)
+    const items = itemsOf(request)
+    const pricePerItem =
+      deps.pricing.perImage + (request.background ? deps.pricing.perBackground : 0)
+    const { generationId } = await deps.ask(userId, {
+      kind: 'start',
+      generationId: Bun.randomUUIDv7(),
+      request,
+      items,
+      pricePerItem,
+      deadlineAt: request.deadlineSeconds
+        ? new Date(Date.now() + request.deadlineSeconds * 1000)
+        : null,
+      commandKey,
+    })
+    deps.wake()
+    return get(userId, generationId)
+  }
+
+  async function get(userId: string, id: string) {
+    const row = await repo.findGeneration(deps.db, id, userId)
+    if (!row) throw new NotFound('Generation')
+    const [items, positions] = await Promise.all([
+      repo.itemsOf(deps.db, id),
+      repo.queuePositions(deps.db, [id]),
+    ])
+    return { ...summary(row, positions), items: items.map((i) => item(i, userId)) }
+  }
+
+  async function list(
+    userId: string,
+    query: { limit?: string; cursor?: string; status?: GenerationStatus },
+  ) {
+    const limit = pageLimit(query.limit)
+    const after = decodeCursor(query.cursor) as [string, string] | undefined
+    const rows = await repo.listGenerations(deps.db, userId, {
+      limit: limit + 1,
+      status: query.status,
+      before: after,
+    })
+    const page = rows.slice(0, limit)
+    const positions = await repo.queuePositions(
+      deps.db,
+      page.filter((r) => r.status === 'queued' || r.status === 'running').map((r) => r.id),
+    )
+    const last = page.at(-1)
+    return {
+      items: page.map((r) => summary(r, positions)),
+      nextCursor:
+        rows.length > limit && last ? encodeCursor([last.created_at.toISOString(), last.id]) : null,
+    }
+  }
+
+  async function cancel(userId: string, id: string) {
+    await deps.ask(userId, { kind: 'cancel', generationId: id, reason: 'user' })
+    return get(userId, id)
+  }
+
+  function item(i: GenerationItemRow, userId: string) {
+    const url = (mediaId: string | null) => (mediaId ? deps.urls.url(mediaId, userId) : null)
+    return {
+      id: i.id,
+      key: i.key,
+      status: i.status,
+      imageUrl: url(i.image_media_id),
+      thumbnailUrl: url(i.thumbnail_media_id),
+      exports: Object.fromEntries(
+        Object.entries(i.export_media_ids ?? {}).map(([f, m]) => [f, url(m)!]),
+      ),
+      error:
+        i.error_code && i.status !== 'succeeded'
+          ? { code: i.error_code, message: i.error_message ?? '' }
+          : null,
+    }
+  }
+
+  return { accept, get, list, cancel }
+}
+
+function summary(g: GenerationRow, positions: Map<string, number>) {
+  const iso = (d: Date | null) => (d ? d.toISOString() : null)
+  return {
+    id: g.id,
+    status: g.status,
+    mode: g.mode,
+    totalItems: g.total_items,
+    succeededItems: g.succeeded_items,
+    failedItems: g.failed_items,
+    cancelledItems: g.cancelled_items,
+    creditsCharged: Number(g.credits_charged),
+    creditsRefunded: Number(g.credits_refunded),
+    queuePosition: positions.get(g.id) ?? null,
+    createdAt: g.created_at.toISOString(),
+    startedAt: iso(g.started_at),
+    finishedAt: iso(g.finished_at),
+  }
+}

@@ -1,0 +1,61 @@
+import type { Kysely } from 'kysely'
+import type { Logger } from 'pino'
+import type { DB } from '../db/schema'
+import type { GenerationCommand } from './commands'
+import * as repo from './repository'
+
+/**
+ * Every `intervalMs`, on every instance (each step is safe to run twice):
+ *  - items whose lease expired (their instance died) go back to the queue, or
+ *    fail through the user's actor when no attempt is left;
+ *  - generations past their deadline have their queued items cancelled and
+ *    refunded, through the user's actor.
+ */
+export type SweeperOptions = {
+  db: Kysely<DB>
+  report: (userId: string, command: GenerationCommand) => Promise<unknown>
+  maxAttempts: number
+  intervalMs: number
+  log: Logger
+}
+
+export function makeSweeper(o: SweeperOptions) {
+  let running: Promise<void> | undefined
+  const timer = setInterval(() => void sweep(), o.intervalMs)
+  timer.unref?.()
+
+  function sweep(): Promise<void> {
+    running ??= once().finally(() => (running = undefined))
+    return running
+  }
+
+  async function once() {
+    try {
+      const { requeued, exhausted } = await repo.reclaimExpiredLeases(o.db, o.maxAttempts)
+      if (requeued > 0) o.log.warn({ requeued }, 'items with expired leases back in the queue')
+      for (const item of exhausted)
+        await o.report(item.user_id, {
+          kind: 'outcome',
+          itemId: item.id,
+          owner: null,
+          result: {
+            status: 'failed',
+            code: 'lease_expired',
+            message: 'The image could not be rendered',
+          },
+        })
+      for (const g of await repo.overdueGenerations(o.db))
+        await o.report(g.user_id, { kind: 'cancel', generationId: g.id, reason: 'deadline' })
+    } catch (err) {
+      o.log.error({ err }, 'sweep failed')
+    }
+  }
+
+  return {
+    sweep,
+    async close() {
+      clearInterval(timer)
+      await running
+    },
+  }
+}

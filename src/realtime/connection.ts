@@ -1,0 +1,81 @@
+import type { Logger } from 'pino'
+import type { Event } from '../events/event'
+import type { CloseReason } from './messages'
+
+/**
+ * One WebSocket's state, kept in the gateway's map under the id Elysia puts
+ * in ws.data (Elysia wraps the socket in a new object per callback, so the
+ * wrapper is no key).
+ *
+ * States:
+ *   authenticating ──auth ok──▶ live ──close(code)──▶ closing ──Bun's close──▶ gone
+ *   authenticating ──5 s / bad token──▶ closing (4408 / 4401)
+ *   live: streaming ⇄ replaying (after resumeAfter or resume: live events are
+ *   buffered while the log is read, then flushed minus the ids already sent)
+ */
+export type ConnectionState = 'authenticating' | 'live' | 'closing'
+
+/** What the gateway uses of Bun's ServerWebSocket. */
+export type Socket = {
+  /** Bytes sent (> 0); -1 queued under backpressure; 0 dropped. */
+  send(data: string): number
+  close(code?: number, reason?: string): void
+  terminate(): void
+  getBufferedAmount(): number
+}
+
+export type Connection = {
+  id: string
+  socket: Socket
+  log: Logger
+  state: ConnectionState
+  userId?: string
+  unsubscribe?: () => void
+  authTimer?: ReturnType<typeof setTimeout>
+  expiryTimer?: ReturnType<typeof setTimeout>
+  /** Arrival times of the last `limit` messages, a ring: the flood check. */
+  arrivals: number[]
+  arrivalIndex: number
+  /** Messages of one socket are handled one after another, in arrival order. */
+  queue: Promise<void>
+  /** Set while replaying: live events wait here. */
+  replayBuffer?: Event[]
+  /** The newest event id sent: live events at or below it are duplicates. */
+  lastId?: string
+  /** Resolved by Bun's drain callback, for a replay waiting on backpressure. */
+  drained?: () => void
+  /** Why we closed it, when we did (Bun reports 1006 for some closes we start). */
+  closedWith?: CloseReason
+  closed: Promise<void>
+  markClosed: () => void
+}
+
+export function makeConnection(id: string, socket: Socket, log: Logger): Connection {
+  let markClosed!: () => void
+  const closed = new Promise<void>((resolve) => (markClosed = resolve))
+  return {
+    id,
+    socket,
+    log,
+    state: 'authenticating',
+    arrivals: [],
+    arrivalIndex: 0,
+    queue: Promise.resolve(),
+    closed,
+    markClosed,
+  }
+}
+
+/**
+ * True when this message makes more than `limit` in the last second: a ring
+ * of the last `limit` arrival times, so the check is exact and O(1).
+ */
+export function isFlooding(conn: Connection, limit: number, now: number): boolean {
+  const oldest = conn.arrivals.length < limit ? undefined : conn.arrivals[conn.arrivalIndex]
+  conn.arrivals[conn.arrivalIndex] = now
+  conn.arrivalIndex = (conn.arrivalIndex + 1) % limit
+  return oldest !== undefined && now - oldest < 1000
+}
+
+/** setTimeout caps delays at 2^31-1 ms (~24.8 days); longer waits re-arm. */
+export const MAX_TIMER_MS = 2 ** 31 - 1

@@ -1,0 +1,294 @@
+import type { Logger } from 'pino'
+import { Unauthorized, toError } from '../errors'
+import type { Event, EventLog } from '../events/event'
+import { compareIds } from '../events/ids'
+import type { Metrics } from '../obs/metrics'
+import type { Tokens } from '../users/tokens'
+import {
+  MAX_TIMER_MS,
+  isFlooding,
+  makeConnection,
+  type Connection,
+  type Socket,
+} from './connection'
+import { Close, frames, parseClientMessage, type CloseReason } from './messages'
+
+/**
+ * The WebSocket gateway of API.md: first-message auth, live events from the
+ * event log, resume without gap or duplicate, ping/pong, limits, drain.
+ * Connection states are in connection.ts.
+ *
+ * Gateway states: accepting ──drain()──▶ draining (every socket told to
+ * reconnect and closed with 1012; new ones refused) ──close()──▶ closed
+ * (whatever is left terminated, every timer stopped).
+ *
+ * Ordering: a socket subscribes to the user's live tail BEFORE it reads the
+ * log for a replay, and buffers live events meanwhile; the buffer is flushed
+ * after the replay minus the ids already sent. The tail delivers every event
+ * appended after subscribe(), and the replay every event up to its read, so
+ * their union has no gap, and the id comparison removes the overlap.
+ */
+
+export type GatewayOptions = {
+  events: EventLog
+  tokens: Pick<Tokens, 'verify'>
+  instanceId: string
+  log: Logger
+  metrics?: Metrics
+  /** Time for the auth message (default 5000 ms, API.md). */
+  authTimeoutMs?: number
+  /** Messages per second per socket before 1008 (default 20, API.md). */
+  maxMessagesPerSecond?: number
+  /** Bytes queued to one socket before it is closed with 1013 (default 1 MiB). */
+  sendBufferBytes?: number
+  /** How long drain() waits for clients to close before terminating them (default 3000 ms). */
+  drainGraceMs?: number
+  /** Events per log read during a replay (default 256). */
+  replayPage?: number
+}
+
+export type Gateway = ReturnType<typeof makeGateway>
+
+/** Live events a socket may buffer during its replay before it counts as too slow. */
+const MAX_REPLAY_BUFFER = 10_000
+
+export function makeGateway(options: GatewayOptions) {
+  const { events, tokens, instanceId, log } = options
+  const authTimeoutMs = options.authTimeoutMs ?? 5000
+  const rate = options.maxMessagesPerSecond ?? 20
+  const sendBufferBytes = options.sendBufferBytes ?? 1024 * 1024
+  const drainGraceMs = options.drainGraceMs ?? 3000
+  const replayPage = options.replayPage ?? 256
+  const conns = new Map<string, Connection>()
+  let state: 'accepting' | 'draining' | 'closed' = 'accepting'
+
+  const m = options.metrics
+  m?.gauge('ws_connections', 'Open WebSocket connections', [], () => conns.size)
+  const delivered = m?.counter('ws_events_delivered_total', 'Events sent to sockets', ['via'])
+  const latency = m?.histogram(
+    'ws_delivery_latency_seconds',
+    'From append to send, for live events',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  )
+  const closes = m?.counter('ws_closes_total', 'WebSocket closes by code', ['code'])
+
+  /** Bun's own settings for every socket of the server (Elysia passes them to Bun.serve). */
+  const websocket = {
+    /** API.md: a message over 4 KiB closes with 1009, which Bun sends itself. */
+    maxPayloadLength: 4 * 1024,
+    /** API.md: silent for 60 s closes; Bun pings idle sockets at protocol level. */
+    idleTimeout: 60,
+    sendPings: true,
+    /** Twice our own limit: we close at sendBufferBytes with 1013, Bun's hard limit is a backstop. */
+    backpressureLimit: sendBufferBytes * 2,
+    closeOnBackpressureLimit: true,
+    /** Events are small JSON: compression would cost CPU and zlib memory per socket for little. */
+    perMessageDeflate: false,
+  }
+
+  function closeWith(conn: Connection, why: CloseReason) {
+    if (conn.state === 'closing') return
+    conn.state = 'closing'
+    conn.closedWith = why
+    release(conn)
+    conn.log.debug({ code: why.code, reason: why.reason }, 'closing socket')
+    conn.socket.close(why.code, why.reason)
+  }
+
+  function release(conn: Connection) {
+    clearTimeout(conn.authTimer)
+    clearTimeout(conn.expiryTimer)
+    conn.unsubscribe?.()
+    conn.unsubscribe = undefined
+    conn.replayBuffer = undefined
+    conn.drained?.()
+  }
+
+  /** Sends one frame; a socket that cannot keep up is closed (and resumes), never skipped. */
+  function send(conn: Connection, frame: string, flowControlled = false) {
+    if (conn.state === 'closing') return 'closed' as const
+    const status = conn.socket.send(frame)
+    if (status > 0) return 'sent' as const
+    if (status === 0 || (!flowControlled && conn.socket.getBufferedAmount() > sendBufferBytes)) {
+      closeWith(conn, Close.slowConsumer)
+      return 'closed' as const
+    }
+    return 'backpressure' as const
+  }
+
+  function deliverLive(conn: Connection, event: Event) {
+    if (conn.lastId !== undefined && compareIds(event.id, conn.lastId) <= 0) return
+    if (send(conn, frames.event(event)) === 'closed') return
+    conn.lastId = event.id
+    delivered?.inc({ via: 'live' })
+    latency?.observe(Math.max(0, Date.now() - event.at) / 1000)
+  }
+
+  function onLiveEvent(conn: Connection, event: Event) {
+    if (conn.state !== 'live') return
+    if (!conn.replayBuffer) return deliverLive(conn, event)
+    conn.replayBuffer.push(event)
+    if (conn.replayBuffer.length > MAX_REPLAY_BUFFER) closeWith(conn, Close.slowConsumer)
+  }
+
+  /** Everything after `after`, then the buffered live events; see the ordering note above. */
+  async function replay(conn: Connection, after: string) {
+    conn.replayBuffer ??= []
+    let cursor = after
+    for (let first = true; ; first = false) {
+      const page = await events.readAfter(conn.userId!, cursor, replayPage)
+      if (conn.state !== 'live') return
+      if (first && page.truncated && send(conn, frames.resync) === 'closed') return
+      for (const event of page.events) {
+        const sent = send(conn, frames.event(event), true)
+        if (sent === 'closed') return
+        cursor = event.id
+        delivered?.inc({ via: 'replay' })
+        if (sent === 'backpressure') await new Promise<void>((r) => (conn.drained = r))
+        if (conn.state !== 'live') return
+      }
+      if (page.events.length < replayPage) break
+    }
+    const buffered = conn.replayBuffer ?? []
+    conn.replayBuffer = undefined
+    conn.lastId = cursor
+    for (const event of buffered) deliverLive(conn, event)
+  }
+
+  function armExpiry(conn: Connection, expiresAt: number) {
+    const left = expiresAt - Date.now()
+    if (left <= 0) return closeWith(conn, Close.tokenExpired)
+    conn.expiryTimer = setTimeout(() => armExpiry(conn, expiresAt), Math.min(left, MAX_TIMER_MS))
+  }
+
+  async function authenticate(conn: Connection, token: string, resumeAfter?: string) {
+    clearTimeout(conn.authTimer)
+    let principal
+    try {
+      principal = await tokens.verify(token)
+    } catch (error) {
+      if (!(error instanceof Unauthorized)) throw error
+      return closeWith(conn, Close.unauthorized)
+    }
+    if (conn.state !== 'authenticating') return
+    if (state !== 'accepting') return closeWith(conn, Close.draining)
+    const { userId } = principal
+    conn.state = 'live'
+    conn.userId = userId
+    conn.log = conn.log.child({ userId })
+    armExpiry(conn, principal.expiresAt)
+    if (conn.state !== 'live') return
+    // subscribe first: from here every new event reaches the socket or its replay buffer
+    if (resumeAfter !== undefined) conn.replayBuffer = []
+    conn.unsubscribe = events.subscribe(userId, (event) => onLiveEvent(conn, event))
+    if (send(conn, frames.ready(userId, instanceId)) === 'closed') return
+    conn.log.debug({ resumeAfter }, 'socket authenticated')
+    if (resumeAfter !== undefined) await replay(conn, resumeAfter)
+  }
+
+  async function handle(conn: Connection, raw: unknown) {
+    if (conn.state === 'closing') return
+    const message = parseClientMessage(raw)
+    if (conn.state === 'authenticating') {
+      if (message?.type !== 'auth') return closeWith(conn, Close.unauthorized)
+      return authenticate(conn, message.token, message.resumeAfter)
+    }
+    switch (message?.type) {
+      case 'ping':
+        return void send(conn, frames.pong)
+      case 'resume':
+        return replay(conn, message.after)
+      default:
+        // a second auth, an unknown type, or not a message at all
+        return closeWith(conn, Close.invalidMessage)
+    }
+  }
+
+  /** Bun's callbacks for one socket, by the id Elysia keeps in ws.data. */
+  const sockets = {
+    open(id: string, socket: Socket) {
+      const conn = makeConnection(id, socket, log.child({ socket: id }))
+      conns.set(id, conn)
+      if (state !== 'accepting') {
+        send(conn, frames.reconnect)
+        return closeWith(conn, Close.draining)
+      }
+      conn.authTimer = setTimeout(() => closeWith(conn, Close.authTimeout), authTimeoutMs)
+    },
+
+    message(id: string, raw: unknown) {
+      const conn = conns.get(id)
+      if (!conn || conn.state === 'closing') return
+      if (isFlooding(conn, rate, performance.now())) return closeWith(conn, Close.rateLimited)
+      conn.queue = conn.queue
+        .then(() => handle(conn, raw))
+        .catch((error) => {
+          conn.log.error({ err: toError(error) }, 'socket message failed')
+          closeWith(conn, Close.internal)
+        })
+    },
+
+    /** The socket's send buffer emptied (Bun's `drain`). */
+    writable(id: string) {
+      const conn = conns.get(id)
+      const wake = conn?.drained
+      if (conn) conn.drained = undefined
+      wake?.()
+    },
+
+    closed(id: string, code: number, reason: string) {
+      const conn = conns.get(id)
+      if (!conn) return
+      conns.delete(id)
+      release(conn)
+      conn.state = 'closing'
+      // Bun reports 1006 for closes it starts itself, such as an oversized message
+      const reported =
+        conn.closedWith?.code ?? (reason === 'Received too big message' ? Close.tooBig.code : code)
+      closes?.inc({ code: String(reported) })
+      conn.log.debug({ code: reported }, 'socket closed')
+      conn.markClosed()
+    },
+  }
+
+  return {
+    websocket,
+    sockets,
+
+    get accepting() {
+      return state === 'accepting'
+    },
+
+    connections: () => conns.size,
+
+    /** Drain stage: every socket is told to reconnect elsewhere and closed with 1012. */
+    async drain() {
+      if (state === 'accepting') state = 'draining'
+      const open = [...conns.values()]
+      log.info({ sockets: open.length }, 'closing sockets for drain')
+      for (const conn of open) {
+        if (conn.state !== 'closing') send(conn, frames.reconnect)
+        closeWith(conn, Close.draining)
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined
+      await Promise.race([
+        Promise.all(open.map((c) => c.closed)),
+        new Promise<void>((r) => (timer = setTimeout(r, drainGraceMs))),
+      ])
+      clearTimeout(timer)
+      for (const conn of open) if (conns.has(conn.id)) conn.socket.terminate()
+    },
+
+    /** Stops everything this gateway started; sockets still open are terminated. */
+    async close() {
+      state = 'closed'
+      for (const conn of conns.values()) {
+        release(conn)
+        conn.state = 'closing'
+        conn.socket.terminate()
+        conn.markClosed()
+      }
+      conns.clear()
+    },
+  }
+}

@@ -1,0 +1,287 @@
+import { afterAll, describe, expect, it } from 'bun:test'
+import { createClient } from 'redis'
+import type { Event, EventLog } from '../../src/events/event'
+import { makeEventLog } from '../../src/events/event-log'
+import { ZERO_ID, compareIds } from '../../src/events/ids'
+import type { Redis } from '../../src/redis/client'
+import { makeRedisKeys } from '../../src/redis/keys'
+import { makeLogger } from '../../src/obs/logger'
+import { getServices, stopContainers } from '../support/services'
+
+/**
+ * The same cases against both implementations: Redis streams (server mode)
+ * and the in-memory rings (embedded mode). The Redis-only cases prove the
+ * fan-out across instances and that connections do not grow with listeners.
+ */
+const services = await getServices()
+const silentLog = makeLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false })
+const runId = crypto.randomUUID().replaceAll('-', '').slice(0, 12)
+const prefix = `atelier-test:${runId}:`
+const keys = makeRedisKeys(prefix)
+/** Every connection this file opens carries this name, so CLIENT LIST can count ours alone. */
+const clientName = `atelier-events-test-${runId}`
+const cleanups: (() => Promise<unknown>)[] = []
+
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {})
+  const redis = createClient({ url: services.redisUrl })
+  await redis.connect()
+  for await (const found of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 }))
+    if (found.length) await redis.del(found)
+  await redis.quit()
+  await stopContainers()
+})
+
+async function connect(): Promise<Redis> {
+  const redis: Redis = createClient({ url: services.redisUrl, name: clientName })
+  await redis.connect()
+  cleanups.push(() => redis.quit())
+  return redis
+}
+
+type Impl = { name: 'redis' | 'memory'; make(history?: number): Promise<EventLog> }
+
+const impls: Impl[] = [
+  {
+    name: 'redis',
+    async make(history = 1000) {
+      const redis = await connect()
+      const log = await makeEventLog({ redis, keys, history, log: silentLog })
+      cleanups.push(() => log.close())
+      return log
+    },
+  },
+  {
+    name: 'memory',
+    async make(history = 1000) {
+      const log = await makeEventLog({ keys, history, log: silentLog })
+      cleanups.push(() => log.close())
+      return log
+    },
+  },
+]
+
+const newUser = () => `user-${crypto.randomUUID()}`
+
+/** A live-tail listener whose test awaits a number of events instead of sleeping. */
+function listen(log: EventLog, userId: string) {
+  const got: Event[] = []
+  let waiter: { n: number; resolve: () => void } | undefined
+  const unsubscribe = log.subscribe(userId, (e) => {
+    got.push(e)
+    if (waiter && got.length >= waiter.n) waiter.resolve()
+  })
+  return {
+    got,
+    unsubscribe,
+    async until(n: number, timeoutMs = 5000): Promise<Event[]> {
+      if (got.length < n) {
+        let timer: ReturnType<typeof setTimeout> | undefined
+        await Promise.race([
+          new Promise<void>((resolve) => (waiter = { n, resolve })),
+          new Promise<void>(
+            (_, reject) =>
+              (timer = setTimeout(
+                () => reject(new Error(`got ${got.length} of ${n} events`)),
+                timeoutMs,
+              )),
+          ),
+        ]).finally(() => clearTimeout(timer))
+      }
+      return got
+    },
+  }
+}
+
+async function appendMany(log: EventLog, userId: string, n: number, from = 0) {
+  const ids: string[] = []
+  for (let i = from; i < from + n; i++)
+    ids.push(await log.append(userId, 'credits.changed', { balance: i, delta: 1, kind: 'grant' }))
+  return ids
+}
+
+describe('event ids', () => {
+  it('compare as numbers, not as strings', () => {
+    expect(compareIds('10-0', '9-5')).toBeGreaterThan(0)
+    expect(compareIds('9-10', '9-9')).toBeGreaterThan(0)
+    expect(compareIds('1700000000000-3', '1700000000000-3')).toBe(0)
+    expect(compareIds('1-18446744073709551614', '1-18446744073709551615')).toBeLessThan(0)
+    expect(compareIds(ZERO_ID, '0-1')).toBeLessThan(0)
+  })
+})
+
+for (const impl of impls) {
+  const log = await impl.make()
+  describe(`${impl.name} event log`, () => {
+    it('gives ids that increase strictly per user, also under concurrent appends', async () => {
+      const userId = newUser()
+      const sequential = await appendMany(log, userId, 20)
+      const concurrent = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          log.append(userId, 'generation.item', { generationId: 'g', i }),
+        ),
+      )
+      const ids = [...sequential, ...concurrent]
+      for (const id of ids) expect(id).toMatch(/^\d+-\d+$/)
+      expect(new Set(ids).size).toBe(ids.length)
+      for (let i = 1; i < sequential.length; i++)
+        expect(compareIds(sequential[i - 1]!, sequential[i]!)).toBeLessThan(0)
+      // what the log holds is in id order, and concurrent appends come after the sequential ones
+      const { events } = await log.readAfter(userId, ZERO_ID, 1000)
+      expect(events.map((e) => e.id)).toEqual([...ids].sort(compareIds))
+      expect(compareIds(sequential.at(-1)!, [...concurrent].sort(compareIds)[0]!)).toBeLessThan(0)
+    })
+
+    it('reads exactly the events after an id, in order, with their names, data and time', async () => {
+      const userId = newUser()
+      const before = Date.now()
+      const ids = await appendMany(log, userId, 10)
+      const after3 = await log.readAfter(userId, ids[3]!, 100)
+      expect(after3.truncated).toBe(false)
+      expect(after3.events.map((e) => e.id)).toEqual(ids.slice(4))
+      expect(after3.events[0]).toMatchObject({
+        name: 'credits.changed',
+        data: { balance: 4, delta: 1, kind: 'grant' },
+      })
+      expect(after3.events[0]!.at).toBeGreaterThanOrEqual(before)
+      expect(after3.events[0]!.at).toBeLessThanOrEqual(Date.now())
+
+      const limited = await log.readAfter(userId, ids[3]!, 3)
+      expect(limited.events.map((e) => e.id)).toEqual(ids.slice(4, 7))
+      const all = await log.readAfter(userId, ZERO_ID, 100)
+      expect(all).toEqual({ events: expect.any(Array), truncated: false })
+      expect(all.events.map((e) => e.id)).toEqual(ids)
+      expect(await log.readAfter(userId, ids.at(-1)!, 100)).toEqual({
+        events: [],
+        truncated: false,
+      })
+    })
+
+    it('keeps users apart, and a user without events has nothing to read', async () => {
+      const [a, b] = [newUser(), newUser()]
+      const idsA = await appendMany(log, a, 3)
+      await appendMany(log, b, 2)
+      expect((await log.readAfter(a, ZERO_ID, 100)).events.map((e) => e.id)).toEqual(idsA)
+      expect(await log.readAfter(newUser(), ZERO_ID, 100)).toEqual({
+        events: [],
+        truncated: false,
+      })
+    })
+
+    it('reports truncated exactly when events after the id were trimmed', async () => {
+      const small = await impl.make(10)
+      const userId = newUser()
+      // Redis trims MAXLEN ~ by whole macro nodes (100 entries): 300 appends force it to trim
+      const ids = await appendMany(small, userId, 300)
+      const fromStart = await small.readAfter(userId, ids[0]!, 1000)
+      expect(fromStart.truncated).toBe(true)
+      const retained = fromStart.events.map((e) => e.id)
+      expect(retained.length).toBeGreaterThanOrEqual(10)
+      expect(retained.length).toBeLessThan(300)
+      // what is retained is the newest events, without holes
+      expect(retained).toEqual(ids.slice(ids.length - retained.length))
+      const firstKept = ids.indexOf(retained[0]!)
+      // from the oldest retained id on nothing is missing; any older id asks for a resync
+      expect((await small.readAfter(userId, ids[firstKept]!, 1000)).truncated).toBe(false)
+      expect((await small.readAfter(userId, ids.at(-2)!, 1000)).truncated).toBe(false)
+      expect((await small.readAfter(userId, ids[firstKept - 1]!, 1000)).truncated).toBe(true)
+      expect((await small.readAfter(userId, ZERO_ID, 1000)).truncated).toBe(true)
+      // an id from a history that no longer exists (an expired stream) asks for a resync
+      expect((await small.readAfter(newUser(), ids[5]!, 1000)).truncated).toBe(true)
+    })
+
+    it('passes live events to subscribers, in order, until they unsubscribe', async () => {
+      const userId = newUser()
+      const first = listen(log, userId)
+      const second = listen(log, userId)
+      const other = listen(log, newUser())
+      const ids = await appendMany(log, userId, 5)
+      expect((await first.until(5)).map((e) => e.id)).toEqual(ids)
+      expect((await second.until(5)).map((e) => e.id)).toEqual(ids)
+      expect(first.got[0]).toMatchObject({ name: 'credits.changed', data: { balance: 0 } })
+
+      first.unsubscribe()
+      const [late] = await appendMany(log, userId, 1, 5)
+      expect((await second.until(6)).at(-1)!.id).toBe(late!)
+      expect(first.got).toHaveLength(5)
+      expect(other.got).toHaveLength(0)
+      second.unsubscribe()
+      other.unsubscribe()
+    })
+
+    it('leaves no gap between a subscription and a read made after it', async () => {
+      const userId = newUser()
+      await appendMany(log, userId, 5)
+      const { events: before } = await log.readAfter(userId, ZERO_ID, 1000)
+      const mark = before.at(-1)!.id
+      // appends run concurrently with subscribe-then-read, as during a socket's resume
+      const appending = appendMany(log, userId, 200, 5)
+      const tail = listen(log, userId)
+      const read = await log.readAfter(userId, mark, 1000)
+      const appended = await appending
+      const last = appended.at(-1)!
+      await tail.until(1)
+      while (
+        compareIds(tail.got.at(-1)?.id ?? ZERO_ID, last) < 0 &&
+        compareIds(read.events.at(-1)?.id ?? ZERO_ID, last) < 0
+      )
+        await tail.until(tail.got.length + 1)
+      const seen = new Set([...read.events, ...tail.got].map((e) => e.id))
+      expect(appended.filter((id) => !seen.has(id))).toEqual([])
+      const live = tail.got.map((e) => e.id)
+      expect(live).toEqual([...live].sort(compareIds))
+      expect(new Set(live).size).toBe(live.length)
+      tail.unsubscribe()
+    })
+
+    it('refuses an unknown event name, a malformed id and a bad limit', async () => {
+      const userId = newUser()
+      await expect(
+        log.append(userId, 'generation.exploded' as 'generation.item', {}),
+      ).rejects.toThrow('unknown event name')
+      await expect(log.readAfter(userId, 'yesterday', 10)).rejects.toThrow('not an event id')
+      await expect(log.readAfter(userId, '01-0', 10)).rejects.toThrow('not an event id')
+      await expect(log.readAfter(userId, ZERO_ID, 0)).rejects.toThrow('not a positive limit')
+      expect((await log.readAfter(userId, ZERO_ID, 10)).events).toEqual([])
+    })
+
+    it('keeps what was appended, not what the producer changes afterwards', async () => {
+      const userId = newUser()
+      const data = { balance: 1, item: { status: 'queued' } }
+      await log.append(userId, 'credits.changed', data)
+      data.item.status = 'mutated'
+      const { events } = await log.readAfter(userId, ZERO_ID, 10)
+      expect(events[0]!.data).toEqual({ balance: 1, item: { status: 'queued' } })
+    })
+
+    if (impl.name === 'redis') {
+      it('delivers an append on one instance to a subscriber on another', async () => {
+        const a = await impl.make()
+        const b = await impl.make()
+        const userId = newUser()
+        const onB = listen(b, userId)
+        const id = await a.append(userId, 'generation.queued', { generationId: 'g1' })
+        const [event] = await onB.until(1)
+        expect(event).toMatchObject({ id, name: 'generation.queued', data: { generationId: 'g1' } })
+        onB.unsubscribe()
+      })
+
+      it('uses the same number of Redis connections for 1 or 1000 subscribers', async () => {
+        const admin = await connect()
+        const ours = async () =>
+          (await admin.clientList()).filter((c) => c.name === clientName).length
+        const before = await ours()
+        const shared = await impl.make()
+        const withLog = await ours()
+        // the command client made for it, and its one subscriber connection
+        expect(withLog - before).toBe(2)
+        const users = Array.from({ length: 1000 }, newUser)
+        const listeners = users.map((u) => listen(shared, u))
+        await Promise.all(users.slice(0, 50).map((u) => shared.append(u, 'credits.changed', {})))
+        await Promise.all(listeners.slice(0, 50).map((l) => l.until(1)))
+        expect(await ours()).toBe(withLog)
+        for (const l of listeners) l.unsubscribe()
+      })
+    }
+  })
+}

@@ -1,0 +1,552 @@
+import { afterAll, beforeAll, describe, expect, it, setDefaultTimeout } from 'bun:test'
+import sharp from 'sharp'
+import { claimDueItems } from '../../src/generation/repository'
+import { checkLedger, readBalance } from '../../src/ledger/service'
+import type { Instance } from '../../src/server'
+import { useTestEnv } from '../support/env'
+import { client } from '../support/http'
+import { waitFor } from '../support/wait'
+
+// rendering tests wait for real renders and retries; plain `bun test` allows 5 s per test
+setDefaultTimeout(60_000)
+
+const env = await useTestEnv()
+/** Accept-only instance: no renderer pool, so queued work stays queued. */
+const acceptor = await env.instance({
+  ADMIN_EMAILS: 'admin@example.com',
+  RENDER_CONCURRENCY: '0',
+  MAX_ACTIVE_GENERATIONS: '1000',
+  MAX_IMAGES_PER_HOUR: '100000',
+})
+const api = client(acceptor)
+const admin = await api.register('admin@example.com')
+const poseIds: string[] = (await env.sql`select id from poses order by name limit 20`).map(
+  (r) => r.id,
+)
+
+async function funded(credits: number) {
+  const u = await api.register()
+  if (credits > 0) {
+    const res = await api.post(
+      '/v1/admin/credits/grants',
+      { userId: u.user.id, amount: credits, reason: 'test' },
+      admin.token,
+    )
+    expect(res.status).toBe(201)
+  }
+  return u
+}
+
+async function waitFinished(inst: Instance, token: string, id: string, timeoutMs = 20_000) {
+  let g: any
+  await waitFor(
+    async () => {
+      g = (await client(inst).get(`/v1/generations/${id}`, token)).json
+      return g.finishedAt !== null
+    },
+    timeoutMs,
+    `generation ${id} to finish`,
+  )
+  return g
+}
+
+async function fetchImage(inst: Instance, url: string) {
+  const res = await inst.app.handle(new Request(`http://localhost${url}`))
+  expect(res.status).toBe(200)
+  return { type: res.headers.get('content-type'), bytes: new Uint8Array(await res.arrayBuffer()) }
+}
+
+/** A fake inference API on loopback: behaviour per item decided by the test. */
+function fakeInference(decide: (body: any) => 'ok' | 'bad-request' | 'hang') {
+  let calls = 0
+  const png = sharp({ create: { width: 64, height: 64, channels: 4, background: '#3366ff' } })
+    .png()
+    .toBuffer()
+  const server = Bun.serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    async fetch(req) {
+      calls++
+      const body = await req.json()
+      const what = decide(body)
+      if (what === 'bad-request') return Response.json({ error: 'refused' }, { status: 400 })
+      if (what === 'hang') return new Promise<Response>(() => {})
+      return new Response(new Uint8Array(await png), { headers: { 'content-type': 'image/png' } })
+    },
+  })
+  return {
+    url: `http://127.0.0.1:${server.port}/render`,
+    calls: () => calls,
+    stop: () => server.stop(true),
+  }
+}
+
+describe('accepting generations', () => {
+  it('charges in full, queues every item and reports a queue position', async () => {
+    const { token } = await funded(1000)
+    const res = await api.post(
+      '/v1/generations',
+      { mode: 'library', poseIds: poseIds.slice(0, 2), variations: 3 },
+      token,
+    )
+    expect(res.status).toBe(202)
+    const g = res.json
+    expect(g).toMatchObject({
+      status: 'queued',
+      mode: 'library',
+      totalItems: 6,
+      creditsCharged: 180,
+      creditsRefunded: 0,
+    })
+    expect(g.items.map((i: any) => i.key).sort()).toEqual(
+      poseIds
+        .slice(0, 2)
+        .flatMap((p) => [0, 1, 2].map((v) => `${p}-v${v}`))
+        .sort(),
+    )
+    expect(typeof g.queuePosition).toBe('number')
+    expect((await api.get('/v1/credits', token)).json.balance).toBe(820)
+  })
+
+  it('adds the background price per image', async () => {
+    const { token } = await funded(1000)
+    const res = await api.post(
+      '/v1/generations',
+      {
+        mode: 'text',
+        prompt: 'a dancer at dawn',
+        variations: 2,
+        background: { mode: 'color', value: '#112233' },
+      },
+      token,
+    )
+    expect(res.status).toBe(202)
+    expect(res.json.creditsCharged).toBe(2 * (30 + 10))
+  })
+
+  it('accepts exactly 50 of 100 concurrent generations costing 30 against 1,500', async () => {
+    const { token, user } = await funded(1500)
+    const results = await Promise.all(
+      Array.from({ length: 100 }, () =>
+        api.post(
+          '/v1/generations',
+          { mode: 'text', prompt: 'a quiet street', variations: 1 },
+          token,
+        ),
+      ),
+    )
+    const statuses = results.map((r) => r.status)
+    expect(statuses.filter((s) => s === 202)).toHaveLength(50)
+    expect(statuses.filter((s) => s === 402)).toHaveLength(50)
+    const refused = results.find((r) => r.status === 402)!
+    expect(refused.json.error).toMatchObject({
+      code: 'insufficient_credits',
+      details: { required: 30, available: 0 },
+    })
+    expect(await readBalance(acceptor.database.db, user.id)).toBe(0)
+    const n = (
+      await env.sql<
+        { n: number }[]
+      >`select count(*)::int as n from generations where user_id = ${user.id}`
+    )[0]!.n
+    expect(n).toBe(50)
+    expect((await checkLedger(acceptor.database.db)).ok).toBe(true)
+  })
+
+  it('makes a double click with one Idempotency-Key one generation and one charge', async () => {
+    const { token, user } = await funded(300)
+    const body = { mode: 'text', prompt: 'two cats', variations: 2 }
+    const [a, b] = await Promise.all([
+      api.post('/v1/generations', body, token, { 'idempotency-key': 'click-1' }),
+      api.post('/v1/generations', body, token, { 'idempotency-key': 'click-1' }),
+    ])
+    const again = await api.post('/v1/generations', body, token, { 'idempotency-key': 'click-1' })
+    expect([a.status, b.status].sort()).toEqual([202, 409])
+    expect(again.status).toBe(202)
+    expect(again.json.id).toBe((a.status === 202 ? a : b).json.id)
+    const n = (
+      await env.sql<
+        { n: number }[]
+      >`select count(*)::int as n from generations where user_id = ${user.id}`
+    )[0]!.n
+    expect(n).toBe(1)
+    expect(await readBalance(acceptor.database.db, user.id)).toBe(240)
+    const other = await api.post('/v1/generations', { ...body, variations: 3 }, token, {
+      'idempotency-key': 'click-1',
+    })
+    expect(other.status).toBe(409)
+    expect(other.json.error.code).toBe('idempotency_conflict')
+  })
+
+  it('answers the hourly and active limits with 429 and Retry-After, charging nothing', async () => {
+    const limited = await env.instance({
+      RENDER_CONCURRENCY: '0',
+      MAX_ACTIVE_GENERATIONS: '2',
+      MAX_IMAGES_PER_HOUR: '5',
+    })
+    const lapi = client(limited)
+    const { token, user } = await funded(10_000)
+    const text = (variations: number) => ({ mode: 'text', prompt: 'a red kite', variations })
+    expect((await lapi.post('/v1/generations', text(1), token)).status).toBe(202)
+    expect((await lapi.post('/v1/generations', text(1), token)).status).toBe(202)
+    const active = await lapi.post('/v1/generations', text(1), token)
+    expect(active.status).toBe(429)
+    expect(active.json.error.code).toBe('rate_limited')
+    expect(Number(active.headers.get('retry-after'))).toBeGreaterThan(0)
+    const hourly = await lapi.post('/v1/generations', text(4), token)
+    expect(hourly.status).toBe(429)
+    expect(Number(hourly.headers.get('retry-after'))).toBeGreaterThan(3000)
+    expect(await readBalance(limited.database.db, user.id)).toBe(10_000 - 60)
+  })
+
+  it('refuses invalid bodies with 422 and paths, changing nothing', async () => {
+    const { token, user } = await funded(1000)
+    const cases: [unknown, string][] = [
+      [{ mode: 'library', variations: 1 }, '/poseIds'],
+      [{ mode: 'library', poseIds: [crypto.randomUUID()], variations: 1 }, '/poseIds/0'],
+      [{ mode: 'library', poseIds: [poseIds[0]], variations: 9 }, '/variations'],
+      [{ mode: 'text', prompt: 'hi', variations: 1 }, '/prompt'],
+      [{ mode: 'text', prompt: 'a <script>x</script> cat', variations: 1 }, '/prompt'],
+      [{ mode: 'text', prompt: 'see javascript:alert(1) now', variations: 1 }, '/prompt'],
+      [{ mode: 'text', prompt: 'aaaaaaaaaaaa cat', variations: 1 }, '/prompt'],
+      [
+        { mode: 'text', prompt: Array.from({ length: 101 }, () => 'w').join(' '), variations: 1 },
+        '/prompt',
+      ],
+      [
+        {
+          mode: 'text',
+          prompt: 'a cat',
+          variations: 1,
+          background: { mode: 'color', value: 'red' },
+        },
+        '/background/value',
+      ],
+      [{ mode: 'text', prompt: 'a cat', variations: 1, uploadId: 'not-a-uuid' }, '/uploadId'],
+      [{ mode: 'text', prompt: 'a cat', variations: 1, deadlineSeconds: 5 }, '/deadlineSeconds'],
+      [{ mode: 'text', prompt: 'a cat', variations: 1, formats: ['square', 'square'] }, '/formats'],
+      [{ mode: 'paint', variations: 1 }, '/mode'],
+    ]
+    for (const [body, path] of cases) {
+      const res = await api.post('/v1/generations', body, token)
+      expect(res.status, JSON.stringify(body)).toBe(422)
+      expect(res.json.error.details.map((d: any) => d.path)).toContain(path)
+    }
+    expect(await readBalance(acceptor.database.db, user.id)).toBe(1000)
+  })
+
+  it('answers 404 for another user’s generation, cancel and media', async () => {
+    const owner = await funded(100)
+    const other = await funded(0)
+    const g = (
+      await api.post(
+        '/v1/generations',
+        { mode: 'text', prompt: 'private thing', variations: 1 },
+        owner.token,
+      )
+    ).json
+    expect((await api.get(`/v1/generations/${g.id}`, other.token)).status).toBe(404)
+    expect((await api.post(`/v1/generations/${g.id}/cancel`, {}, other.token)).status).toBe(404)
+    expect((await api.get(`/v1/generations/${crypto.randomUUID()}`, owner.token)).status).toBe(404)
+    expect((await api.get('/v1/generations/not-a-uuid', owner.token)).status).toBe(422)
+  })
+
+  it('lists generations newest first with a status filter and cursor', async () => {
+    const { token } = await funded(1000)
+    const ids: string[] = []
+    for (let i = 0; i < 3; i++)
+      ids.push(
+        (
+          await api.post(
+            '/v1/generations',
+            { mode: 'text', prompt: `picture ${i}`, variations: 1 },
+            token,
+          )
+        ).json.id,
+      )
+    await api.post(`/v1/generations/${ids[0]}/cancel`, {}, token)
+    const page1 = await api.get('/v1/generations?limit=2', token)
+    expect(page1.json.items.map((g: any) => g.id)).toEqual([ids[2], ids[1]])
+    expect(page1.json.items[0].items).toBeUndefined()
+    const page2 = await api.get(`/v1/generations?limit=2&cursor=${page1.json.nextCursor}`, token)
+    expect(page2.json).toMatchObject({
+      items: [{ id: ids[0], status: 'cancelled' }],
+      nextCursor: null,
+    })
+    const queued = await api.get('/v1/generations?status=queued', token)
+    expect(queued.json.items.map((g: any) => g.id)).toEqual([ids[2], ids[1]])
+  })
+})
+
+describe('cancel and deadline', () => {
+  it('cancels queued items and refunds each exactly once; cancel is idempotent', async () => {
+    const { token, user } = await funded(1000)
+    const g = (
+      await api.post(
+        '/v1/generations',
+        { mode: 'library', poseIds: poseIds.slice(0, 2), variations: 2 },
+        token,
+      )
+    ).json
+    const first = await api.post(`/v1/generations/${g.id}/cancel`, {}, token)
+    expect(first.status).toBe(200)
+    expect(first.json).toMatchObject({
+      status: 'cancelled',
+      cancelledItems: 4,
+      creditsRefunded: 120,
+      queuePosition: null,
+    })
+    expect(first.json.finishedAt).not.toBeNull()
+    const second = await api.post(`/v1/generations/${g.id}/cancel`, {}, token)
+    expect(second.json).toMatchObject({
+      status: 'cancelled',
+      cancelledItems: 4,
+      creditsRefunded: 120,
+    })
+    expect(await readBalance(acceptor.database.db, user.id)).toBe(1000)
+    const refunds =
+      await env.sql`select count(*)::int as n from ledger_entries where user_id = ${user.id} and kind = 'refund'`
+    expect(refunds[0]!.n).toBe(4)
+  })
+
+  it('cancels and refunds items not started by the deadline', async () => {
+    const { token, user } = await funded(1000)
+    const g = (
+      await api.post(
+        '/v1/generations',
+        { mode: 'text', prompt: 'a late train', variations: 3, deadlineSeconds: 600 },
+        token,
+      )
+    ).json
+    await env.sql`update generations set deadline_at = now() - interval '1 second' where id = ${g.id}`
+    await acceptor.sweeper.sweep()
+    const after = (await api.get(`/v1/generations/${g.id}`, token)).json
+    expect(after).toMatchObject({ status: 'cancelled', cancelledItems: 3, creditsRefunded: 90 })
+    expect(await readBalance(acceptor.database.db, user.id)).toBe(1000)
+  })
+})
+
+describe('rendering', () => {
+  const renderEnv = {
+    RENDER_SIZE: '128',
+    RENDER_CONCURRENCY: '2',
+    RENDER_SWEEP_MS: '60000',
+    MAX_ACTIVE_GENERATIONS: '1000',
+    MAX_IMAGES_PER_HOUR: '100000',
+  }
+
+  // every instance on this database is one cluster: leftovers of the accept-only
+  // tests would be rendered too, so they are set aside, and each test closes its worker
+  beforeAll(async () => {
+    await env.sql`update generation_items set status = 'cancelled', finished_at = now() where status = 'queued'`
+  })
+
+  async function withWorker(
+    overrides: Record<string, string>,
+    run: (worker: Instance) => Promise<void>,
+  ) {
+    const worker = await env.instance({ ...renderEnv, ...overrides })
+    try {
+      await run(worker)
+    } finally {
+      await worker.close()
+    }
+  }
+
+  it('renders library and text generations to images sharp decodes, with thumbnail and exports', () =>
+    withWorker({}, async (worker) => {
+      const { token } = await funded(1000)
+      const lib = (
+        await client(worker).post(
+          '/v1/generations',
+          { mode: 'library', poseIds: poseIds.slice(0, 1), variations: 2, formats: ['story'] },
+          token,
+        )
+      ).json
+      const txt = (
+        await client(worker).post(
+          '/v1/generations',
+          {
+            mode: 'text',
+            prompt: 'a lighthouse in fog',
+            variations: 1,
+            background: { mode: 'prompt', value: 'warm sunset sky' },
+          },
+          token,
+        )
+      ).json
+      for (const id of [lib.id, txt.id]) {
+        const g = await waitFinished(worker, token, id)
+        expect(g.status).toBe('succeeded')
+        expect(g.startedAt).not.toBeNull()
+        for (const item of g.items) {
+          expect(item.status).toBe('succeeded')
+          const image = await fetchImage(worker, item.imageUrl)
+          expect(image.type).toBe('image/png')
+          expect((await sharp(image.bytes).metadata()).width).toBe(128)
+          const thumb = await fetchImage(worker, item.thumbnailUrl)
+          expect((await sharp(thumb.bytes).metadata()).format).toBe('webp')
+        }
+      }
+      const story = (await waitFinished(worker, token, lib.id)).items[0].exports.story
+      const meta = await sharp((await fetchImage(worker, story)).bytes).metadata()
+      expect([meta.width, meta.height]).toEqual([1080, 1920])
+    }))
+
+  it('serves media only to its owner or through a valid signed URL', () =>
+    withWorker({}, async (worker) => {
+      const owner = await funded(100)
+      const other = await funded(0)
+      const g = await waitFinished(
+        worker,
+        owner.token,
+        (
+          await client(worker).post(
+            '/v1/generations',
+            { mode: 'text', prompt: 'a locked box', variations: 1 },
+            owner.token,
+          )
+        ).json.id,
+      )
+      const url: string = g.items[0].imageUrl
+      const path = url.split('?')[0]!
+      expect((await worker.app.handle(new Request(`http://localhost${path}`))).status).toBe(401)
+      const asOther = await worker.app.handle(
+        new Request(`http://localhost${path}`, {
+          headers: { authorization: `Bearer ${other.token}` },
+        }),
+      )
+      expect(asOther.status).toBe(404)
+      const asOwner = await worker.app.handle(
+        new Request(`http://localhost${path}`, {
+          headers: { authorization: `Bearer ${owner.token}` },
+        }),
+      )
+      expect(asOwner.status).toBe(200)
+      const forged = url.replace(/sig=[0-9a-f]{4}/, 'sig=0000')
+      expect((await worker.app.handle(new Request(`http://localhost${forged}`))).status).toBe(401)
+    }))
+
+  it('refunds exactly the failed items of a partial generation (http renderer, permanent refusals)', async () => {
+    const fake = fakeInference((body) => (body.variation === 1 ? 'bad-request' : 'ok'))
+    afterAll(fake.stop)
+    await withWorker(
+      { RENDERER: 'http', RENDER_HTTP_URL: fake.url, RENDER_HTTP_TOKEN: 't' },
+      async (worker) => {
+        const { token, user } = await funded(1000)
+        const g = (
+          await client(worker).post(
+            '/v1/generations',
+            { mode: 'text', prompt: 'three birds', variations: 3 },
+            token,
+          )
+        ).json
+        const done = await waitFinished(worker, token, g.id)
+        expect(done).toMatchObject({
+          status: 'partial',
+          succeededItems: 2,
+          failedItems: 1,
+          creditsCharged: 90,
+          creditsRefunded: 30,
+        })
+        expect(done.items.find((i: any) => i.status === 'failed').error.code).toBeString()
+        expect(await readBalance(worker.database.db, user.id)).toBe(1000 - 60)
+        expect((await checkLedger(worker.database.db)).ok).toBe(true)
+      },
+    )
+  })
+
+  it('retries a render that times out, then fails the item and refunds it', async () => {
+    const fake = fakeInference(() => 'hang')
+    afterAll(fake.stop)
+    await withWorker(
+      {
+        RENDERER: 'http',
+        RENDER_HTTP_URL: fake.url,
+        RENDER_TIMEOUT_MS: '200',
+        RENDER_MAX_ATTEMPTS: '2',
+        RENDER_RETRY_BASE_MS: '10',
+      },
+      async (worker) => {
+        const { token, user } = await funded(100)
+        const g = (
+          await client(worker).post(
+            '/v1/generations',
+            { mode: 'text', prompt: 'never arrives', variations: 1 },
+            token,
+          )
+        ).json
+        const done = await waitFinished(worker, token, g.id)
+        expect(done).toMatchObject({ status: 'failed', failedItems: 1, creditsRefunded: 30 })
+        expect(fake.calls()).toBe(2)
+        const attempts = (
+          await env.sql<
+            { attempts: number }[]
+          >`select attempts from generation_items where generation_id = ${g.id}`
+        )[0]!.attempts
+        expect(attempts).toBe(2)
+        expect(await readBalance(worker.database.db, user.id)).toBe(100)
+      },
+    )
+  })
+
+  it('reclaims an item leased by a dead worker after its lease and finishes it once, one image per key', async () => {
+    const { token } = await funded(100)
+    const g = (
+      await api.post(
+        '/v1/generations',
+        { mode: 'text', prompt: 'an orphaned job', variations: 1 },
+        token,
+      )
+    ).json
+    const claimed = await claimDueItems(acceptor.database.db, 'dead-instance', 1000, 1)
+    expect(claimed.map((i) => i.generation_id)).toContain(g.id)
+    // the dead instance never heartbeats; its 1 ms lease is already over
+    await withWorker({}, async (worker) => {
+      await worker.sweeper.sweep()
+      const done = await waitFinished(worker, token, g.id)
+      expect(done.status).toBe('succeeded')
+      const keys =
+        await env.sql`select count(*)::int as n from media where storage_key like ${`generations/${g.id}/%`}`
+      expect(keys[0]!.n).toBe(2) // the image and its thumbnail, once each
+      // the dead owner's late report changes nothing
+      const orphan = claimed.find((i) => i.generation_id === g.id)!
+      const late = await worker.userActors.ask(orphan.user_id, {
+        type: 'generation',
+        command: {
+          kind: 'outcome',
+          itemId: orphan.id,
+          owner: 'dead-instance',
+          result: { status: 'failed', code: 'x', message: 'x' },
+        },
+      })
+      expect(late).toMatchObject({ applied: false })
+    })
+  })
+
+  it('serves a single image submitted after another user’s 160-image batch long before the batch ends', () =>
+    withWorker({ RENDER_SIZE: '64' }, async (worker) => {
+      const big = await funded(160 * 30)
+      const small = await funded(30)
+      const batch = (
+        await client(worker).post(
+          '/v1/generations',
+          { mode: 'library', poseIds, variations: 8 },
+          big.token,
+        )
+      ).json
+      expect(batch.totalItems).toBe(160)
+      const single = (
+        await client(worker).post(
+          '/v1/generations',
+          { mode: 'text', prompt: 'just one', variations: 1 },
+          small.token,
+        )
+      ).json
+      const done = await waitFinished(worker, small.token, single.id)
+      expect(done.status).toBe('succeeded')
+      const progress = (await client(worker).get(`/v1/generations/${batch.id}`, big.token)).json
+      expect(progress.succeededItems).toBeLessThan(20)
+      await client(worker).post(`/v1/generations/${batch.id}/cancel`, {}, big.token)
+    }))
+})

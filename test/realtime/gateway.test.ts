@@ -1,0 +1,359 @@
+import { afterAll, describe, expect, it } from 'bun:test'
+import { SignJWT } from 'jose'
+import pino from 'pino'
+import { isFlooding, makeConnection, type Socket } from '../../src/realtime/connection'
+import { buildInstance, type Instance } from '../../src/server'
+import { silentLog, useTestEnv } from '../support/env'
+import { client } from '../support/http'
+import { waitFor } from '../support/wait'
+import { openRawSocket, openSocket, rawUpgrade, type TestSocket } from '../support/ws'
+
+/**
+ * GET /v1/ws against real listening servers (port 0) and Bun's WebSocket
+ * client, message by message and close code by close code as API.md says.
+ */
+const env = await useTestEnv()
+const ORIGIN = 'https://app.example.com'
+const ADMIN = 'ws-admin@example.com'
+const listening: Instance[] = []
+
+afterAll(() => {
+  for (const inst of listening) inst.app.server?.stop(true)
+})
+
+/** A real server on a free port; returns the socket URL. */
+function serve(inst: Instance) {
+  inst.app.listen({ port: 0, hostname: '127.0.0.1' })
+  listening.push(inst)
+  const port = inst.app.server!.port!
+  return { port, url: `ws://127.0.0.1:${port}/v1/ws` }
+}
+
+async function start(overrides: Record<string, string | undefined> = {}) {
+  const inst = await env.instance({ ALLOWED_ORIGINS: ORIGIN, ADMIN_EMAILS: ADMIN, ...overrides })
+  return { inst, ...serve(inst) }
+}
+
+const main = await start()
+const newUser = () => crypto.randomUUID()
+const token = (inst: Instance, userId: string) => inst.tokens.sign(userId, 'user')
+
+/** A token with an explicit expiry, signed with the instance's secret. */
+function tokenExpiringAt(inst: Instance, userId: string, expSeconds: number) {
+  return new SignJWT({ role: 'user' })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(userId)
+    .setIssuedAt()
+    .setExpirationTime(expSeconds)
+    .sign(new TextEncoder().encode(inst.config.jwtSecret!))
+}
+
+async function connect(
+  target: { inst: Instance; url: string },
+  userId: string,
+  resumeAfter?: string,
+): Promise<TestSocket> {
+  const socket = await openSocket(target.url)
+  socket.send({ type: 'auth', token: await token(target.inst, userId), resumeAfter })
+  expect(await socket.next()).toEqual({
+    type: 'ready',
+    userId,
+    instance: target.inst.config.instanceId,
+  })
+  return socket
+}
+
+const append = (inst: Instance, userId: string, i: number, extra: object = {}) =>
+  inst.events.append(userId, 'generation.item', { generationId: 'g', i, ...extra })
+
+/** Reads events until one with `lastId` arrives; fails on anything but events. */
+async function eventsUntil(socket: TestSocket, lastId: string) {
+  const got: { id: string; name: string; data: any }[] = []
+  for (;;) {
+    const message = await socket.next()
+    expect(message.type).toBe('event')
+    got.push(message)
+    if (message.id === lastId) return got
+  }
+}
+
+describe('the upgrade', () => {
+  it('is refused with 403 for a foreign Origin, before any socket exists', async () => {
+    const foreign = await rawUpgrade(main.port, '/v1/ws', { Origin: 'https://evil.example' })
+    expect(foreign.status).toBe(403)
+    expect((await rawUpgrade(main.port, '/v1/ws', { Origin: ORIGIN })).status).toBe(101)
+    // no Origin: not a browser page
+    expect((await rawUpgrade(main.port, '/v1/ws')).status).toBe(101)
+    await expect(
+      openSocket(main.url, { headers: { Origin: 'https://evil.example' } }),
+    ).rejects.toThrow()
+    const allowed = await openSocket(main.url, { headers: { Origin: ORIGIN } })
+    await allowed.close()
+  })
+})
+
+describe('first-message auth', () => {
+  it('closes with 4408 when no auth message comes within 5 s, ignoring a token in the URL, which is never logged', async () => {
+    const lines: string[] = []
+    const log = pino({ level: 'trace' }, { write: (line: string) => void lines.push(line) })
+    const inst = await buildInstance(env.config({ ALLOWED_ORIGINS: ORIGIN }), log)
+    try {
+      const { url } = serve(inst)
+      const secret = await token(inst, newUser())
+      const started = performance.now()
+      const socket = await openSocket(`${url}?token=${secret}`, { timeoutMs: 8000 })
+      expect(await socket.closed()).toMatchObject({ code: 4408 })
+      expect(performance.now() - started).toBeGreaterThan(4500)
+      expect(socket.unread()).toEqual([])
+      expect(lines.length).toBeGreaterThan(0)
+      expect(lines.filter((l) => l.includes(secret))).toEqual([])
+    } finally {
+      inst.app.server?.stop(true)
+      await inst.close()
+    }
+  }, 15_000)
+
+  it('closes with 4401 on a bad token, an expired token, or a first message that is not auth', async () => {
+    const userId = newUser()
+    const cases = [
+      { type: 'auth', token: 'not-a-jwt' },
+      { type: 'auth', token: `${await token(main.inst, userId)}x` },
+      { type: 'auth', token: await tokenExpiringAt(main.inst, userId, Date.now() / 1000 - 60) },
+      { type: 'ping' },
+      'not json',
+    ]
+    for (const first of cases) {
+      const socket = await openSocket(main.url)
+      socket.send(first)
+      expect(await socket.closed(), JSON.stringify(first)).toMatchObject({ code: 4401 })
+      expect(socket.unread()).toEqual([])
+    }
+  })
+
+  it('answers ready with the user id and instance, then pong to ping', async () => {
+    const socket = await connect(main, newUser())
+    socket.send({ type: 'ping' })
+    expect(await socket.next()).toEqual({ type: 'pong' })
+    await socket.close()
+  })
+
+  it('closes with 4401 when the token expires during the connection', async () => {
+    const userId = newUser()
+    const socket = await openSocket(main.url)
+    const expSeconds = Math.ceil(Date.now() / 1000) + 2
+    socket.send({ type: 'auth', token: await tokenExpiringAt(main.inst, userId, expSeconds) })
+    expect(await socket.next()).toMatchObject({ type: 'ready', userId })
+    expect(await socket.closed()).toMatchObject({ code: 4401 })
+    expect(Date.now()).toBeGreaterThanOrEqual(expSeconds * 1000)
+  })
+})
+
+describe('limits', () => {
+  it('closes with 1008 on an unknown message type, a second auth, or a malformed resume', async () => {
+    const userId = newUser()
+    const bad = [
+      { type: 'subscribe', channel: 'x' },
+      { type: 'auth', token: await token(main.inst, userId) },
+      { type: 'resume', after: 'yesterday' },
+      { type: 'ping', extra: true },
+      [1, 2, 3],
+    ]
+    for (const message of bad) {
+      const socket = await connect(main, userId)
+      socket.send(message)
+      expect(await socket.closed(), JSON.stringify(message)).toMatchObject({ code: 1008 })
+    }
+  })
+
+  it('closes with 1009 on a message over 4 KiB', async () => {
+    const socket = await connect(main, newUser())
+    socket.send({ type: 'ping', padding: 'x'.repeat(4097) })
+    expect(await socket.closed()).toMatchObject({ code: 1009 })
+  })
+
+  it('closes with 1008 on more than 20 messages in a second', async () => {
+    const socket = await connect(main, newUser())
+    for (let i = 0; i < 25; i++) socket.send({ type: 'ping' })
+    expect(await socket.closed()).toMatchObject({ code: 1008 })
+    // the auth message counts: at most 19 pings were answered
+    expect(socket.unread().length).toBeLessThanOrEqual(19)
+  })
+
+  it('counts messages in a sliding second, exactly', () => {
+    const conn = makeConnection('c', {} as Socket, silentLog)
+    // 20 messages in one second pass; the 21st within that second does not
+    for (let i = 0; i < 20; i++) expect(isFlooding(conn, 20, 1000 + i * 10)).toBe(false)
+    expect(isFlooding(conn, 20, 1999)).toBe(true)
+    const steady = makeConnection('d', {} as Socket, silentLog)
+    // 20 per second, sustained, is allowed
+    for (let i = 0; i < 100; i++) expect(isFlooding(steady, 20, i * 50)).toBe(false)
+  })
+})
+
+describe('events', () => {
+  it('delivers events appended after auth, live, in order', async () => {
+    const userId = newUser()
+    const socket = await connect(main, userId)
+    const other = await connect(main, newUser())
+    const ids = []
+    for (let i = 0; i < 5; i++) ids.push(await append(main.inst, userId, i))
+    const got = await socket.take(5)
+    expect(got.map((e) => e.id)).toEqual(ids)
+    expect(got[0]).toEqual({
+      type: 'event',
+      id: ids[0],
+      name: 'generation.item',
+      data: { generationId: 'g', i: 0 },
+    })
+    other.send({ type: 'ping' })
+    expect(await other.next()).toEqual({ type: 'pong' })
+    await socket.close()
+    await other.close()
+  })
+
+  for (const mode of ['redis', 'memory'] as const) {
+    it(`resumes after a disconnect with exactly the missed events, then live ones (${mode})`, async () => {
+      const target = mode === 'redis' ? main : await start({ REDIS_URL: undefined })
+      const userId = newUser()
+      const first = await connect(target, userId)
+      const seen = []
+      for (let i = 0; i < 3; i++) seen.push(await append(target.inst, userId, i))
+      const received = await first.take(3)
+      expect(received.map((e) => e.id)).toEqual(seen)
+      await first.close()
+
+      for (let i = 3; i < 7; i++) await append(target.inst, userId, i)
+      // appends keep coming while the client reconnects and its replay runs
+      const racing = (async () => {
+        const ids = []
+        for (let i = 7; i < 60; i++) ids.push(await append(target.inst, userId, i))
+        return ids
+      })()
+      const second = await connect(target, userId, seen.at(-1))
+      const racingIds = await racing
+      const got = await eventsUntil(second, racingIds.at(-1)!)
+      const { events: expected } = await target.inst.events.readAfter(userId, seen.at(-1)!, 1000)
+      expect(got.map((e) => e.id)).toEqual(expected.map((e) => e.id))
+      expect(got.map((e) => e.data.i)).toEqual(Array.from({ length: 57 }, (_, k) => k + 3))
+
+      const live = await append(target.inst, userId, 60)
+      expect(await second.next()).toMatchObject({ type: 'event', id: live, data: { i: 60 } })
+      // nothing else came: a ping's answer is the very next message
+      second.send({ type: 'ping' })
+      expect(await second.next()).toEqual({ type: 'pong' })
+      await second.close()
+    })
+  }
+
+  it('replays on a resume message too, and sends resync first when the id is older than the history', async () => {
+    const small = await start({ EVENT_HISTORY: '10' })
+    const userId = newUser()
+    const ids = []
+    // Redis trims MAXLEN ~ by whole macro nodes (100 entries): 300 appends make it trim
+    for (let i = 0; i < 300; i++) ids.push(await append(small.inst, userId, i))
+    const socket = await connect(small, userId, ids[0])
+    expect(await socket.next()).toEqual({ type: 'resync' })
+    const retained = await eventsUntil(socket, ids.at(-1)!)
+    expect(retained.length).toBeGreaterThanOrEqual(10)
+    expect(retained.map((e) => e.id)).toEqual(ids.slice(ids.length - retained.length))
+
+    socket.send({ type: 'resume', after: ids[296] })
+    expect((await socket.take(3)).map((e) => e.id)).toEqual(ids.slice(297))
+    socket.send({ type: 'ping' })
+    expect(await socket.next()).toEqual({ type: 'pong' })
+    await socket.close()
+  })
+
+  it('delivers an event appended on one instance to a socket on another sharing Redis', async () => {
+    const other = await start()
+    const userId = newUser()
+    const onB = await connect(other, userId)
+    const id = await main.inst.events.append(userId, 'credits.changed', {
+      balance: 30,
+      delta: 30,
+      kind: 'grant',
+    })
+    expect(await onB.next()).toEqual({
+      type: 'event',
+      id,
+      name: 'credits.changed',
+      data: { balance: 30, delta: 30, kind: 'grant' },
+    })
+    await onB.close()
+  })
+
+  it('closes a client that stops reading with 1013, having dropped nothing before it', async () => {
+    const slow = await start({ WS_SEND_BUFFER_BYTES: String(16 * 1024) })
+    const userId = newUser()
+    const raw = await openRawSocket(slow.port, '/v1/ws')
+    raw.send({ type: 'auth', token: await token(slow.inst, userId) })
+    await raw.until((f) => f.opcode === 1 && f.payload.toString().includes('"ready"'))
+    raw.pause()
+    const padding = 'p'.repeat(32 * 1024)
+    const ids: string[] = []
+    // until the kernel's buffers and then ours fill up, and the gateway gives up on it
+    while (slow.inst.gateway.connections() > 0 && ids.length < 2000)
+      ids.push(await append(slow.inst, userId, ids.length, { padding }))
+    expect(slow.inst.gateway.connections()).toBe(0)
+    raw.resume()
+    const close = await raw.until((f) => f.opcode === 8)
+    expect(close.payload.readUInt16BE(0)).toBe(1013)
+    const delivered = raw.frames
+      .filter((f) => f.opcode === 1)
+      .map((f) => JSON.parse(f.payload.toString()))
+      .filter((m) => m.type === 'event')
+      .map((m) => m.id as string)
+    // what arrived is a prefix of the log, with no hole
+    expect(delivered.length).toBeGreaterThan(0)
+    expect(delivered).toEqual(ids.slice(0, delivered.length))
+    raw.destroy()
+
+    // and the client gets the rest (possibly nothing) by resuming from the last id it has
+    const again = await connect(slow, userId, delivered.at(-1))
+    const live = await append(slow.inst, userId, ids.length)
+    const rest = await eventsUntil(again, live)
+    expect(rest.map((e) => e.id)).toEqual([...ids.slice(delivered.length), live])
+    await again.close()
+  }, 30_000)
+})
+
+describe('drain', () => {
+  it('tells every socket to reconnect, closes it with 1012, and refuses new ones', async () => {
+    const draining = await start()
+    const authed = await connect(draining, newUser())
+    const fresh = await openSocket(draining.url)
+    expect(draining.inst.gateway.connections()).toBe(2)
+    expect(await draining.inst.lifecycle.drain(5000)).toBe(true)
+    expect(await authed.next()).toEqual({ type: 'reconnect' })
+    expect(await authed.closed()).toMatchObject({ code: 1012 })
+    expect(await fresh.next()).toEqual({ type: 'reconnect' })
+    expect(await fresh.closed()).toMatchObject({ code: 1012 })
+    expect(draining.inst.gateway.connections()).toBe(0)
+    expect((await rawUpgrade(draining.port, '/v1/ws')).status).toBe(503)
+  })
+})
+
+describe('observability', () => {
+  it('counts connections, deliveries, latency and closes by code; admin stats show sockets', async () => {
+    const userId = newUser()
+    const socket = await connect(main, userId)
+    await append(main.inst, userId, 0)
+    await socket.next()
+    const api = client(main.inst)
+    const admin = await api.register(ADMIN)
+    const stats = await api.get('/v1/admin/stats', admin.token)
+    expect(stats.status).toBe(200)
+    expect(stats.json.instance.websocketConnections).toBe(main.inst.gateway.connections())
+    expect(main.inst.gateway.connections()).toBeGreaterThanOrEqual(1)
+    await socket.close()
+    await waitFor(() => main.inst.gateway.connections() === 0, 5000, 'sockets to be released')
+
+    const text = await main.inst.metrics.registry.metrics()
+    expect(text).toContain('ws_connections')
+    expect(text).toMatch(/ws_events_delivered_total\{[^}]*via="live"[^}]*\} [1-9]/)
+    expect(text).toMatch(/ws_events_delivered_total\{[^}]*via="replay"[^}]*\} [1-9]/)
+    expect(text).toMatch(/ws_delivery_latency_seconds_count\{[^}]*\} [1-9]/)
+    for (const code of [1000, 1008, 1009, 4401])
+      expect(text).toMatch(new RegExp(`ws_closes_total\\{[^}]*code="${code}"[^}]*\\} [1-9]`))
+  })
+})
