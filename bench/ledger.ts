@@ -101,7 +101,7 @@ function actorPath(ids: string[]) {
   const actors = makeActorSystem<LedgerMessage, LedgerResult>({
     name: 'bench_actor',
     handle: dispatchByType<LedgerMessage, LedgerResult>({
-      ledger: ledgerHandler(makeLedgerWriter(db)),
+      ledger: ledgerHandler(makeLedgerWriter(db), () => {}),
     }),
     log,
     mailboxCapacity: 100_000,

@@ -26,8 +26,8 @@ import {
   type GenerationCommand,
   type GenerationMessage,
   type GenerationResult,
-  type Publish,
 } from './generation/commands'
+import type { Publish } from './events/event'
 import { makeRendererPool } from './generation/pool'
 import { makeProducer } from './generation/produce'
 import { makeHttpRenderer } from './generation/renderers/http'
@@ -101,7 +101,9 @@ export async function buildInstance(config: Config, log: Logger) {
   const userActors = makeActorSystem<UserMessage, UserResult>({
     name: 'user_actor',
     handle: dispatchByType<UserMessage, UserResult>({
-      ledger: ledgerHandler(makeLedgerWriter(database.db)),
+      ledger: ledgerHandler(makeLedgerWriter(database.db), (userId, name, data) =>
+        publish(userId, name, data),
+      ),
       generation: generationHandler({
         db: database.db,
         ledger: { lock: lockAccount, apply: applyLedgerBatch },
@@ -172,6 +174,11 @@ export async function buildInstance(config: Config, log: Logger) {
     log,
     metrics,
   })
+  // the actor calls this in commit order; appends go out over one connection in call order
+  publish = (userId, name, data) =>
+    void events
+      .append(userId, name, data)
+      .catch((err) => log.error({ err, userId, name }, 'event append failed'))
   const gateway = makeGateway({
     events,
     tokens,

@@ -61,3 +61,10 @@ export type EventLog = {
   subscribe(userId: string, listener: EventListener): () => void
   close(): Promise<void>
 }
+
+/**
+ * What producers (the user actor) call after a transaction committed: append
+ * one event to the user's log. Fire-and-forget for the caller; the composition
+ * root decides what a failed append does (it is logged).
+ */
+export type Publish = (userId: string, name: EventName, data: Record<string, unknown>) => void

@@ -3,6 +3,7 @@ import type { BatchHandler, Outcome } from '../actors/actor-system'
 import { jsonb } from '../db/json'
 import type { DB } from '../db/schema'
 import { AppError, NotFound, RateLimited, Unavailable } from '../errors'
+import type { EventName, Publish } from '../events/event'
 import type { LedgerCommand, LedgerResult } from '../ledger/commands'
 import * as repo from './repository'
 import type { GenerationItemRow, GenerationRequest, GenerationRow, GenerationStatus } from './table'
@@ -51,8 +52,6 @@ export type LedgerPort = {
   ): Promise<Outcome<LedgerResult>[]>
 }
 
-export type Publish = (userId: string, name: string, data: Record<string, unknown>) => void
-
 export type GenerationHandlerDeps = {
   db: Kysely<DB>
   ledger: LedgerPort
@@ -60,7 +59,7 @@ export type GenerationHandlerDeps = {
   limits: { imagesPerHour: number; activeGenerations: number }
 }
 
-type Effects = { name: string; data: Record<string, unknown> }[]
+type Effects = { name: EventName; data: Record<string, unknown> }[]
 
 export function generationHandler(
   deps: GenerationHandlerDeps,

@@ -3,6 +3,7 @@ import { AppError, Unavailable } from '../errors'
 import type { LedgerCommand, LedgerResult } from './commands'
 import { toOutcomes } from './service'
 import type { LedgerWriter } from './writer'
+import type { Publish } from '../events/event'
 
 /** The user actor's ledger commands, as they travel through its mailbox. */
 export type LedgerMessage = { type: 'ledger'; command: LedgerCommand }
@@ -14,20 +15,32 @@ export type Ask = (userId: string, message: LedgerMessage) => Promise<LedgerResu
  * One ledger_apply per run of ledger commands: a batch of 256 charges is one
  * commit, and the writer puts several users' batches into that commit too.
  */
-export function ledgerHandler(writer: LedgerWriter): BatchHandler<LedgerMessage, LedgerResult> {
+export function ledgerHandler(
+  writer: LedgerWriter,
+  publish: Publish,
+): BatchHandler<LedgerMessage, LedgerResult> {
   return async (userId, batch) => {
+    let outcomes
     try {
-      return toOutcomes(
-        await writer.apply(
-          userId,
-          batch.map((m) => m.command),
-        ),
+      const applied = await writer.apply(
+        userId,
+        batch.map((m) => m.command),
       )
+      outcomes = toOutcomes(applied)
     } catch (error) {
       if (error instanceof AppError) throw error
       // the database did not answer or refused the batch: nothing was applied, retry is safe
       throw new Unavailable('Could not reach the ledger; retry', 1, error)
     }
+    // committed: one credits.changed per entry written (a replay changed nothing)
+    for (const o of outcomes)
+      if (o.ok && !o.value.replayed)
+        publish(userId, 'credits.changed', {
+          balance: o.value.entry.balanceAfter,
+          delta: o.value.entry.amount,
+          kind: o.value.entry.kind,
+        })
+    return outcomes
   }
 }
 
