@@ -13,6 +13,8 @@ import { join } from 'node:path'
 import { sql } from 'kysely'
 import { loadConfig } from '../src/config/config'
 import { makeLocalRenderer } from '../src/generation/renderers/local'
+import { thumbnail } from '../src/media/images'
+import { makeLocalStorage } from '../src/media/storage-local'
 import { makeLogger } from '../src/obs/logger'
 import { buildInstance } from '../src/server'
 import { benchDatabase, closedLoop, summarize, table } from './support'
@@ -40,8 +42,8 @@ const env = (extra: Record<string, string>) =>
     MIGRATE_ON_START: 'false',
     JWT_SECRET: 'bench-secret-bench-secret-bench-secret!',
     RENDER_SIZE: String(SIZE),
-    MAX_ACTIVE_GENERATIONS: '100000',
-    MAX_IMAGES_PER_HOUR: '10000000',
+    MAX_ACTIVE_GENERATIONS: '10000',
+    MAX_IMAGES_PER_HOUR: '1000000',
     ...extra,
   })
 
@@ -62,6 +64,22 @@ async function bareLoop() {
       signal,
     ),
   )
+  await renderer.close()
+  return IMAGES / ((performance.now() - t0) / 1000)
+}
+
+/** The same per-image work as the pipeline (render, thumbnail, store) with no queue, actor or database. */
+async function bareImageWork() {
+  const renderer = makeLocalRenderer()
+  const storage = makeLocalStorage(join(dataDir, 'bare'))
+  const signal = new AbortController().signal
+  const t0 = performance.now()
+  await closedLoop(CORES, IMAGES, async (i) => {
+    const out = await renderer.render({ generationId: 'bench', itemKey: `k${i}`, mode: 'library', variation: i % 8, pose: poses[i % poses.length], size: SIZE }, signal)
+    const thumb = await thumbnail(out.bytes)
+    await storage.put(`bare/${i}.png`, out.bytes, 'image/png')
+    await storage.put(`bare/${i}-thumb.webp`, thumb, 'image/webp')
+  })
   await renderer.close()
   return IMAGES / ((performance.now() - t0) / 1000)
 }
@@ -156,14 +174,17 @@ async function acceptance() {
 
 try {
   const bare = await bareLoop()
+  const bareWork = await bareImageWork()
   const piped = await pipeline()
   const accept = await acceptance()
   process.stdout.write(
     `cores=${CORES} images=${IMAGES} size=${SIZE}px\n` +
       table([
         { path: 'bare renderer loop', 'images/s': bare },
+        { path: 'bare render + thumbnail + store loop', 'images/s': bareWork },
         { path: 'whole pipeline', 'images/s': piped },
-        { path: 'pipeline / bare', 'images/s': `${(piped / bare).toFixed(2)}×` },
+        { path: 'pipeline / bare renderer', 'images/s': `${(piped / bare).toFixed(2)}×` },
+        { path: 'pipeline / bare image work', 'images/s': `${(piped / bareWork).toFixed(2)}×` },
       ]) +
       `\n\nPOST /v1/generations, rendering paused, ${CLIENTS} clients, ${POSTS} requests\n` +
       table([

@@ -69,7 +69,9 @@ export function generationHandler(
   async function run(userId: string, command: GenerationCommand): Promise<GenerationResult> {
     const effects: Effects = []
     const result = await db.transaction().execute(async (trx) => {
-      await ledger.lock(trx, userId)
+      // money moves: take the account lock first, always in this order (account,
+      // generation, items), so two instances cannot deadlock on one user
+      if (movesMoney(command)) await ledger.lock(trx, userId)
       switch (command.kind) {
         case 'start':
           return start(trx, userId, command, effects)
@@ -334,6 +336,15 @@ export function generationHandler(
     }
     return out
   }
+}
+
+/** Starting, cancelling and failing an item charge or refund; a success or a start does not. */
+function movesMoney(c: GenerationCommand) {
+  return (
+    c.kind === 'start' ||
+    c.kind === 'cancel' ||
+    (c.kind === 'outcome' && c.result.status === 'failed')
+  )
 }
 
 export function finalStatus(

@@ -49,6 +49,8 @@ export type RendererPool = ReturnType<typeof makeRendererPool>
 
 export function makeRendererPool(o: RendererPoolOptions) {
   const held = new Map<string, { controller: AbortController; done: Promise<void> }>()
+  // slots limit rendering (CPU); an item reporting its outcome no longer holds one
+  let rendering = 0
   let state: 'running' | 'draining' | 'closed' = 'running'
   let filling: Promise<void> | undefined
   let again = false
@@ -109,14 +111,22 @@ export function makeRendererPool(o: RendererPoolOptions) {
 
   function hold(item: GenerationItemRow) {
     const controller = new AbortController()
-    const done = work(item, controller).finally(() => {
-      held.delete(item.id)
+    rendering++
+    let slotFree = false
+    const freeSlot = () => {
+      if (slotFree) return
+      slotFree = true
+      rendering--
       void wake()
+    }
+    const done = work(item, controller, freeSlot).finally(() => {
+      freeSlot()
+      held.delete(item.id)
     })
     held.set(item.id, { controller, done })
   }
 
-  async function work(item: GenerationItemRow, controller: AbortController) {
+  async function work(item: GenerationItemRow, controller: AbortController, freeSlot: () => void) {
     const log = o.log.child({
       itemId: item.id,
       generationId: item.generation_id,
@@ -136,6 +146,7 @@ export function makeRendererPool(o: RendererPoolOptions) {
       const ctx = await context(item)
       const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(o.timeoutMs)])
       const produced = await o.produce(ctx, signal)
+      freeSlot()
       await o.report(item.user_id, {
         kind: 'outcome',
         itemId: item.id,
@@ -191,16 +202,27 @@ export function makeRendererPool(o: RendererPoolOptions) {
     })
   }
 
+  // a generation's request and the poses never change once written: one read each, not one per item
+  const requests = new Map<string, GenerationRequest>()
+  const poses = new Map<string, ProduceContext['pose']>()
+
   async function context(item: GenerationItemRow): Promise<ProduceContext> {
-    const gen = await o.db
-      .selectFrom('generations')
-      .select('request')
-      .where('id', '=', item.generation_id)
-      .executeTakeFirstOrThrow()
-    const request = gen.request as GenerationRequest
-    const pose = item.pose_id ? await o.loadPose(item.pose_id) : undefined
-    if (item.pose_id && !pose)
-      throw new PermanentError('pose_missing', 'The pose of this item no longer exists')
+    let request = requests.get(item.generation_id)
+    if (!request) {
+      const gen = await o.db
+        .selectFrom('generations')
+        .select('request')
+        .where('id', '=', item.generation_id)
+        .executeTakeFirstOrThrow()
+      request = gen.request as GenerationRequest
+      remember(requests, item.generation_id, request)
+    }
+    let pose = item.pose_id ? poses.get(item.pose_id) : undefined
+    if (item.pose_id && !pose) {
+      pose = await o.loadPose(item.pose_id)
+      if (!pose) throw new PermanentError('pose_missing', 'The pose of this item no longer exists')
+      remember(poses, item.pose_id, pose)
+    }
     return { item, request, pose }
   }
 
@@ -232,6 +254,13 @@ export function makeRendererPool(o: RendererPoolOptions) {
   }
 
   return { wake, drain, close: drain, held: () => held.size }
+}
+
+/** A small bounded cache: the oldest entry goes when it is full. */
+const CACHE_SIZE = 1000
+function remember<V>(cache: Map<string, V>, key: string, value: V) {
+  if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!)
+  cache.set(key, value)
 }
 
 function groupBy<T>(items: T[], key: (t: T) => string) {

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
-import { applyBackground, exportFormat, probeImage, thumbnail } from '../media/images'
+import { EXPORT_SIZES, applyBackground, exportFormat, probeImage, thumbnail } from '../media/images'
 import { upsertMedia } from '../media/repository'
 import type { BlobStorage } from '../media/storage'
 import type { Keypoint, Renderer } from './renderers/renderer'
@@ -36,9 +36,18 @@ export function makeProducer(deps: {
   renderer: Renderer
   size: number
 }) {
-  async function store(userId: string, key: string, bytes: Uint8Array, contentType: string) {
-    await deps.storage.put(key, bytes, contentType)
-    const info = await probeImage(bytes)
+  /** Writes the blob and records it; `size` when known, else read from the image's header. */
+  async function store(
+    userId: string,
+    key: string,
+    bytes: Uint8Array,
+    contentType: string,
+    size?: { width: number; height: number },
+  ) {
+    const [, info] = await Promise.all([
+      deps.storage.put(key, bytes, contentType),
+      size ?? probeImage(bytes),
+    ])
     return upsertMedia(deps.db, {
       userId,
       storageKey: key,
@@ -77,21 +86,15 @@ export function makeProducer(deps: {
       ...(request.formats ?? []).map((f) => exportFormat(main, f)),
     ])
     signal.throwIfAborted()
-    const imageMediaId = await store(
-      item.user_id,
-      `${base}.${EXTENSION[contentType]}`,
-      main,
-      contentType,
-    )
-    const thumbnailMediaId = await store(item.user_id, `${base}-thumb.webp`, thumb!, 'image/webp')
-    const exports: Record<string, string> = {}
-    for (const [i, format] of (request.formats ?? []).entries())
-      exports[format] = await store(
-        item.user_id,
-        `${base}-${format}.png`,
-        exported[i]!,
-        'image/png',
-      )
-    return { imageMediaId, thumbnailMediaId, exports }
+    const formats = request.formats ?? []
+    const [imageMediaId, thumbnailMediaId, ...exportIds] = await Promise.all([
+      store(item.user_id, `${base}.${EXTENSION[contentType]}`, main, contentType),
+      store(item.user_id, `${base}-thumb.webp`, thumb!, 'image/webp'),
+      ...formats.map((f, i) =>
+        store(item.user_id, `${base}-${f}.png`, exported[i]!, 'image/png', EXPORT_SIZES[f]),
+      ),
+    ])
+    const exports = Object.fromEntries(formats.map((f, i) => [f, exportIds[i]!]))
+    return { imageMediaId: imageMediaId!, thumbnailMediaId: thumbnailMediaId!, exports }
   }
 }
