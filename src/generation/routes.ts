@@ -35,7 +35,7 @@ export function generationRoutes(deps: GenerationRoutesDeps) {
           summary:
             'Start a generation: charged in full when accepted, each failed or cancelled item refunded (Idempotency-Key supported)',
         },
-        response: { 202: GenerationSchema, ...errors(400, 401, 402, 409, 413, 422, 429, 503) },
+        response: { 202: GenerationSchema, ...errors(400, 401, 402, 409, 413, 415, 422, 429, 503) },
       },
     )
     .get('/v1/generations', ({ principal, query }) => generations.list(principal.userId, query), {

@@ -1,4 +1,4 @@
-import { BadRequest, PayloadTooLarge } from '../errors'
+import { BadRequest, PayloadTooLarge, UnsupportedMediaType } from '../errors'
 
 /**
  * Reads a body up to `limit` bytes. A declared Content-Length over the limit
@@ -36,6 +36,11 @@ export function checkDeclaredLength(request: Request, limit: number) {
  * of being buffered whole by Elysia's default parser. Other types (multipart is
  * the uploads room's, with its own limit) return undefined: Elysia decides.
  */
+/**
+ * The API takes JSON (API.md: "JSON in"). A JSON body is read up to `limit`
+ * and parsed (malformed → 400); multipart is left to the upload routes; any
+ * other declared type is refused with 415 before a byte of it is read.
+ */
 export async function parseBody(
   request: Request,
   contentType: string | null | undefined,
@@ -43,18 +48,11 @@ export async function parseBody(
   onText: (text: string) => void,
 ): Promise<unknown> {
   const type = contentType?.split(';')[0]!.trim().toLowerCase()
-  if (!type) return undefined
-  const json = isJson(type)
-  const form = type === 'application/x-www-form-urlencoded'
-  const text = type.startsWith('text/')
-  if (!json && !form && !text && type !== 'application/octet-stream') return undefined
-  const bytes = await readLimited(request, limit)
-  if (!json && !form && !text)
-    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
-  const decoded = new TextDecoder().decode(bytes)
+  if (!type || type === 'multipart/form-data') return undefined
+  if (!isJson(type)) throw new UnsupportedMediaType('Send the body as application/json')
+  const decoded = new TextDecoder().decode(await readLimited(request, limit))
   onText(decoded)
-  if (json) return parseJson(decoded)
-  return form ? Object.fromEntries(new URLSearchParams(decoded)) : decoded
+  return parseJson(decoded)
 }
 
 export function isJson(contentType: string | null | undefined) {

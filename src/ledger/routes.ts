@@ -91,7 +91,7 @@ export function creditRoutes(deps: LedgerRoutesDeps) {
         },
         response: {
           200: t.Object({ received: t.Literal(true) }),
-          ...errors(400, 401, 409, 413, 422, 503),
+          ...errors(400, 401, 409, 413, 415, 422, 503),
         },
       },
     )
@@ -120,7 +120,7 @@ export function creditAdminRoutes(deps: LedgerRoutesDeps) {
         body: GrantBody,
         headers: IdempotencyKeyHeader,
         detail: { summary: 'Grant credits to a user (Idempotency-Key supported)' },
-        response: { 201: GrantResult, ...errors(400, 401, 403, 409, 413, 422, 503) },
+        response: { 201: GrantResult, ...errors(400, 401, 403, 409, 413, 415, 422, 503) },
       },
     )
     .get('/ledger/check', () => checkLedger(db), {

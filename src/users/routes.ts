@@ -25,7 +25,7 @@ export function userRoutes(deps: UserRoutesDeps) {
       {
         body: Credentials,
         detail: { summary: 'Create an account; ADMIN_EMAILS get role admin' },
-        response: { 201: Session, ...errors(400, 409, 413, 422) },
+        response: { 201: Session, ...errors(400, 409, 413, 415, 422) },
       },
     )
     .post(
@@ -37,7 +37,7 @@ export function userRoutes(deps: UserRoutesDeps) {
         detail: {
           summary: 'Exchange email and password for a token (rate-limited per IP and email)',
         },
-        response: { 200: Session, ...errors(400, 401, 413, 422, 429) },
+        response: { 200: Session, ...errors(400, 401, 413, 415, 422, 429) },
       },
     )
     .get(
