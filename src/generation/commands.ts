@@ -352,11 +352,8 @@ export function finalStatus(
 ): GenerationStatus {
   if (g.succeeded_items === g.total_items) return 'succeeded'
   if (g.succeeded_items > 0) return 'partial'
-  return g.cancelled_items === g.total_items
-    ? 'cancelled'
-    : g.failed_items > 0 && g.cancelled_items === 0
-      ? 'failed'
-      : 'cancelled'
+  // nothing succeeded: failed only when nothing was cancelled (a cancel is the user's last word)
+  return g.cancelled_items === 0 ? 'failed' : 'cancelled'
 }
 
 function counters(g: GenerationRow) {
