@@ -75,7 +75,17 @@ async function bareImageWork() {
   const signal = new AbortController().signal
   const t0 = performance.now()
   await closedLoop(CORES, IMAGES, async (i) => {
-    const out = await renderer.render({ generationId: 'bench', itemKey: `k${i}`, mode: 'library', variation: i % 8, pose: poses[i % poses.length], size: SIZE }, signal)
+    const out = await renderer.render(
+      {
+        generationId: 'bench',
+        itemKey: `k${i}`,
+        mode: 'library',
+        variation: i % 8,
+        pose: poses[i % poses.length],
+        size: SIZE,
+      },
+      signal,
+    )
     const thumb = await thumbnail(out.bytes)
     await storage.put(`bare/${i}.png`, out.bytes, 'image/png')
     await storage.put(`bare/${i}-thumb.webp`, thumb, 'image/webp')
