@@ -48,6 +48,7 @@ import { makeTokens } from './users/tokens'
 import { makeEventLog } from './events/event-log'
 import { makeGateway } from './realtime/gateway'
 import { realtimeRoutes } from './realtime/routes'
+import { webRoutes } from './web/routes'
 
 /**
  * Composition root: config → dependencies → app → listen → signals.
@@ -259,6 +260,7 @@ export async function buildInstance(config: Config, log: Logger) {
       generationRoutes({ generations, guards, idempotency }),
       mediaRoutes({ db: database.db, storage: media, urls: mediaUrls, tokens }),
       realtimeRoutes({ gateway, allowedOrigins: config.allowedOrigins }), // realtime
+      webRoutes({ log: log.child({ room: 'web' }) }), // browser client at /
     ],
     adminRoutes: [
       creditAdminRoutes(ledgerDeps),

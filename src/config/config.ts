@@ -59,7 +59,9 @@ function derive(env: Env): Config {
       .filter(Boolean)
   const mode = env.DATABASE_URL ? 'server' : 'embedded'
   const usingDevSecret = !env.JWT_SECRET && !env.JWKS_URL
-  const defaultOrigins = mode === 'embedded' ? [`http://localhost:${env.PORT}`] : []
+  // embedded: the page at / works out of the box whether opened as localhost or 127.0.0.1
+  const defaultOrigins =
+    mode === 'embedded' ? [`http://localhost:${env.PORT}`, `http://127.0.0.1:${env.PORT}`] : []
   const origins = list(env.ALLOWED_ORIGINS)
   return {
     ...env,

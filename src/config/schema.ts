@@ -52,7 +52,8 @@ export const EnvSchema = T.Object({
 
   ALLOWED_ORIGINS: T.String({
     default: '',
-    description: 'comma-separated browser origins, e.g. https://app.example.com',
+    description:
+      'comma-separated browser origins, e.g. https://app.example.com (unset in embedded mode: http://localhost:PORT and http://127.0.0.1:PORT)',
   }),
   METRICS_TOKEN: Opt('a bearer token required by /metrics'),
   MAX_BODY_BYTES: Int(1024, 100 * 1024 * 1024, 1024 * 1024, 'bytes, e.g. 1048576'),

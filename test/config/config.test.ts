@@ -164,7 +164,7 @@ describe('defaults and shape', () => {
     })
     expect(config.DATABASE_URL).toBeUndefined()
     expect(config.REDIS_URL).toBeUndefined()
-    expect(config.allowedOrigins).toEqual(['http://localhost:3000'])
+    expect(config.allowedOrigins).toEqual(['http://localhost:3000', 'http://127.0.0.1:3000'])
     expect(config.instanceId.length).toBeGreaterThan(0)
   })
 

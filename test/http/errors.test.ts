@@ -60,7 +60,7 @@ describe('error mapping', () => {
       ['GET', '/v1/nothing-here'],
       ['POST', '/v1/nothing/here'],
       ['DELETE', '/v1/me'],
-      ['GET', '/'],
+      ['GET', '/nothing-here'], // / is the browser client (src/web)
     ] as const)
       expectError(await api.call(method, path), 404, 'not_found')
   })

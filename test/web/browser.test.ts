@@ -1,0 +1,194 @@
+import { afterAll, beforeAll, describe, expect, it } from 'bun:test'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Instance } from '../../src/server'
+import { useTestEnv } from '../support/env'
+import { client } from '../support/http'
+
+/**
+ * The browser client in real headless Chromium (Debian's `chromium` package,
+ * driven by playwright-core, which downloads no browser) against a real
+ * listening instance: sign up, generate, watch the gallery fill live, lose
+ * the network and get the missed events on reconnect. Screenshots go to the
+ * file's temp dir, or to SCREENSHOT_DIR when that is set (to keep them).
+ */
+const CHROMIUM = '/usr/bin/chromium'
+const hasChromium = existsSync(CHROMIUM)
+if (!hasChromium)
+  console.warn(
+    `test/web/browser.test.ts: skipped, ${CHROMIUM} not found. Install Chromium to run it: ` +
+      'apt-get install -y --no-install-recommends chromium (.ci/run does this)',
+  )
+
+const TIMEOUT_MS = 90_000
+const env = await useTestEnv()
+const screenshots = process.env.SCREENSHOT_DIR ?? env.dataDir
+mkdirSync(screenshots, { recursive: true })
+
+let inst: Instance
+let base: string
+let browser: Browser | undefined
+let page: Page
+
+beforeAll(async () => {
+  // the page's origin must be allowed to open the socket, so the port is chosen first
+  const probe = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() })
+  const port = probe.port!
+  probe.stop(true)
+  base = `http://127.0.0.1:${port}`
+  inst = await env.instance({
+    ALLOWED_ORIGINS: base,
+    RENDER_SIZE: '128',
+    RENDER_CONCURRENCY: '2',
+    SIGNUP_CREDITS: '300',
+  })
+  inst.app.listen({ port, hostname: '127.0.0.1' })
+  if (!hasChromium) return
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  })
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  page.setDefaultTimeout(30_000)
+})
+
+afterAll(async () => {
+  await browser?.close()
+  inst?.app.server?.stop(true)
+})
+
+/** Resolves when the gallery holds `n` images that have loaded (naturalWidth > 0). */
+function galleryLoaded(n: number) {
+  return page.waitForFunction((count) => {
+    const imgs = Array.from(document.querySelectorAll<HTMLImageElement>('.gallery img'))
+    return imgs.length === count && imgs.every((img) => img.complete && img.naturalWidth > 0)
+  }, n)
+}
+
+async function token(): Promise<string> {
+  const t = await page.evaluate(() => sessionStorage.getItem('atelier.token'))
+  expect(t).toBeString()
+  return t!
+}
+
+describe('browser client', () => {
+  it.skipIf(!hasChromium)(
+    'signs up, generates from poses and fills the gallery live',
+    async () => {
+      await page.goto(`${base}/`)
+      await page.getByLabel('Email').fill(`web-${crypto.randomUUID()}@example.com`)
+      await page.getByLabel('Password').fill('correct horse battery')
+      await page.getByRole('button', { name: 'Create account' }).click()
+      await page.getByRole('heading', { name: 'New generation' }).waitFor()
+      await page.locator('#connection[data-state="live"]').waitFor()
+      expect(page.url()).not.toContain(await token())
+
+      // two poses × two variations = 4 images, 120 of the 300 signup credits
+      const poses = page.locator('#poses').getByRole('checkbox')
+      await poses.nth(1).waitFor()
+      await poses.nth(0).check()
+      await poses.nth(1).check()
+      await page.getByLabel('Variations').fill('2')
+      await page.getByRole('button', { name: 'Generate' }).click()
+
+      const card = page.locator('.gen').first()
+      await card.locator('progress').waitFor()
+      await galleryLoaded(4)
+      await page.locator('.gen[data-status="succeeded"]').waitFor()
+      const progress = await card
+        .locator('progress')
+        .evaluate((p: HTMLProgressElement) => ({ value: p.value, max: p.max }))
+      expect(progress).toEqual({ value: 4, max: 4 })
+      expect(await card.locator('.gen-status').textContent()).toBe('Done: 4 images ready')
+      const alts = await card
+        .locator('.gallery img')
+        .evaluateAll((imgs) => imgs.map((i) => i.getAttribute('alt') ?? ''))
+      expect(alts.every((a) => /variation [12]$/.test(a))).toBe(true)
+
+      // the balance shown is the server's, and the ledger shows the grant and the charge
+      const { balance } = (await client(inst).get('/v1/credits', await token())).json
+      expect(balance).toBe(180)
+      await page.waitForFunction(
+        (b) => document.getElementById('balance')?.textContent === String(b),
+        balance,
+      )
+      await page.locator('#ledger-rows tr').nth(1).waitFor()
+      await page.evaluate(() => scrollTo(0, 0)) // the sticky header belongs at the top
+      await page.screenshot({ path: join(screenshots, 'browser-desktop.png'), fullPage: true })
+    },
+    TIMEOUT_MS,
+  )
+
+  it.skipIf(!hasChromium)(
+    'states a 402 as a plain sentence',
+    async () => {
+      await page.getByRole('radio', { name: 'A prompt' }).check()
+      await page.getByRole('textbox', { name: 'Prompt' }).fill('a dancer mid-leap, studio light')
+      await page.getByLabel('Variations').fill('8')
+      await page.getByRole('button', { name: 'Generate' }).click()
+      // 8 × 30 = 240 credits against a balance of 180
+      const notice = page.getByRole('alert')
+      await notice.filter({ hasText: 'You need 60 more credits' }).waitFor()
+      expect(await notice.textContent()).toBe(
+        'You need 60 more credits for this: it costs 240 and your balance is 180.',
+      )
+    },
+    TIMEOUT_MS,
+  )
+
+  it.skipIf(!hasChromium)(
+    'shows reconnecting after a network loss, then resumes with the missed events',
+    async () => {
+      const context = page.context()
+      await context.setOffline(true)
+      await page.locator('#connection', { hasText: 'reconnecting…' }).waitFor()
+      // a generation started elsewhere (another tab, the API) while this page is offline
+      const res = await client(inst).post(
+        '/v1/generations',
+        { mode: 'text', prompt: 'a quiet harbour at dawn', variations: 2 },
+        await token(),
+        { 'idempotency-key': crypto.randomUUID() },
+      )
+      expect(res.status).toBe(202)
+      await context.setOffline(false)
+      await page.locator('#connection[data-state="live"]').waitFor()
+      await page
+        .locator(`.gen[data-generation-id="${res.json.id}"][data-status="succeeded"]`)
+        .waitFor()
+      await galleryLoaded(6)
+      const { balance } = (await client(inst).get('/v1/credits', await token())).json
+      expect(balance).toBe(120)
+      // the ledger follows live too: grant, first charge, this charge
+      await page.locator('#ledger-rows tr').nth(2).waitFor()
+      await page.waitForFunction(
+        (b) => document.getElementById('balance')?.textContent === String(b),
+        balance,
+      )
+    },
+    TIMEOUT_MS,
+  )
+
+  it.skipIf(!hasChromium)(
+    'fits a 375 px phone screen without horizontal scrolling',
+    async () => {
+      await page.setViewportSize({ width: 375, height: 800 })
+      const widths = await page.evaluate(() => ({
+        scroll: document.documentElement.scrollWidth,
+        client: document.documentElement.clientWidth,
+      }))
+      expect(widths.scroll).toBeLessThanOrEqual(widths.client)
+      await page.evaluate(() => scrollTo(0, 0)) // the sticky header belongs at the top
+      await page.screenshot({ path: join(screenshots, 'browser-phone.png'), fullPage: true })
+    },
+    TIMEOUT_MS,
+  )
+})
