@@ -47,45 +47,27 @@ const env = (extra: Record<string, string>) =>
     ...extra,
   })
 
-async function bareLoop() {
-  const renderer = makeLocalRenderer()
-  const signal = new AbortController().signal
-  const t0 = performance.now()
-  await closedLoop(CORES, IMAGES, (i) =>
-    renderer.render(
-      {
-        generationId: 'bench',
-        itemKey: `k${i}`,
-        mode: 'library',
-        variation: i % 8,
-        pose: poses[i % poses.length],
-        size: SIZE,
-      },
-      signal,
-    ),
-  )
-  await renderer.close()
-  return IMAGES / ((performance.now() - t0) / 1000)
-}
-
-/** The same per-image work as the pipeline (render, thumbnail, store) with no queue, actor or database. */
-async function bareImageWork() {
+/**
+ * The local renderer in a bare loop with the pipeline's parallelism; with
+ * `store`, also the rest of the per-image work (thumbnail, storage), still
+ * with no queue, actor or database.
+ */
+async function bareLoop(store: boolean) {
   const renderer = makeLocalRenderer()
   const storage = makeLocalStorage(join(dataDir, 'bare'))
   const signal = new AbortController().signal
   const t0 = performance.now()
   await closedLoop(CORES, IMAGES, async (i) => {
-    const out = await renderer.render(
-      {
-        generationId: 'bench',
-        itemKey: `k${i}`,
-        mode: 'library',
-        variation: i % 8,
-        pose: poses[i % poses.length],
-        size: SIZE,
-      },
-      signal,
-    )
+    const input = {
+      generationId: 'bench',
+      itemKey: `k${i}`,
+      mode: 'library' as const,
+      variation: i % 8,
+      pose: poses[i % poses.length],
+      size: SIZE,
+    }
+    const out = await renderer.render(input, signal)
+    if (!store) return
     const thumb = await thumbnail(out.bytes)
     await storage.put(`bare/${i}.png`, out.bytes, 'image/png')
     await storage.put(`bare/${i}-thumb.webp`, thumb, 'image/webp')
@@ -183,8 +165,8 @@ async function acceptance() {
 }
 
 try {
-  const bare = await bareLoop()
-  const bareWork = await bareImageWork()
+  const bare = await bareLoop(false)
+  const bareWork = await bareLoop(true)
   const piped = await pipeline()
   const accept = await acceptance()
   process.stdout.write(

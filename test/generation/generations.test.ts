@@ -6,6 +6,8 @@ import type { Instance } from '../../src/server'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
 import { waitFor } from '../support/wait'
+import { hang, imageResponse, startFakeInference } from './fake-inference'
+import { sampleImage } from './fixtures'
 
 // rendering tests wait for real renders and retries; plain `bun test` allows 5 s per test
 setDefaultTimeout(60_000)
@@ -54,31 +56,6 @@ async function fetchImage(inst: Instance, url: string) {
   const res = await inst.app.handle(new Request(`http://localhost${url}`))
   expect(res.status).toBe(200)
   return { type: res.headers.get('content-type'), bytes: new Uint8Array(await res.arrayBuffer()) }
-}
-
-/** A fake inference API on loopback: behaviour per item decided by the test. */
-function fakeInference(decide: (body: any) => 'ok' | 'bad-request' | 'hang') {
-  let calls = 0
-  const png = sharp({ create: { width: 64, height: 64, channels: 4, background: '#3366ff' } })
-    .png()
-    .toBuffer()
-  const server = Bun.serve({
-    port: 0,
-    hostname: '127.0.0.1',
-    async fetch(req) {
-      calls++
-      const body = await req.json()
-      const what = decide(body)
-      if (what === 'bad-request') return Response.json({ error: 'refused' }, { status: 400 })
-      if (what === 'hang') return new Promise<Response>(() => {})
-      return new Response(new Uint8Array(await png), { headers: { 'content-type': 'image/png' } })
-    },
-  })
-  return {
-    url: `http://127.0.0.1:${server.port}/render`,
-    calls: () => calls,
-    stop: () => server.stop(true),
-  }
 }
 
 describe('accepting generations', () => {
@@ -428,8 +405,14 @@ describe('rendering', () => {
     }))
 
   it('refunds exactly the failed items of a partial generation (http renderer, permanent refusals)', async () => {
-    const fake = fakeInference((body) => (body.variation === 1 ? 'bad-request' : 'ok'))
+    const fake = await startFakeInference()
     afterAll(fake.stop)
+    const png = await sampleImage('png')
+    // the body of the request being answered is the newest one received
+    fake.respond = () =>
+      (fake.received.at(-1)!.body as { variation: number }).variation === 1
+        ? Response.json({ error: 'refused' }, { status: 400 })
+        : imageResponse(png)
     await withWorker(
       { RENDERER: 'http', RENDER_HTTP_URL: fake.url, RENDER_HTTP_TOKEN: 't' },
       async (worker) => {
@@ -457,8 +440,9 @@ describe('rendering', () => {
   })
 
   it('retries a render that times out, then fails the item and refunds it', async () => {
-    const fake = fakeInference(() => 'hang')
+    const fake = await startFakeInference()
     afterAll(fake.stop)
+    fake.respond = hang
     await withWorker(
       {
         RENDERER: 'http',
@@ -478,7 +462,7 @@ describe('rendering', () => {
         ).json
         const done = await waitFinished(worker, token, g.id)
         expect(done).toMatchObject({ status: 'failed', failedItems: 1, creditsRefunded: 30 })
-        expect(fake.calls()).toBe(2)
+        expect(fake.requests).toBe(2)
         const attempts = (
           await env.sql<
             { attempts: number }[]

@@ -1,49 +1,14 @@
-import { afterAll, beforeEach, describe, expect, it } from 'bun:test'
+import { describe, expect, it } from 'bun:test'
 import { PermanentError } from '../../src/errors'
-import { makeHttpRenderer, type HttpRendererOptions } from '../../src/generation/renderers/http'
 import { RetryLater } from '../../src/generation/renderers/renderer'
-import { hang, imageResponse, startFakeInference } from './fake-inference'
-import { libraryInput, never, sampleImage } from './fixtures'
+import { hang, imageResponse } from './fake-inference'
+import { failure, useHttpRendererFixture } from './http-renderer-fixture'
+import { libraryInput, never } from './fixtures'
 
-const server = await startFakeInference()
-const png = await sampleImage('png')
-const renderers: Array<{ close(): Promise<void> }> = []
-
-function renderer(options: Partial<HttpRendererOptions> = {}) {
-  const made = makeHttpRenderer({
-    url: server.url,
-    token: 'test-token',
-    timeoutMs: 5_000,
-    maxConcurrency: 4,
-    maxBytes: 1024 * 1024,
-    breaker: { failureThreshold: 3, cooldownMs: 50 },
-    ...options,
-  })
-  renderers.push(made)
-  return made
-}
-
-function failure(promise: Promise<unknown>): Promise<Error> {
-  return promise.then(
-    () => {
-      throw new Error('expected the render to fail')
-    },
-    (err: Error) => err,
-  )
-}
-
+const { server, png, renderer } = await useHttpRendererFixture()
 const cooldown = () => Bun.sleep(60) // the breaker's 50 ms cooldown is the behaviour under test
 const ok = () => imageResponse(png)
 const down = () => new Response('down', { status: 500 })
-
-beforeEach(() => {
-  server.reset()
-  server.respond = ok
-})
-afterAll(async () => {
-  for (const r of renderers) await r.close()
-  await server.stop()
-})
 
 describe('http renderer: circuit breaker', () => {
   it('opens after 3 consecutive failures and then fails fast without calling the provider', async () => {

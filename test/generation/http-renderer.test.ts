@@ -1,46 +1,12 @@
-import { afterAll, beforeEach, describe, expect, it } from 'bun:test'
+import { describe, expect, it } from 'bun:test'
 import sharp from 'sharp'
 import { PermanentError } from '../../src/errors'
-import { makeHttpRenderer, type HttpRendererOptions } from '../../src/generation/renderers/http'
 import { RetryLater } from '../../src/generation/renderers/renderer'
-import { hang, imageResponse, startFakeInference } from './fake-inference'
+import { hang, imageResponse } from './fake-inference'
+import { failure, useHttpRendererFixture } from './http-renderer-fixture'
 import { libraryInput, never, sampleImage } from './fixtures'
 
-const server = await startFakeInference()
-const png = await sampleImage('png')
-const renderers: Array<{ close(): Promise<void> }> = []
-
-function renderer(options: Partial<HttpRendererOptions> = {}) {
-  const made = makeHttpRenderer({
-    url: server.url,
-    token: 'test-token',
-    timeoutMs: 5_000,
-    maxConcurrency: 4,
-    maxBytes: 1024 * 1024,
-    breaker: { failureThreshold: 3, cooldownMs: 50 },
-    ...options,
-  })
-  renderers.push(made)
-  return made
-}
-
-async function failure(promise: Promise<unknown>): Promise<Error> {
-  return promise.then(
-    () => {
-      throw new Error('expected the render to fail')
-    },
-    (err: Error) => err,
-  )
-}
-
-beforeEach(() => {
-  server.reset()
-  server.respond = () => imageResponse(png)
-})
-afterAll(async () => {
-  for (const r of renderers) await r.close()
-  await server.stop()
-})
+const { server, png, renderer } = await useHttpRendererFixture()
 
 describe('http renderer: requests and answers', () => {
   it('posts the input as JSON with the bearer token and returns the image', async () => {
