@@ -474,6 +474,37 @@ describe('rendering', () => {
     )
   })
 
+  it('releases a held item on drain so another instance can claim it at once, attempt given back', async () => {
+    const fake = await startFakeInference()
+    afterAll(fake.stop)
+    fake.respond = hang
+    const { token } = await funded(100)
+    const worker = await env.instance({
+      ...renderEnv,
+      RENDERER: 'http',
+      RENDER_HTTP_URL: fake.url,
+      DRAIN_TIMEOUT_MS: '400',
+    })
+    try {
+      const g = (
+        await client(worker).post(
+          '/v1/generations',
+          { mode: 'text', prompt: 'held then handed back', variations: 1 },
+          token,
+        )
+      ).json
+      await fake.whenInFlight(1)
+      expect(worker.pool.held()).toBe(1)
+      await worker.pool.drain()
+      expect(worker.pool.held()).toBe(0)
+      const [item] =
+        await env.sql`select status, attempts, lease_owner, next_attempt_at <= now() as due from generation_items where generation_id = ${g.id}`
+      expect(item).toEqual({ status: 'queued', attempts: 0, lease_owner: null, due: true })
+    } finally {
+      await worker.close()
+    }
+  })
+
   it('reclaims an item leased by a dead worker after its lease and finishes it once, one image per key', async () => {
     const { token } = await funded(100)
     const g = (
