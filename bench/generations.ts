@@ -21,7 +21,7 @@ import { benchDatabase, closedLoop, summarize, table } from './support'
 
 const CORES = navigator.hardwareConcurrency
 const IMAGES = Number(process.env.BENCH_IMAGES ?? 96)
-const SIZE = Number(process.env.BENCH_SIZE ?? 512)
+const SIZE = Number(process.env.BENCH_SIZE ?? 1024)
 const POSTS = Number(process.env.BENCH_POSTS ?? 2000)
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 64)
 
@@ -78,7 +78,10 @@ async function bareLoop(store: boolean) {
 
 async function pipeline() {
   const inst = await buildInstance(
-    env({ RENDER_CONCURRENCY: String(CORES), ADMIN_EMAILS: 'bench@example.com' }),
+    env({
+      RENDER_CONCURRENCY: process.env.BENCH_CONCURRENCY ?? String(CORES),
+      ADMIN_EMAILS: 'bench@example.com',
+    }),
     log,
   )
   const userId = Bun.randomUUIDv7()

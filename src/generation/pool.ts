@@ -23,7 +23,7 @@ import type { GenerationItemRow, GenerationRequest } from './table'
 export type RendererPoolOptions = {
   db: Kysely<DB>
   instanceId: string
-  produce: (ctx: ProduceContext, signal: AbortSignal) => Promise<Produced>
+  produce: (ctx: ProduceContext, signal: AbortSignal, rendered: () => void) => Promise<Produced>
   /** The user actor: every item outcome goes through it. */
   report: (userId: string, command: GenerationCommand) => Promise<unknown>
   loadPose: (poseId: string) => Promise<ProduceContext['pose']>
@@ -65,7 +65,12 @@ export function makeRendererPool(o: RendererPoolOptions) {
     'Render pipeline duration per item',
     [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
   )
-  o.metrics?.gauge('render_items_held', 'Items this instance is rendering', [], () => held.size)
+  o.metrics?.gauge(
+    'render_items_held',
+    'Items this instance holds (rendering, storing or reporting)',
+    [],
+    () => held.size,
+  )
 
   /** Claims work while slots are free; concurrent calls coalesce into one more round. */
   function wake(): Promise<void> {
@@ -86,11 +91,11 @@ export function makeRendererPool(o: RendererPoolOptions) {
 
   async function fill() {
     try {
-      while (state === 'running' && held.size < o.concurrency) {
+      while (state === 'running' && rendering < o.concurrency) {
         const items = await repo.claimDueItems(
           o.db,
           o.instanceId,
-          o.concurrency - held.size,
+          o.concurrency - rendering,
           o.leaseMs,
         )
         if (items.length === 0) return
@@ -145,8 +150,8 @@ export function makeRendererPool(o: RendererPoolOptions) {
     try {
       const ctx = await context(item)
       const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(o.timeoutMs)])
-      const produced = await o.produce(ctx, signal)
-      freeSlot()
+      // the slot is for CPU work: it frees as soon as the image is rendered, before storage and the outcome
+      const produced = await o.produce(ctx, signal, freeSlot)
       await o.report(item.user_id, {
         kind: 'outcome',
         itemId: item.id,

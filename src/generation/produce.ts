@@ -58,7 +58,12 @@ export function makeProducer(deps: {
     })
   }
 
-  return async function produce(ctx: ProduceContext, signal: AbortSignal): Promise<Produced> {
+  /** `onRendered` is called once the CPU work is done and only storage I/O is left. */
+  return async function produce(
+    ctx: ProduceContext,
+    signal: AbortSignal,
+    onRendered: () => void = () => {},
+  ): Promise<Produced> {
     const { item, request } = ctx
     const rendered = await deps.renderer.render(
       {
@@ -86,6 +91,7 @@ export function makeProducer(deps: {
       ...(request.formats ?? []).map((f) => exportFormat(main, f)),
     ])
     signal.throwIfAborted()
+    onRendered()
     const formats = request.formats ?? []
     const [imageMediaId, thumbnailMediaId, ...exportIds] = await Promise.all([
       store(item.user_id, `${base}.${EXTENSION[contentType]}`, main, contentType),
