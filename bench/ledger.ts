@@ -60,8 +60,8 @@ function baseline(ids: string[]) {
   )
 }
 
+/** `fundedCharges`: charges each user's balance pays for; any accepted beyond that is an overdraft. */
 async function naive(ids: string[], fundedCharges: number) {
-  let accepted = 0
   const sample = await closedLoop(CLIENTS, OPS, async () => {
     const userId = ids.length === 1 ? ids[0]! : pick(ids)
     const row = await db
@@ -92,9 +92,13 @@ async function naive(ids: string[], fundedCharges: number) {
         .where('user_id', '=', userId)
         .execute()
     })
-    accepted++
   })
-  return { sample, overdrafts: Math.max(0, accepted - fundedCharges) }
+  const { rows } = await sql<{ overdrafts: number }>`
+    select coalesce(sum(greatest(0, accepted - ${fundedCharges})), 0)::int as overdrafts from (
+      select count(*) as accepted from ledger_entries
+      where reason = 'naive' and user_id in (${sql.join(ids)}) group by user_id
+    ) per_user`.execute(db)
+  return { sample, overdrafts: rows[0]!.overdrafts }
 }
 
 function actorPath(ids: string[]) {
@@ -164,7 +168,7 @@ async function runScenarios() {
       '(a) single UPDATE',
       summarize(await baseline(await seedUsers(n, perUser * 100))),
     )
-    const nv = await naive(await seedUsers(n, perUser), scenario === 'hot user' ? funded : Infinity)
+    const nv = await naive(await seedUsers(n, perUser), perUser / AMOUNT)
     record(scenario, '(b) naive check-then-act', summarize(nv.sample), {
       overdrafts: nv.overdrafts,
     })
