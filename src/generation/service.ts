@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import { NotFound, ValidationFailed, type ValidationIssue } from '../errors'
-import { decodeCursor, encodeCursor, pageLimit } from '../http/schemas'
+import { decodeCursor, encodeCursor, isTimeIdCursor, pageLimit } from '../http/schemas'
 import type { MediaUrls } from '../media/signed-urls'
 import type { GenerationCommand, GenerationResult } from './commands'
 import { checkPrompt } from './prompt'
@@ -110,7 +110,7 @@ export function makeGenerations(deps: GenerationsDeps) {
     query: { limit?: string; cursor?: string; status?: GenerationStatus },
   ) {
     const limit = pageLimit(query.limit)
-    const after = decodeCursor(query.cursor) as [string, string] | undefined
+    const after = decodeCursor(query.cursor, isTimeIdCursor)
     const rows = await repo.listGenerations(deps.db, userId, {
       limit: limit + 1,
       status: query.status,

@@ -65,11 +65,36 @@ export function encodeCursor(values: unknown[]): string {
   return Buffer.from(JSON.stringify(values)).toString('base64url')
 }
 
-export function decodeCursor(cursor: string | undefined): unknown[] | undefined {
+/**
+ * Decodes a cursor and checks its shape with `valid`: a cursor is opaque but
+ * comes from the client, so a forged one must be a 422, never reach SQL.
+ */
+export function decodeCursor<T extends unknown[]>(
+  cursor: string | undefined,
+  valid: (values: unknown[]) => values is T,
+): T | undefined {
   if (cursor === undefined) return undefined
   try {
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (Array.isArray(value)) return value
+    if (Array.isArray(value) && valid(value)) return value
   } catch {}
   throw new ValidationFailed([{ path: '/cursor', message: 'Unknown cursor' }])
+}
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** A cursor of (RFC 3339 timestamp, uuid), as newest-first lists use. */
+export function isTimeIdCursor(v: unknown[]): v is [string, string] {
+  return (
+    v.length === 2 &&
+    typeof v[0] === 'string' &&
+    !Number.isNaN(Date.parse(v[0])) &&
+    typeof v[1] === 'string' &&
+    UUID_PATTERN.test(v[1])
+  )
+}
+
+/** A cursor of one positive integer (a sequence number). */
+export function isSeqCursor(v: unknown[]): v is [number] {
+  return v.length === 1 && Number.isSafeInteger(v[0]) && (v[0] as number) > 0
 }

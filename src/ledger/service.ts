@@ -2,7 +2,7 @@ import type { Kysely, Transaction } from 'kysely'
 import type { Outcome } from '../actors/actor-system'
 import type { DB } from '../db/schema'
 import { IdempotencyConflict, InsufficientCredits } from '../errors'
-import { decodeCursor, encodeCursor } from '../http/schemas'
+import { decodeCursor, encodeCursor, isSeqCursor } from '../http/schemas'
 import type { LedgerCommand, LedgerEntry, LedgerResult } from './commands'
 import * as repo from './repository'
 
@@ -52,14 +52,8 @@ export function readBalance(db: Kysely<DB>, userId: string) {
 }
 
 export async function pageEntries(db: Kysely<DB>, userId: string, limit: number, cursor?: string) {
-  const after = decodeCursor(cursor)
-  const beforeSeq = after === undefined ? undefined : Number(after[0])
-  const rows = await repo.listEntries(
-    db,
-    userId,
-    limit + 1,
-    Number.isFinite(beforeSeq) ? beforeSeq : undefined,
-  )
+  const beforeSeq = decodeCursor(cursor, isSeqCursor)?.[0]
+  const rows = await repo.listEntries(db, userId, limit + 1, beforeSeq)
   const page = rows.slice(0, limit)
   const last = page.at(-1)
   return {

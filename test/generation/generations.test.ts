@@ -250,6 +250,16 @@ describe('accepting generations', () => {
       items: [{ id: ids[0], status: 'cancelled' }],
       nextCursor: null,
     })
+    for (const forged of [
+      ['x', 'y'],
+      [1, 2],
+      ['2026-01-01T00:00:00Z', 'not-a-uuid'],
+    ]) {
+      const cursor = Buffer.from(JSON.stringify(forged)).toString('base64url')
+      const res = await api.get(`/v1/generations?cursor=${cursor}`, token)
+      expect(res.status).toBe(422)
+      expect(res.json.error.details[0].path).toBe('/cursor')
+    }
     const queued = await api.get('/v1/generations?status=queued', token)
     expect(queued.json.items.map((g: any) => g.id)).toEqual([ids[2], ids[1]])
   })

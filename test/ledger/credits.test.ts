@@ -171,6 +171,8 @@ describe('grants and idempotency', () => {
     } while (cursor)
     expect(seen).toEqual([5, 4, 3, 2, 1, 25])
     expect((await api.get('/v1/credits/ledger?cursor=%%%', token)).status).toBe(422)
+    const forged = Buffer.from(JSON.stringify(['1; drop table users'])).toString('base64url')
+    expect((await api.get(`/v1/credits/ledger?cursor=${forged}`, token)).status).toBe(422)
   })
 })
 
