@@ -151,12 +151,12 @@ export const SITTING: PoseSpec[] = [
     spine: [0, 1, 0.25],
     head: { pitch: 10 },
     leftLeg: [
-      [0.05, 0.5, 0.9],
-      [0, -1, 0.1],
+      [0.05, 1, 0.55],
+      [0, -1, -0.1],
     ],
     leftArm: [
-      [0.05, -0.6, 0.8],
-      [-0.3, -0.2, 0.8],
+      [0.25, -0.9, 0.35],
+      [-0.9, -0.2, 0.45],
     ],
   }),
   pose('leaning-back-on-hands', 'Leaning back on hands', 'easy', ['floor', 'relaxed', 'summer'], {
@@ -168,8 +168,8 @@ export const SITTING: PoseSpec[] = [
       [0.02, -0.1, 1],
     ],
     rightLeg: [
-      [-0.05, 0.35, 1],
-      [0, -1, 0.2],
+      [-0.05, 0.8, 0.8],
+      [0, -1, 0.25],
     ],
     leftArm: [
       [0.1, -1, -0.5],
@@ -178,16 +178,16 @@ export const SITTING: PoseSpec[] = [
   }),
   pose('the-thinker', 'The thinker', 'medium', ['chair', 'thoughtful', 'classical'], {
     yaw: 60,
-    spine: [0, 1, 0.55],
-    head: { pitch: 15 },
+    spine: [0, 1, 1],
+    head: { pitch: -20 },
     leftLeg: CHAIR_LEG,
     rightArm: [
-      [-0.05, -0.7, 0.7],
-      [0.05, 1, 0.15],
+      [0.1, -0.85, 0.45],
+      [0.45, 0.8, 0.45],
     ],
     leftArm: [
-      [0.1, -1, 0.4],
-      [0, -0.6, 1],
+      [0.1, -0.9, 0.3],
+      [0, -0.4, 1],
     ],
   }),
   pose('side-saddle', 'Side-saddle on the floor', 'medium', ['floor', 'elegant', 'graceful'], {
@@ -380,8 +380,8 @@ export const PORTRAIT: PoseSpec[] = [
   pose('portrait-hands-framing-face', 'Hands framing the face', 'easy', ['beauty', 'playful'], {
     ...WAIST,
     leftArm: [
-      [0.2, -0.6, 0.75],
-      [-0.33, 0.93, -0.22],
+      [0.25, -0.3, 0.9],
+      [-0.35, 0.9, -0.1],
     ],
   }),
   pose(

@@ -36,8 +36,8 @@ export const ACTION: PoseSpec[] = [
   }),
   pose('sprint-start', 'Sprint start', 'hard', ['run', 'crouch', 'athletic'], {
     yaw: 90,
-    spine: [0, 0.5, 1],
-    head: { pitch: 20 },
+    spine: [0, 0.25, 1],
+    head: { pitch: -10 },
     leftArm: [
       [0.05, -1, 0.1],
       [0, -1, 0],
@@ -126,7 +126,7 @@ export const ACTION: PoseSpec[] = [
     rightLeg: mirrorLimb(STRAIGHT_LEG),
   }),
   pose('superhero-landing', 'Superhero landing', 'hard', ['hero', 'landing', 'dramatic'], {
-    yaw: 20,
+    yaw: 55,
     spine: [0, 0.8, 0.6],
     head: { pitch: -25 },
     rightArm: [
@@ -304,7 +304,7 @@ export const DANCE: PoseSpec[] = [
   pose('arms-en-haut', 'Fifth position, arms en haut', 'medium', ['ballet', 'classical'], {
     leftArm: [
       [0.6, 0.8, 0.2],
-      [-0.6, 0.8, 0.1],
+      [-0.85, 0.5, 0.1],
     ],
     leftLeg: LEG_TOGETHER,
   }),
@@ -435,20 +435,20 @@ export const YOGA: PoseSpec[] = [
       [0, -1, 0],
     ],
     leftArm: [
-      [0.1, 1, 0.05],
-      [-0.15, 1, 0],
+      [0.3, 1, 0.05],
+      [-1, 0.3, 0],
     ],
   }),
   pose('warrior-two', 'Warrior II (Virabhadrasana II)', 'medium', ['standing', 'strength'], {
     head: { yaw: 80 },
     leftArm: ARM_T,
     leftLeg: [
-      [0.9, -0.45, 0],
+      [0.9, -0.75, 0],
       [0.05, -1, 0],
     ],
     rightLeg: [
-      [-0.55, -1, 0],
-      [-0.5, -1, 0],
+      [-0.65, -1, 0],
+      [-0.65, -1, 0],
     ],
   }),
   pose('downward-dog', 'Downward dog (Adho Mukha Svanasana)', 'medium', ['inversion', 'stretch'], {
@@ -481,8 +481,8 @@ export const YOGA: PoseSpec[] = [
     spine: [0, 1, -0.8],
     head: { pitch: -20 },
     leftArm: [
-      [0.1, -0.3, 1],
-      [0.05, -0.2, 1],
+      [0.1, -0.5, 0.85],
+      [0, 0.45, 0.9],
     ],
   }),
   pose('triangle', 'Triangle (Trikonasana)', 'medium', ['standing', 'stretch', 'side-bend'], {
@@ -514,6 +514,7 @@ export const YOGA: PoseSpec[] = [
     yaw: 90,
     roll: 90,
     spine: [0, 1, -0.7],
+    head: { pitch: 35 },
     leftArm: [
       [0.05, -1, 0],
       [0.03, -1, 0],
@@ -525,14 +526,14 @@ export const YOGA: PoseSpec[] = [
   }),
   pose('crow', 'Crow (Bakasana)', 'hard', ['arm-balance', 'strength', 'advanced'], {
     yaw: 90,
-    spine: [0, 0.25, 1],
-    head: { pitch: -20 },
+    spine: [0, -0.3, 1],
+    head: { pitch: -30 },
     leftArm: [
       [0.1, -1, 0.15],
       [0, -1, 0],
     ],
     leftLeg: [
-      [0.2, 0.05, 1],
+      [0.2, -0.35, 1],
       [0, 0.4, -1],
     ],
   }),
@@ -540,19 +541,21 @@ export const YOGA: PoseSpec[] = [
 
 export const FITNESS: PoseSpec[] = [
   pose('push-up', 'Push-up', 'medium', ['strength', 'bodyweight', 'plank'], {
+    // body 20 degrees off the floor: arms vertical in the world are [0, -sin 20, cos 20] here
     yaw: 90,
-    roll: -90,
+    roll: -70,
     leftArm: [
-      [0.1, 0, 1],
-      [0.05, 0, 1],
+      [0.1, -0.34, 0.94],
+      [0.05, -0.34, 0.94],
     ],
   }),
   pose('forearm-plank', 'Forearm plank', 'medium', ['core', 'bodyweight', 'hold'], {
+    // body 12 degrees off the floor, upper arms vertical, forearms flat on the floor
     yaw: 90,
-    roll: -90,
+    roll: -78,
     leftArm: [
-      [0.1, 0, 1],
-      [0, 1, 0],
+      [0.1, -0.21, 0.98],
+      [0, 0.98, 0.21],
     ],
   }),
   pose('bodyweight-squat', 'Bodyweight squat', 'medium', ['legs', 'strength', 'squat'], {
@@ -577,7 +580,7 @@ export const FITNESS: PoseSpec[] = [
     ],
   }),
   pose('bicep-curl', 'Bicep curl', 'easy', ['arms', 'dumbbell', 'gym'], {
-    yaw: 20,
+    yaw: 45,
     leftArm: [
       [0.1, -1, 0],
       [0.05, 0.6, 0.8],

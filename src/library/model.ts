@@ -1,5 +1,5 @@
 import { t } from 'elysia'
-import { LimitParam } from '../http/schemas'
+import { LimitParam, decodeCursor } from '../http/schemas'
 import { KeypointsSchema } from './keypoints'
 
 export const PoseSchema = t.Object({
@@ -19,5 +19,31 @@ export const CategorySchema = t.Object({ id: t.String(), name: t.String(), poseC
 export const PoseListQuery = t.Object({
   limit: LimitParam,
   cursor: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
-  category: t.Optional(t.String({ minLength: 1, maxLength: 64 })),
+  // the shape of a category id (sql/0004): anything else could not match, and a NUL would fail in SQL
+  category: t.Optional(
+    t.String({ pattern: '^[a-z][a-z0-9-]*$', maxLength: 64, description: 'category id' }),
+  ),
 })
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * A page cursor is `[name, id]` of the last pose on the previous page. A cursor
+ * that decodes but has another shape (forged, or from another list) is a 422
+ * on `cursor`: it must never reach SQL, where a non-uuid id or a NUL is a 500.
+ */
+function isPoseCursor(v: unknown[]): v is [string, string] {
+  const [name, id] = v
+  return (
+    v.length === 2 &&
+    typeof name === 'string' &&
+    name.length <= 200 &&
+    !name.includes('\u0000') &&
+    typeof id === 'string' &&
+    UUID.test(id)
+  )
+}
+
+export function readPoseCursor(cursor: string | undefined): [string, string] | undefined {
+  return decodeCursor(cursor, isPoseCursor)
+}

@@ -23,12 +23,10 @@ export function listPoses(
     .orderBy('id')
     .limit(options.limit)
   if (options.category) q = q.where('category_id', '=', options.category)
-  if (options.after) {
-    const [name, id] = options.after
-    q = q.where((eb) =>
-      eb.or([eb('name', '>', name), eb.and([eb('name', '=', name), eb('id', '>', id)])]),
-    )
-  }
+  // a row comparison, (name, id) > ($1, $2), is one range scan of poses_name_id
+  // (or poses_category_name_id after the category's equality)
+  const after = options.after
+  if (after) q = q.where((eb) => eb(eb.refTuple('name', 'id'), '>', eb.tuple(after[0], after[1])))
   return q.execute()
 }
 

@@ -2,8 +2,8 @@ import { Elysia, t } from 'elysia'
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import { NotFound } from '../errors'
-import { IdParam, Page, decodeCursor, encodeCursor, errors, pageLimit } from '../http/schemas'
-import { CategorySchema, PoseListQuery, PoseSchema } from './model'
+import { IdParam, Page, encodeCursor, errors, pageLimit } from '../http/schemas'
+import { CategorySchema, PoseListQuery, PoseSchema, readPoseCursor } from './model'
 import { findPose, listCategories, listPoses } from './repository'
 import type { PoseRow } from './table'
 
@@ -31,7 +31,7 @@ export function libraryRoutes(deps: { db: Kysely<DB> }) {
       '/v1/library/poses',
       async ({ query }) => {
         const limit = pageLimit(query.limit)
-        const after = decodeCursor(query.cursor) as [string, string] | undefined
+        const after = readPoseCursor(query.cursor)
         const rows = await listPoses(deps.db, { limit: limit + 1, category: query.category, after })
         const page = rows.slice(0, limit)
         const last = page.at(-1)

@@ -1,4 +1,4 @@
-import type { ColumnType, JSONColumnType, Selectable } from 'kysely'
+import type { ColumnType, RawBuilder, Selectable } from 'kysely'
 import type { Keypoint } from './keypoints'
 
 /** How hard a pose is to hold (or to draw convincingly). */
@@ -17,8 +17,8 @@ export interface PoseTable {
   category_id: string
   tags: ColumnType<string[], string[] | undefined, string[]>
   difficulty: Difficulty
-  /** Written as JSON text: JSON.stringify(keypoints). */
-  keypoints: JSONColumnType<Keypoint[]>
+  /** Written only through `jsonb(keypoints)` (db/json.ts): a bound string would be stored as a JSON string on postgres.js. */
+  keypoints: ColumnType<Keypoint[], RawBuilder<Keypoint[]>, RawBuilder<Keypoint[]>>
   thumbnail_url: ColumnType<string | null, string | null | undefined, string | null>
   created_at: ColumnType<Date, never, never>
   updated_at: ColumnType<Date, never, Date>

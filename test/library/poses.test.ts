@@ -77,6 +77,31 @@ describe('pose library', () => {
     expect(bad.status).toBe(422)
     expect(bad.json.error.details[0].path).toBe('/cursor')
   })
+
+  it('refuses a cursor that decodes but is not [name, uuid] with 422, never a 500', async () => {
+    const forged = [
+      ['Running', 'not-a-uuid'],
+      [1, 2],
+      ['Running'],
+      [{}, []],
+      ['Running', crypto.randomUUID(), 3],
+      ['nul\u0000name', crypto.randomUUID()],
+    ]
+    for (const values of forged) {
+      const cursor = Buffer.from(JSON.stringify(values)).toString('base64url')
+      const res = await api.get(`/v1/library/poses?cursor=${cursor}`)
+      expect({ values, status: res.status }).toEqual({ values, status: 422 })
+      expect(res.json.error.details).toEqual([{ path: '/cursor', message: expect.any(String) }])
+    }
+  })
+
+  it('refuses a category that is not a category id with 422', async () => {
+    for (const category of ['%00', 'Standing', '-x', 'a'.repeat(65)]) {
+      const res = await api.get(`/v1/library/poses?category=${category}`)
+      expect(res.status).toBe(422)
+      expect(res.json.error.details.map((d: any) => d.path)).toContain('/category')
+    }
+  })
 })
 
 describe('validateKeypoints', () => {
