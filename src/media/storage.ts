@@ -13,7 +13,8 @@ import { PermanentError } from '../errors'
  * backend, so media can move from disk to a bucket as-is.
  */
 export type StoredBlob = {
-  body: ReadableStream<Uint8Array> | Uint8Array
+  // Uint8Array<ArrayBuffer>, so `new Response(blob.body)` typechecks against the DOM lib
+  body: ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer>
   contentType: string
   size: number
 }
