@@ -1,16 +1,17 @@
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import { EXPORT_SIZES, applyBackground, exportFormat, probeImage, thumbnail } from '../media/images'
-import { upsertMedia } from '../media/repository'
+import { upsertMedia, type NewMedia } from '../media/repository'
 import type { BlobStorage } from '../media/storage'
-import type { Keypoint, Renderer } from './renderers/renderer'
+import type { Keypoint, RenderOutput, Renderer, Thumbnail } from './renderers/renderer'
 import type { GenerationItemRow, GenerationRequest } from './table'
 
 /**
  * One item, from render to stored media: render, composite the background,
- * make the thumbnail and the export formats, store each under a key named
- * for (generation, item, variant). A retry writes the same keys and upserts
- * the same media rows, so an item never has two images.
+ * make the thumbnail (unless the renderer drew one) and the export formats,
+ * store each under a key named for (generation, item, variant) and record
+ * them all in one statement. A retry writes the same keys and upserts the
+ * same media rows, so an item never has two images.
  */
 export type ProduceContext = {
   item: GenerationItemRow
@@ -24,6 +25,9 @@ export type Produced = {
   exports: Record<string, string>
 }
 
+type Size = { width: number; height: number }
+type Blob = { key: string; bytes: Uint8Array; contentType: string; size?: Size }
+
 const EXTENSION: Record<string, string> = {
   'image/png': 'png',
   'image/webp': 'webp',
@@ -36,26 +40,25 @@ export function makeProducer(deps: {
   renderer: Renderer
   size: number
 }) {
-  /** Writes the blob and records it; `size` when known, else read from the image's header. */
-  async function store(
-    userId: string,
-    key: string,
-    bytes: Uint8Array,
-    contentType: string,
-    size?: { width: number; height: number },
-  ) {
-    const [, info] = await Promise.all([
-      deps.storage.put(key, bytes, contentType),
-      size ?? probeImage(bytes),
-    ])
-    return upsertMedia(deps.db, {
-      userId,
-      storageKey: key,
-      contentType,
-      bytes: bytes.byteLength,
-      width: info.width,
-      height: info.height,
-    })
+  /** Writes the blobs and records them, in order; a size not given is read from the image's header. */
+  async function store(userId: string, blobs: Blob[]): Promise<string[]> {
+    const rows = await Promise.all(
+      blobs.map(async (b): Promise<NewMedia> => {
+        const [, size] = await Promise.all([
+          deps.storage.put(b.key, b.bytes, b.contentType),
+          b.size ?? probeImage(b.bytes),
+        ])
+        return {
+          userId,
+          storageKey: b.key,
+          contentType: b.contentType,
+          bytes: b.bytes.byteLength,
+          width: size.width,
+          height: size.height,
+        }
+      }),
+    )
+    return upsertMedia(deps.db, rows)
   }
 
   /** `onRendered` is called once the CPU work is done and only storage I/O is left. */
@@ -81,26 +84,47 @@ export function makeProducer(deps: {
     signal.throwIfAborted()
     let main: Uint8Array = rendered.bytes
     let contentType: string = rendered.contentType
+    // the renderer's thumbnail shows its picture, which the background step changes (not its size)
+    let drawn = rendered.thumbnail
     if (request.background) {
       main = await applyBackground(main, request.background)
       contentType = 'image/png'
+      drawn = undefined
     }
-    const base = `generations/${item.generation_id}/${item.key}`
+    const formats = request.formats ?? []
     const [thumb, ...exported] = await Promise.all([
-      thumbnail(main),
-      ...(request.formats ?? []).map((f) => exportFormat(main, f)),
+      drawn ?? scaledThumbnail(main),
+      ...formats.map((f) => exportFormat(main, f)),
     ])
     signal.throwIfAborted()
     onRendered()
-    const formats = request.formats ?? []
-    const [imageMediaId, thumbnailMediaId, ...exportIds] = await Promise.all([
-      store(item.user_id, `${base}.${EXTENSION[contentType]}`, main, contentType),
-      store(item.user_id, `${base}-thumb.webp`, thumb!, 'image/webp'),
-      ...formats.map((f, i) =>
-        store(item.user_id, `${base}-${f}.png`, exported[i]!, 'image/png', EXPORT_SIZES[f]),
-      ),
+    const base = `generations/${item.generation_id}/${item.key}`
+    const [imageMediaId, thumbnailMediaId, ...exportIds] = await store(item.user_id, [
+      {
+        key: `${base}.${EXTENSION[contentType]}`,
+        bytes: main,
+        contentType,
+        size: sizeOf(rendered),
+      },
+      { key: `${base}-thumb.webp`, bytes: thumb!.bytes, contentType: 'image/webp', size: thumb },
+      ...formats.map((f, i) => ({
+        key: `${base}-${f}.png`,
+        bytes: exported[i]!,
+        contentType: 'image/png',
+        size: EXPORT_SIZES[f],
+      })),
     ])
     const exports = Object.fromEntries(formats.map((f, i) => [f, exportIds[i]!]))
     return { imageMediaId: imageMediaId!, thumbnailMediaId: thumbnailMediaId!, exports }
   }
+}
+
+async function scaledThumbnail(image: Uint8Array): Promise<Thumbnail> {
+  const bytes = await thumbnail(image)
+  const { width, height } = await probeImage(bytes)
+  return { bytes, width, height }
+}
+
+function sizeOf(out: RenderOutput): Size | undefined {
+  return out.width && out.height ? { width: out.width, height: out.height } : undefined
 }

@@ -22,6 +22,8 @@ export const EXPORT_SIZES: Readonly<Record<ExportFormat, { width: number; height
   story: { width: 1080, height: 1920 },
 }
 export const THUMBNAIL_WIDTH = 320
+/** Effort 2 encodes in ~60% of the time of the default 4 for ~4% more bytes at this size. */
+export const THUMBNAIL_WEBP = { quality: 80, effort: 2 } as const
 /** Default decode cap for verifyImage: ~40 MP, well above any render, far below a bomb. */
 export const DEFAULT_MAX_PIXELS = 40_000_000
 
@@ -129,7 +131,7 @@ export async function exportFormat(png: Uint8Array, format: ExportFormat): Promi
 
 /** WebP, 320 px wide, height by aspect ratio (enlarged if the source is narrower). */
 export async function thumbnail(png: Uint8Array): Promise<Buffer> {
-  return sharp(png).resize({ width: THUMBNAIL_WIDTH }).webp({ quality: 80 }).toBuffer()
+  return sharp(png).resize({ width: THUMBNAIL_WIDTH }).webp(THUMBNAIL_WEBP).toBuffer()
 }
 
 function promptGradientSvg(text: string, width: number, height: number): string {

@@ -1,33 +1,36 @@
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 
+export type NewMedia = {
+  userId: string
+  storageKey: string
+  contentType: string
+  bytes: number
+  width: number | null
+  height: number | null
+}
+
 /**
- * Records a stored object. The storage key names what the image is
- * (generation, item, variant), so a retried render upserts the same row and
- * keeps its id: one image per key, whatever the number of attempts.
+ * Records stored objects in one statement and returns their ids in the
+ * order given. The storage key names what an image is (generation, item,
+ * variant), so a retried render upserts the same rows and keeps their ids:
+ * one image per key, whatever the number of attempts.
  */
-export async function upsertMedia(
-  db: Kysely<DB>,
-  m: {
-    userId: string
-    storageKey: string
-    contentType: string
-    bytes: number
-    width: number | null
-    height: number | null
-  },
-) {
-  const row = await db
+export async function upsertMedia(db: Kysely<DB>, media: NewMedia[]): Promise<string[]> {
+  if (media.length === 0) return []
+  const rows = await db
     .insertInto('media')
-    .values({
-      id: Bun.randomUUIDv7(),
-      user_id: m.userId,
-      storage_key: m.storageKey,
-      content_type: m.contentType,
-      bytes: m.bytes,
-      width: m.width,
-      height: m.height,
-    })
+    .values(
+      media.map((m) => ({
+        id: Bun.randomUUIDv7(),
+        user_id: m.userId,
+        storage_key: m.storageKey,
+        content_type: m.contentType,
+        bytes: m.bytes,
+        width: m.width,
+        height: m.height,
+      })),
+    )
     .onConflict((oc) =>
       oc.column('storage_key').doUpdateSet((eb) => ({
         bytes: eb.ref('excluded.bytes'),
@@ -36,9 +39,10 @@ export async function upsertMedia(
         height: eb.ref('excluded.height'),
       })),
     )
-    .returning('id')
-    .executeTakeFirstOrThrow()
-  return row.id
+    .returning(['id', 'storage_key'])
+    .execute()
+  const ids = new Map(rows.map((r) => [r.storage_key, r.id]))
+  return media.map((m) => ids.get(m.storageKey)!)
 }
 
 export function findMedia(db: Kysely<DB>, id: string) {

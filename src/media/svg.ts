@@ -33,9 +33,20 @@ export function linearGradient(id: string, angle: number, colours: readonly stri
   )
 }
 
-export function svgDocument(width: number, height: number, body: string): string {
+/**
+ * A document `width` × `height` pixels whose body is drawn in user units of
+ * `viewWidth` × `viewHeight` (by default the same): one body, drawn at any
+ * size, is one picture.
+ */
+export function svgDocument(
+  width: number,
+  height: number,
+  body: string,
+  viewWidth = width,
+  viewHeight = height,
+): string {
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
-    `viewBox="0 0 ${width} ${height}">${body}</svg>`
+    `viewBox="0 0 ${viewWidth} ${viewHeight}">${body}</svg>`
   )
 }

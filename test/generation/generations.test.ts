@@ -372,7 +372,9 @@ describe('rendering', () => {
           expect(image.type).toBe('image/png')
           expect((await sharp(image.bytes).metadata()).width).toBe(128)
           const thumb = await fetchImage(worker, item.thumbnailUrl)
-          expect((await sharp(thumb.bytes).metadata()).format).toBe('webp')
+          expect(await sharp(thumb.bytes).metadata()).toMatchObject({ format: 'webp', width: 320 })
+          // with a background, the thumbnail shows it too: not the renderer's transparent drawing
+          expect((await sharp(thumb.bytes).stats()).isOpaque).toBe(true)
         }
       }
       const story = (await waitFinished(worker, token, lib.id)).items[0].exports.story

@@ -28,6 +28,26 @@ describe('local renderer', () => {
     })
   })
 
+  it('draws a 320 px WebP thumbnail of the same picture, and says both sizes', async () => {
+    for (const input of [libraryInput(), textInput(), libraryInput({ size: 256 })]) {
+      const out = await renderer.render(input, never())
+      const size = input.size ?? 1024
+      expect(out).toMatchObject({ width: size, height: size })
+      expect(out.thumbnail).toMatchObject({ width: 320, height: 320 })
+      expect(await sharp(out.thumbnail!.bytes).metadata()).toMatchObject({
+        format: 'webp',
+        width: 320,
+        height: 320,
+      })
+      // the image scaled down and the drawn thumbnail: the same picture, pixel for pixel within a small error
+      const scaled = await sharp(out.bytes).resize(320).removeAlpha().raw().toBuffer()
+      const drawn = await sharp(out.thumbnail!.bytes).removeAlpha().raw().toBuffer()
+      let error = 0
+      for (let i = 0; i < scaled.length; i++) error += Math.abs(scaled[i]! - drawn[i]!)
+      expect(error / scaled.length).toBeLessThan(4)
+    }
+  })
+
   it('renders the requested size', async () => {
     const out = await renderer.render(libraryInput({ size: 256 }), never())
     expect(await sharp(out.bytes).metadata()).toMatchObject({ width: 256, height: 256 })

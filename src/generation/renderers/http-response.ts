@@ -70,21 +70,24 @@ export async function readCapped(response: Response, maxBytes: number): Promise<
  * re-encoded as PNG, losslessly from the decoded pixels.
  */
 export async function checkImage(bytes: Uint8Array, maxPixels: number): Promise<RenderOutput> {
-  let format
+  let info
   try {
-    format = (await verifyImage(bytes, { maxPixels })).format
+    info = await verifyImage(bytes, { maxPixels })
   } catch (err) {
     if (!(err instanceof PermanentError)) throw err
     throw new RetryLater(`the provider sent an unusable image: ${err.message}`, undefined, {
       cause: err,
     })
   }
+  const { format, width, height } = info
   switch (format) {
     case 'png':
-      return { bytes, contentType: 'image/png' }
+      return { bytes, contentType: 'image/png', width, height }
     case 'webp':
-      return { bytes, contentType: 'image/webp' }
-    case 'jpeg':
-      return { bytes: await sharp(bytes).autoOrient().png().toBuffer(), contentType: 'image/png' }
+      return { bytes, contentType: 'image/webp', width, height }
+    case 'jpeg': {
+      const png = await sharp(bytes).autoOrient().png().toBuffer()
+      return { bytes: png, contentType: 'image/png', width, height }
+    }
   }
 }

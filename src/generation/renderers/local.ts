@@ -1,5 +1,6 @@
 import sharp from 'sharp'
 import { PermanentError } from '../../errors'
+import { THUMBNAIL_WEBP, THUMBNAIL_WIDTH } from '../../media/images'
 import { makeRandom, seedFrom } from '../../media/seed'
 import { svgDocument } from '../../media/svg'
 import { abortable } from './abortable'
@@ -25,7 +26,8 @@ const MAX_SIZE = 4096
 /**
  * Deterministic pictures with sharp, no network: a stick figure drawn from
  * the pose keypoints (library mode) or an abstract composition from the
- * prompt (text mode), as PNG. The pixels depend on the mode, the pose (its id
+ * prompt (text mode), as PNG, with its WebP thumbnail drawn from the same
+ * vector picture. The pixels depend on the mode, the pose (its id
  * and keypoints) or the prompt, the variation, `size` and `transparent`, and
  * on nothing else (not the generation or item id), so a retried item renders
  * the identical bytes.
@@ -41,13 +43,25 @@ export function makeLocalRenderer(options: LocalRendererOptions = {}): Renderer 
       signal.throwIfAborted()
       if (closed) throw new RetryLater('the local renderer is closed')
       const size = checkSize(input.size)
-      const svg = svgDocument(size, size, composition(input, size))
-      const work = sharp(Buffer.from(svg)).png({ compressionLevel }).toBuffer()
+      const body = composition(input, size)
+      const image = Buffer.from(svgDocument(size, size, body))
+      // the thumbnail is the same body drawn small: sharper than scaling the image down, and cheaper
+      const small = Buffer.from(svgDocument(THUMBNAIL_WIDTH, THUMBNAIL_WIDTH, body, size, size))
+      const work = Promise.all([
+        sharp(image).png({ compressionLevel }).toBuffer(),
+        sharp(small).webp(THUMBNAIL_WEBP).toBuffer(),
+      ])
       inFlight.add(work)
       const settle = () => inFlight.delete(work)
       work.then(settle, settle)
-      const bytes = await abortable(work, signal)
-      return { bytes, contentType: 'image/png' }
+      const [bytes, thumbnail] = await abortable(work, signal)
+      return {
+        bytes,
+        contentType: 'image/png',
+        width: size,
+        height: size,
+        thumbnail: { bytes: thumbnail, width: THUMBNAIL_WIDTH, height: THUMBNAIL_WIDTH },
+      }
     },
     async close() {
       closed = true

@@ -30,7 +30,22 @@ export type RenderInput = {
   transparent?: boolean
 }
 
-export type RenderOutput = { bytes: Uint8Array; contentType: 'image/png' | 'image/webp' }
+export type RenderOutput = {
+  bytes: Uint8Array
+  contentType: 'image/png' | 'image/webp'
+  /** The picture's size when the renderer knows it, so nothing reads the header back. */
+  width?: number
+  height?: number
+  /**
+   * The same picture as a WebP `THUMBNAIL_WIDTH` px wide (media/images.ts),
+   * from a renderer that can draw one for less than scaling its image down
+   * (the local renderer draws it from the vector figure). Without it the
+   * pipeline scales the image down itself.
+   */
+  thumbnail?: Thumbnail
+}
+
+export type Thumbnail = { bytes: Uint8Array; width: number; height: number }
 
 export type Renderer = {
   name: string
