@@ -6,18 +6,25 @@ import type { Metrics } from '../obs/metrics'
 import type { GenerationCommand } from './commands'
 import type { Produced, ProduceContext } from './produce'
 import { RetryLater } from './renderers/renderer'
+import { makeSemaphore, type Release } from './renderers/semaphore'
 import * as repo from './repository'
 import type { GenerationItemRow, GenerationRequest } from './table'
 
 /**
- * The renderer pool of one instance: at most `concurrency` items at once.
+ * The renderer pool of one instance: at most `concurrency` items rendering
+ * at once (a slot is CPU work: it frees as soon as the image is made, before
+ * storage and the outcome), and at most `concurrency` more claimed ahead,
+ * leased and waiting for a slot, so a freed slot starts its next item at
+ * once instead of after a claim's round trip to the database.
  *
- *   running: claims due items (fairly, SKIP LOCKED) whenever a slot is free:
- *            on wake(), after each item, and every pollMs; a heartbeat extends
- *            each held lease; outcomes go through the user's actor.
- *   draining: claims nothing; items in flight get `drainWaitMs` to finish,
- *            then are aborted and released (queued again, attempt given back,
- *            claimable elsewhere at once).
+ *   running: claims due items (fairly, SKIP LOCKED) while fewer than twice
+ *            `concurrency` are unrendered: on wake(), after each render, and
+ *            every pollMs; a heartbeat extends each held lease; outcomes go
+ *            through the user's actor.
+ *   draining: claims nothing; items waiting for a slot are released at once
+ *            (queued again, attempt given back, claimable elsewhere); items
+ *            in flight get `drainWaitMs` to finish, then are aborted and
+ *            released too.
  *   closed:  no timer, no item held.
  */
 export type RendererPoolOptions = {
@@ -47,10 +54,14 @@ const MAX_BACKOFF_MS = 5 * 60_000
 
 export type RendererPool = ReturnType<typeof makeRendererPool>
 
+type Held = { controller: AbortController; done: Promise<void>; rendering: boolean }
+
 export function makeRendererPool(o: RendererPoolOptions) {
-  const held = new Map<string, { controller: AbortController; done: Promise<void> }>()
-  // slots limit rendering (CPU); an item reporting its outcome no longer holds one
-  let rendering = 0
+  const held = new Map<string, Held>()
+  const slots = makeSemaphore(Math.max(1, o.concurrency))
+  // claimed items whose image is not made yet: rendering, or claimed ahead and waiting for a slot
+  let unrendered = 0
+  const claimLimit = 2 * o.concurrency
   let state: 'running' | 'draining' | 'closed' = 'running'
   let filling: Promise<void> | undefined
   let again = false
@@ -91,11 +102,11 @@ export function makeRendererPool(o: RendererPoolOptions) {
 
   async function fill() {
     try {
-      while (state === 'running' && rendering < o.concurrency) {
+      while (state === 'running' && unrendered < claimLimit) {
         const items = await repo.claimDueItems(
           o.db,
           o.instanceId,
-          o.concurrency - rendering,
+          claimLimit - unrendered,
           o.leaseMs,
         )
         if (items.length === 0) return
@@ -115,23 +126,28 @@ export function makeRendererPool(o: RendererPoolOptions) {
   }
 
   function hold(item: GenerationItemRow) {
-    const controller = new AbortController()
-    rendering++
-    let slotFree = false
-    const freeSlot = () => {
-      if (slotFree) return
-      slotFree = true
-      rendering--
+    unrendered++
+    let counted = true
+    const rendered = () => {
+      if (!counted) return
+      counted = false
+      unrendered--
       void wake()
     }
-    const done = work(item, controller, freeSlot).finally(() => {
-      freeSlot()
+    const entry: Held = {
+      controller: new AbortController(),
+      done: Promise.resolve(),
+      rendering: false,
+    }
+    entry.done = work(item, entry, rendered).finally(() => {
+      rendered()
       held.delete(item.id)
     })
-    held.set(item.id, { controller, done })
+    held.set(item.id, entry)
   }
 
-  async function work(item: GenerationItemRow, controller: AbortController, freeSlot: () => void) {
+  async function work(item: GenerationItemRow, entry: Held, rendered: () => void) {
+    const { controller } = entry
     const log = o.log.child({
       itemId: item.id,
       generationId: item.generation_id,
@@ -146,11 +162,18 @@ export function makeRendererPool(o: RendererPoolOptions) {
       },
       Math.max(100, o.leaseMs / 3),
     )
-    const started = performance.now()
+    let release: Release | undefined
+    const freeSlot = () => {
+      release?.()
+      release = undefined
+      rendered()
+    }
     try {
       const ctx = await context(item)
+      release = await slots.acquire(controller.signal)
+      entry.rendering = true
+      const started = performance.now()
       const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(o.timeoutMs)])
-      // the slot is for CPU work: it frees as soon as the image is rendered, before storage and the outcome
       const produced = await o.produce(ctx, signal, freeSlot)
       await o.report(item.user_id, {
         kind: 'outcome',
@@ -169,6 +192,7 @@ export function makeRendererPool(o: RendererPoolOptions) {
       await settleFailure(item, toError(raw), log)
     } finally {
       clearInterval(heartbeat)
+      freeSlot()
     }
   }
 
@@ -231,12 +255,13 @@ export function makeRendererPool(o: RendererPoolOptions) {
     return { item, request, pose }
   }
 
-  /** Drain stage: stop claiming; let held items finish, then abort and release the rest. */
+  /** Drain stage: stop claiming; release items not started, let the rest finish, then release those left. */
   async function drain() {
     if (state !== 'running') return
     state = 'draining'
     clearInterval(poll)
     await filling
+    await release([...held].filter(([, h]) => !h.rendering).map(([id]) => id))
     const all = Promise.all([...held.values()].map((h) => h.done))
     let timer: ReturnType<typeof setTimeout> | undefined
     const waited = await Promise.race([
@@ -244,18 +269,22 @@ export function makeRendererPool(o: RendererPoolOptions) {
       new Promise<false>((r) => (timer = setTimeout(() => r(false), o.drainWaitMs ?? 5000))),
     ])
     clearTimeout(timer)
-    if (!waited) {
-      const ids = [...held.keys()]
-      for (const h of held.values()) h.controller.abort(new Released('released on drain'))
-      await all
-      await Promise.all(
-        ids.map((id) =>
-          repo.requeueItem(o.db, id, o.instanceId, { delayMs: 0, refundAttempt: true }),
-        ),
-      )
-      o.log.info({ released: ids.length }, 'items released on drain')
-    }
+    if (!waited) await release([...held.keys()])
     state = 'closed'
+  }
+
+  /** Aborts these items and hands them back to the queue: claimable elsewhere at once, attempt given back. */
+  async function release(ids: string[]) {
+    const entries = ids.flatMap((id) => held.get(id) ?? [])
+    if (entries.length === 0) return
+    for (const h of entries) h.controller.abort(new Released('released on drain'))
+    await Promise.all(entries.map((h) => h.done))
+    await Promise.all(
+      ids.map((id) =>
+        repo.requeueItem(o.db, id, o.instanceId, { delayMs: 0, refundAttempt: true }),
+      ),
+    )
+    o.log.info({ released: ids.length }, 'items released on drain')
   }
 
   return { wake, drain, close: drain, held: () => held.size }

@@ -324,9 +324,10 @@ describe('rendering', () => {
 
   // every instance on this database is one cluster: leftovers of the accept-only
   // tests would be rendered too, so they are set aside, and each test closes its worker
-  beforeAll(async () => {
+  async function setAsideQueued() {
     await env.sql`update generation_items set status = 'cancelled', finished_at = now() where status = 'queued'`
-  })
+  }
+  beforeAll(setAsideQueued)
 
   async function withWorker(
     overrides: Record<string, string>,
@@ -512,6 +513,59 @@ describe('rendering', () => {
       const [item] =
         await env.sql`select status, attempts, lease_owner, next_attempt_at <= now() as due from generation_items where generation_id = ${g.id}`
       expect(item).toEqual({ status: 'queued', attempts: 0, lease_owner: null, due: true })
+    } finally {
+      await worker.close()
+    }
+  })
+
+  it('claims one item ahead per slot and hands it back at once on drain while the rendering one finishes', async () => {
+    const fake = await startFakeInference()
+    afterAll(fake.stop)
+    const png = await sampleImage('png')
+    const gate = Promise.withResolvers<void>()
+    fake.respond = () => gate.promise.then(() => imageResponse(png))
+    // the drain test before this one leaves its released item queued
+    await setAsideQueued()
+    const { token } = await funded(100)
+    const worker = await env.instance({
+      ...renderEnv,
+      RENDER_CONCURRENCY: '1',
+      RENDERER: 'http',
+      RENDER_HTTP_URL: fake.url,
+      DRAIN_TIMEOUT_MS: '60000',
+    })
+    try {
+      const g = (
+        await client(worker).post(
+          '/v1/generations',
+          { mode: 'text', prompt: 'one rendering, one on deck', variations: 2 },
+          token,
+        )
+      ).json
+      const items = () =>
+        env.sql`select key, status, attempts, lease_owner from generation_items where generation_id = ${g.id} order by key`
+      await fake.whenInFlight(1)
+      await waitFor(
+        async () => (await items()).every((i) => i.status === 'running'),
+        5000,
+        'the second item to be claimed ahead',
+      )
+      expect(fake.inFlight).toBe(1)
+      expect(worker.pool.held()).toBe(2)
+
+      const draining = worker.pool.drain()
+      await waitFor(async () => worker.pool.held() === 1, 5000, 'the waiting item to be released')
+      const [first, second] = await items()
+      const rendering = fake.received[0]!.body as { itemKey: string }
+      const [inFlight, onDeck] =
+        rendering.itemKey === first!.key ? [first, second] : [second, first]
+      expect(inFlight).toMatchObject({ status: 'running', attempts: 1 })
+      expect(onDeck).toMatchObject({ status: 'queued', attempts: 0, lease_owner: null })
+
+      gate.resolve()
+      await draining
+      const after = await items()
+      expect(after.map((i) => i.status).sort()).toEqual(['queued', 'succeeded'])
     } finally {
       await worker.close()
     }
