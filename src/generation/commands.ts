@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely'
+import { sql, type Kysely, type Transaction } from 'kysely'
 import type { BatchHandler, Outcome } from '../actors/actor-system'
 import { jsonb } from '../db/json'
 import type { DB } from '../db/schema'
@@ -68,17 +68,23 @@ export function generationHandler(
 
   async function run(userId: string, command: GenerationCommand): Promise<GenerationResult> {
     const effects: Effects = []
+    // one statement, nothing to hold together: no transaction round trips
+    if (command.kind === 'started') {
+      const result = await started(db, userId, command, effects)
+      for (const e of effects) deps.publish(userId, e.name, e.data)
+      return result
+    }
     const result = await db.transaction().execute(async (trx) => {
-      // money moves: take the account lock first, always in this order (account,
-      // generation, items), so two instances cannot deadlock on one user
+      // money moves: take the account lock first, so two instances cannot
+      // deadlock on one user; then a generation and its items (cancel) or an
+      // item and its generation (outcome): cancel takes only queued items and
+      // an outcome only its running one, so the two never wait on each other
       if (movesMoney(command)) await ledger.lock(trx, userId)
       switch (command.kind) {
         case 'start':
           return start(trx, userId, command, effects)
         case 'cancel':
           return cancel(trx, userId, command.generationId, effects)
-        case 'started':
-          return started(trx, userId, command, effects)
         case 'outcome':
           return outcome(trx, userId, command, effects)
         default:
@@ -188,12 +194,12 @@ export function generationHandler(
   }
 
   async function started(
-    trx: Transaction<DB>,
+    q: Kysely<DB>,
     userId: string,
     c: Extract<GenerationCommand, { kind: 'started' }>,
     effects: Effects,
   ) {
-    const gen = await trx
+    const gen = await q
       .updateTable('generations')
       .set({ status: 'running', started_at: new Date() })
       .where('id', '=', c.generationId)
@@ -216,22 +222,9 @@ export function generationHandler(
     c: Extract<GenerationCommand, { kind: 'outcome' }>,
     effects: Effects,
   ) {
-    const item = await trx
-      .selectFrom('generation_items')
-      .selectAll()
-      .where('id', '=', c.itemId)
-      .where('user_id', '=', userId)
-      .forUpdate()
-      .executeTakeFirst()
-    // fencing: only the lease holder (or the sweeper, for an expired lease) ends an item, once
-    const holds =
-      item?.status === 'running' &&
-      (c.owner === null
-        ? (item.lease_expires_at?.getTime() ?? 0) < Date.now()
-        : item.lease_owner === c.owner)
-    if (!item || !holds) return { generationId: item?.generation_id ?? '', applied: false }
-    const gen = (await repo.lockGeneration(trx, item.generation_id, userId))!
     const r = c.result
+    // fencing in the statement: only the lease holder (or the sweeper, for an
+    // expired lease) ends an item, and only once
     const ended = await trx
       .updateTable('generation_items')
       .set({
@@ -249,10 +242,17 @@ export function generationHandler(
             }
           : { error_code: r.code, error_message: r.message }),
       })
-      .where('id', '=', item.id)
+      .where('id', '=', c.itemId)
+      .where('user_id', '=', userId)
+      .where('status', '=', 'running')
+      .where((eb) =>
+        c.owner === null
+          ? eb('lease_expires_at', '<', sql<Date>`now()`)
+          : eb('lease_owner', '=', c.owner),
+      )
       .returningAll()
-      .executeTakeFirstOrThrow()
-    if (r.status === 'failed') await refund(trx, userId, gen, [item.id], effects)
+      .executeTakeFirst()
+    if (!ended) return { generationId: '', applied: false }
     const updated = await trx
       .updateTable('generations')
       .set((eb) =>
@@ -260,18 +260,19 @@ export function generationHandler(
           ? { succeeded_items: eb('succeeded_items', '+', 1) }
           : {
               failed_items: eb('failed_items', '+', 1),
-              credits_refunded: eb('credits_refunded', '+', gen.price_per_item),
+              credits_refunded: eb('credits_refunded', '+', eb.ref('price_per_item')),
             },
       )
-      .where('id', '=', gen.id)
+      .where('id', '=', ended.generation_id)
       .returningAll()
       .executeTakeFirstOrThrow()
+    if (r.status === 'failed') await refund(trx, userId, updated, [ended.id], effects)
     effects.push({
       name: 'generation.item',
       data: { ...counters(updated), item: itemSummary(ended) },
     })
     await finishIfDone(trx, updated, effects)
-    return { generationId: gen.id, applied: true }
+    return { generationId: updated.id, applied: true }
   }
 
   /** One refund per item, keyed by the item: replays can never refund twice. */
