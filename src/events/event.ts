@@ -36,6 +36,8 @@ export type Event = {
   id: string
   name: EventName
   data: unknown
+  /** `data` as the JSON text the log holds, when it has it: frames reuse it instead of serializing again. */
+  json?: string
   /** When it was appended (epoch ms): the start of the delivery latency. */
   at: number
 }

@@ -14,18 +14,24 @@ export function isEventId(value: string): boolean {
   return ID.test(value)
 }
 
-function compareUint(a: string, b: string): number {
-  if (a.length !== b.length) return a.length - b.length
-  return a < b ? -1 : a > b ? 1 : 0
-}
-
-/** Negative when a is older than b, 0 when equal, positive when newer. */
+/**
+ * Negative when a is older than b, 0 when equal, positive when newer. With
+ * no leading zeros, a longer number is larger; numbers of one length compare
+ * as text. No substrings: every live event is compared twice on its way.
+ */
 export function compareIds(a: string, b: string): number {
   const da = a.indexOf('-')
   const db = b.indexOf('-')
-  return (
-    compareUint(a.slice(0, da), b.slice(0, db)) || compareUint(a.slice(da + 1), b.slice(db + 1))
-  )
+  // milliseconds of different lengths
+  if (da !== db) return da - db
+  // same shape throughout: text order is number order
+  if (a.length === b.length) return a < b ? -1 : a > b ? 1 : 0
+  // same milliseconds length, sequences of different lengths: milliseconds first
+  for (let i = 0; i < da; i++) {
+    const d = a.charCodeAt(i) - b.charCodeAt(i)
+    if (d !== 0) return d
+  }
+  return a.length - b.length
 }
 
 /** What a log knows about one user's retained history, to answer readAfter's `truncated`. */

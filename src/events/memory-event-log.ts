@@ -65,8 +65,8 @@ export function makeMemoryEventLog(options: MemoryEventLogOptions): EventLog {
       if (closed) throw new Error('event log is closed')
       assertEventName(name)
       // stored as Redis stores it: a JSON copy, so a producer's later mutation changes nothing
-      const copy: unknown = JSON.parse(JSON.stringify(data ?? null))
-      const event: Event = { id: nextId(), name, data: copy, at: now() }
+      const json = JSON.stringify(data ?? null)
+      const event: Event = { id: nextId(), name, data: JSON.parse(json), json, at: now() }
       let ring = rings.get(userId)
       if (ring) rings.delete(userId)
       else ring = { events: [], trimmed: false }

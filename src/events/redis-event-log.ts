@@ -4,6 +4,7 @@ import type { Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
 import { assertEventName, assertReadArgs, type Event, type EventLog, type EventName } from './event'
 import { isTruncated } from './ids'
+import { MAX_CARRIED_BYTES, isPlainUserId } from './notification'
 import { makeRedisTails, toEvent } from './redis-tails'
 
 /**
@@ -12,9 +13,12 @@ import { makeRedisTails, toEvent } from './redis-tails'
  * `ttlSeconds` after its last append.
  *
  * Live fan-out costs one subscriber connection per instance, however many
- * sockets it serves: an append also PUBLISHes the user id on one channel, in
- * the same MULTI, and each instance reads the streams of the users it has
- * listeners for (redis-tails.ts).
+ * sockets it serves: an append is one script that adds the entry, refreshes
+ * the expiry and PUBLISHes a notification on one channel carrying the user
+ * id, the id before the new one and the event itself (notification.ts).
+ * Each instance passes the events of the users it has listeners for on to
+ * them, reading the user's stream only when it cannot tell that nothing
+ * came between (redis-tails.ts).
  *
  * States: open ──close()──▶ closed (the subscriber connection quit; the shared
  * command client belongs to the caller).
@@ -51,30 +55,137 @@ local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV
 return {1, trimmed, first, entries}
 `
 
+/**
+ * Appends a batch in one round trip, atomically. Per event: the id before it
+ * (the stream's last entry, which trimming never removes), then XADD with the
+ * approximate trim; then each stream's expiry, and ONE notification for the
+ * batch: a record per event (the event itself unless its data is large),
+ * records joined by RECORD_SEPARATOR (notification.ts).
+ * KEYS: the channel, then the batch's streams. ARGV: history, ttl ms, largest
+ * data carried, the length of the stream keys' prefix (a key is that prefix
+ * and the user id), then per event: its stream's index in KEYS, name, data,
+ * time. Every byte per event counts here: the batch is encoded and decoded
+ * in JavaScript.
+ */
+const APPEND_BATCH = `
+local history, ttl, carry, skip = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local ids, records, last, users = {}, {}, {}, {}
+for i = 5, #ARGV, 4 do
+  local k = tonumber(ARGV[i])
+  local name, data, at = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local prev, user = last[k], users[k]
+  if not prev then
+    local entry = redis.call('XREVRANGE', KEYS[k], '+', '-', 'COUNT', 1)
+    prev = entry[1] and entry[1][1] or '0-0'
+    user = string.sub(KEYS[k], skip + 1)
+    users[k] = user
+  end
+  local id = redis.call('XADD', KEYS[k], 'MAXLEN', '~', history, '*', 'n', name, 'd', data, 't', at)
+  last[k] = id
+  ids[#ids + 1] = id
+  if #data <= carry then
+    records[#records + 1] = table.concat({ user, prev, id, name, at, data }, '\\n')
+  else
+    records[#records + 1] = user
+  end
+end
+for k = 2, #KEYS do redis.call('PEXPIRE', KEYS[k], ttl) end
+redis.call('PUBLISH', KEYS[1], table.concat(records, '\\30'))
+return ids
+`
+
+/** Events per script call: bounds how long one call holds Redis. */
+const MAX_BATCH = 32
+
+type Pending = {
+  userId: string
+  name: EventName
+  data: string
+  at: number
+  resolve: (id: string) => void
+  reject: (error: unknown) => void
+}
+
 type RawEntry = [string, string[]]
 type ReadAfterReply = [number, number, string, RawEntry[]]
+
+/**
+ * EVALSHA, and EVAL when Redis no longer has the script (restarted, flushed),
+ * which caches it again. node-redis's own scripts (defineScript) must be
+ * declared when a client is created; this log runs on the instance's shared
+ * client, created before any room.
+ */
+async function runScript(
+  redis: Redis,
+  script: string,
+  sha: string,
+  options: { keys: string[]; arguments: string[] },
+) {
+  try {
+    return await redis.evalSha(sha, options)
+  } catch (error) {
+    if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error
+    return redis.eval(script, options)
+  }
+}
 
 export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<EventLog> {
   const { redis, keys, history, log } = options
   const ttlMs = (options.ttlSeconds ?? DEFAULT_TTL_SECONDS) * 1000
   const appended = options.metrics?.counter('events_appended_total', 'Events appended', ['name'])
   const tails = await makeRedisTails({ redis, keys, log, metrics: options.metrics })
+  const batches = options.metrics?.histogram(
+    'events_append_batch_size',
+    'Events per append script call',
+    [1, 2, 4, 8, 16, 32, 64, 128, 256],
+  )
+
+  // appends made in one turn of the event loop go to Redis as one script call;
+  // calls are sent in order on one connection, so each user's order holds
+  let pending: Pending[] = []
+  const userKeySkip = String(keys.userEvents('').length)
+  const appendSha = await redis.scriptLoad(APPEND_BATCH)
+  function flush() {
+    const all = pending
+    pending = []
+    for (let from = 0; from < all.length; from += MAX_BATCH)
+      void appendBatch(all.slice(from, from + MAX_BATCH))
+  }
+
+  async function appendBatch(batch: Pending[]) {
+    const streams = new Map<string, number>()
+    const args = [String(history), String(ttlMs), String(MAX_CARRIED_BYTES), userKeySkip]
+    for (const e of batch) {
+      const key = keys.userEvents(e.userId)
+      let index = streams.get(key)
+      if (index === undefined) streams.set(key, (index = streams.size + 2))
+      args.push(String(index), e.name, e.data, String(e.at))
+    }
+    try {
+      const ids = (await runScript(redis, APPEND_BATCH, appendSha, {
+        keys: [keys.eventNotifications(), ...streams.keys()],
+        arguments: args,
+      })) as string[]
+      batches?.observe(batch.length)
+      batch.forEach((e, i) => {
+        appended?.inc({ name: e.name })
+        e.resolve(String(ids[i]))
+      })
+    } catch (error) {
+      for (const e of batch) e.reject(error)
+    }
+  }
 
   return {
     async append(userId: string, name: EventName, data: unknown) {
       assertEventName(name)
-      const key = keys.userEvents(userId)
-      const fields = { n: name, d: JSON.stringify(data ?? null), t: String(Date.now()) }
-      const [id] = (await redis
-        .multi()
-        .xAdd(key, '*', fields, {
-          TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: history },
-        })
-        .pExpire(key, ttlMs)
-        .publish(keys.eventNotifications(), userId)
-        .exec()) as unknown as [string]
-      appended?.inc({ name })
-      return String(id)
+      if (!isPlainUserId(userId)) throw new Error(`not a user id: ${JSON.stringify(userId)}`)
+      // serialized now: the log keeps what was appended, not what the producer changes afterwards
+      const json = JSON.stringify(data ?? null)
+      return new Promise<string>((resolve, reject) => {
+        pending.push({ userId, name, data: json, at: Date.now(), resolve, reject })
+        if (pending.length === 1) queueMicrotask(flush)
+      })
     },
 
     async readAfter(userId: string, afterId: string, limit: number) {

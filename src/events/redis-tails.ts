@@ -4,16 +4,26 @@ import type { Metrics } from '../obs/metrics'
 import type { Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
 import { isEventName, type Event, type EventListener } from './event'
-import { ZERO_ID } from './ids'
+import { ZERO_ID, compareIds } from './ids'
+import {
+  notificationRecords,
+  notifiedUser,
+  parseNotification,
+  type Notification,
+} from './notification'
 
 /**
  * The one reader per instance. A single subscriber connection listens on the
- * notification channel (user ids); for a user with local listeners, the
- * user's tail reads the stream after the last id it delivered, on the shared
- * command client. Nothing here grows in connections with listeners.
+ * notification channel (notification.ts); for a user with local listeners,
+ * the user's tail passes a carried event straight on when it follows the
+ * last id the tail delivered, and otherwise reads the stream after that id,
+ * on the shared command client. Nothing here grows in connections with
+ * listeners, and a tail that keeps up costs no read per event.
  *
  * Tail states (one tail per user with listeners on this instance):
- *   new ──baseline read (XREVRANGE COUNT 1)──▶ idle ──notification──▶ reading
+ *   new ──baseline read (XREVRANGE COUNT 1)──▶ idle
+ *   idle ──notification carrying the next event──▶ idle (event delivered)
+ *   idle ──any other notification for a newer id──▶ reading
  *   reading ──stream caught up──▶ idle; notifications while reading coalesce
  *   into one more read. Last listener gone ──▶ dropped (a read in flight is
  *   discarded). The baseline is issued synchronously in subscribe(), before
@@ -45,12 +55,8 @@ export function toEvent(id: string, message: Record<string, string>, log: Logger
   try {
     const name = message.n ?? ''
     if (!isEventName(name)) throw new Error(`unknown event name ${name}`)
-    return {
-      id,
-      name,
-      data: JSON.parse(message.d ?? 'null'),
-      at: Number(message.t),
-    }
+    const json = message.d ?? 'null'
+    return { id, name, data: JSON.parse(json), json, at: Number(message.t) }
   } catch (err) {
     log.error({ err, id }, 'unreadable event skipped')
     return null
@@ -66,6 +72,10 @@ export async function makeRedisTails(options: {
   const { redis, keys, log } = options
   const tails = new Map<string, Tail>()
   const reads = options.metrics?.counter('events_tail_reads_total', 'Stream reads by tails')
+  const carriedEvents = options.metrics?.counter(
+    'events_carried_total',
+    'Events delivered from their notification, with no stream read',
+  )
   const notifications = options.metrics?.counter(
     'events_notifications_total',
     'Notifications received by this instance, by whether it had listeners',
@@ -85,11 +95,28 @@ export async function makeRedisTails(options: {
     connectedOnce = true
   })
   await subscriber.connect()
-  await subscriber.subscribe(keys.eventNotifications(), (userId) => {
-    const tail = tails.get(userId)
-    notifications?.inc({ listened: tail ? 'yes' : 'no' })
-    if (tail) wake(tail)
+  await subscriber.subscribe(keys.eventNotifications(), (message) => {
+    for (const record of notificationRecords(message)) {
+      const tail = tails.get(notifiedUser(record))
+      notifications?.inc({ listened: tail ? 'yes' : 'no' })
+      if (tail) notified(tail, parseNotification(record).carried)
+    }
   })
+
+  function notified(tail: Tail, carried: Notification['carried']) {
+    if (carried && !tail.reading && tail.cursor !== undefined) {
+      const { previousId, event } = carried
+      // already read (a read raced the notification): nothing to do
+      if (compareIds(event.id, tail.cursor) <= 0) return
+      // the next event, and the tail is not reading: nothing can come between
+      if (previousId === tail.cursor) {
+        tail.cursor = event.id
+        carriedEvents?.inc()
+        return deliver(tail, event)
+      }
+    }
+    wake(tail)
+  }
 
   function wake(tail: Tail) {
     tail.dirty = true

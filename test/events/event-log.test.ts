@@ -5,7 +5,9 @@ import { makeEventLog } from '../../src/events/event-log'
 import { ZERO_ID, compareIds } from '../../src/events/ids'
 import type { Redis } from '../../src/redis/client'
 import { makeRedisKeys } from '../../src/redis/keys'
+import { MAX_CARRIED_BYTES } from '../../src/events/notification'
 import { makeLogger } from '../../src/obs/logger'
+import { makeMetrics } from '../../src/obs/metrics'
 import { getServices, stopContainers } from '../support/services'
 
 /**
@@ -107,6 +109,20 @@ describe('event ids', () => {
     expect(compareIds('1700000000000-3', '1700000000000-3')).toBe(0)
     expect(compareIds('1-18446744073709551614', '1-18446744073709551615')).toBeLessThan(0)
     expect(compareIds(ZERO_ID, '0-1')).toBeLessThan(0)
+    // same milliseconds length, sequences of different lengths: the milliseconds decide first
+    expect(compareIds('20-1', '10-10')).toBeGreaterThan(0)
+    expect(compareIds('10-9', '10-10')).toBeLessThan(0)
+    // and against exact arithmetic on many random pairs
+    const sign = (n: number | bigint) => (n > 0 ? 1 : n < 0 ? -1 : 0)
+    const part = () =>
+      String(BigInt(Math.floor(Math.random() * 10 ** (1 + Math.floor(Math.random() * 4)))))
+    for (let i = 0; i < 2000; i++) {
+      const [a, b] = [`${part()}-${part()}`, `${part()}-${part()}`]
+      const [ma, sa] = a.split('-').map(BigInt) as [bigint, bigint]
+      const [mb, sb] = b.split('-').map(BigInt) as [bigint, bigint]
+      const exact = ma === mb ? sign(sa - sb) : sign(ma - mb)
+      expect([a, b, sign(compareIds(a, b))]).toEqual([a, b, exact])
+    }
   })
 })
 
@@ -264,6 +280,55 @@ for (const impl of impls) {
         const [event] = await onB.until(1)
         expect(event).toMatchObject({ id, name: 'generation.queued', data: { generationId: 'g1' } })
         onB.unsubscribe()
+      })
+
+      it('passes on the events notifications carry without reading the stream, and reads it when they cannot', async () => {
+        const metrics = makeMetrics()
+        const count = async (name: string) =>
+          (await metrics.registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0
+        const log = await makeEventLog({
+          redis: await connect(),
+          keys,
+          history: 1000,
+          log: silentLog,
+          metrics,
+        })
+        cleanups.push(() => log.close())
+        const userId = newUser()
+        const live = listen(log, userId)
+        // the first may race the tail's baseline read and be read from the stream
+        await appendMany(log, userId, 1)
+        await live.until(1)
+        const reads = await count('events_tail_reads_total')
+        const carried = await count('events_carried_total')
+        const ids = await appendMany(log, userId, 20, 1)
+        await live.until(21)
+        expect(await count('events_tail_reads_total')).toBe(reads)
+        expect(await count('events_carried_total')).toBe(carried + 20)
+
+        // too large to carry: the notification names the user only, and the tail reads the stream
+        const large = { text: 'x'.repeat(MAX_CARRIED_BYTES + 1), lines: 'a\nb' }
+        const largeId = await log.append(userId, 'generation.item', large)
+        await live.until(22)
+        const after = await appendMany(log, userId, 1, 21)
+        const got = await live.until(23)
+        expect(got.map((e) => e.id)).toEqual([expect.any(String), ...ids, largeId, ...after])
+        expect(got[21]!.data).toEqual(large)
+        expect(await count('events_tail_reads_total')).toBe(reads + 1)
+        // and the event after it follows the id the read ended on: carried again
+        expect(await count('events_carried_total')).toBe(carried + 21)
+        live.unsubscribe()
+      })
+
+      it('keeps appending after Redis forgets its scripts (restart, SCRIPT FLUSH)', async () => {
+        const log = await impl.make()
+        const userId = newUser()
+        const [first] = await appendMany(log, userId, 1)
+        await (await connect()).scriptFlush()
+        const [second] = await appendMany(log, userId, 1, 1)
+        expect(compareIds(second!, first!)).toBeGreaterThan(0)
+        const { events } = await log.readAfter(userId, ZERO_ID, 10)
+        expect(events.map((e) => e.id)).toEqual([first!, second!])
       })
 
       it('uses the same number of Redis connections for 1 or 1000 subscribers', async () => {

@@ -1,0 +1,59 @@
+import { isEventName, type Event } from './event'
+
+/**
+ * What an append PUBLISHes on the notification channel, so an instance whose
+ * tail of that user is current delivers the event without reading the stream.
+ * One message per batch of appends, a record per event, records joined by
+ * RECORD_SEPARATOR; a record is
+ *
+ *   <user id> \n <previous id> \n <id> \n <name> \n <time ms> \n <data JSON>
+ *
+ * or the user id alone when the data is larger than MAX_CARRIED_BYTES (the
+ * tail reads the stream then). Both separators are control characters, which
+ * ids, names and user ids never hold and JSON.stringify always escapes.
+ */
+export const MAX_CARRIED_BYTES = 8 * 1024
+export const RECORD_SEPARATOR = '\u001e'
+
+/** A user id the notification format can carry: no control characters, not empty. */
+export function isPlainUserId(userId: string): boolean {
+  return userId.length > 0 && !/[\u0000-\u001f]/.test(userId)
+}
+
+/** The records of one notification message. */
+export function notificationRecords(message: string): string[] {
+  return message.split(RECORD_SEPARATOR)
+}
+
+export type Notification = {
+  userId: string
+  /** The event and the id just before it in the user's stream ('0-0': none), when carried. */
+  carried?: { previousId: string; event: Event }
+}
+
+/** The user id alone: all an instance without listeners for that user needs. */
+export function notifiedUser(message: string): string {
+  const end = message.indexOf('\n')
+  return end < 0 ? message : message.slice(0, end)
+}
+
+/** Undefined `carried` when the message carries no event or is not one this code wrote. */
+export function parseNotification(message: string): Notification {
+  const parts: string[] = []
+  let from = 0
+  for (let i = 0; i < 5; i++) {
+    const end = message.indexOf('\n', from)
+    if (end < 0) return { userId: notifiedUser(message) }
+    parts.push(message.slice(from, end))
+    from = end + 1
+  }
+  const [userId, previousId, id, name, at] = parts as [string, string, string, string, string]
+  if (!isEventName(name)) return { userId }
+  try {
+    const json = message.slice(from)
+    const data: unknown = JSON.parse(json)
+    return { userId, carried: { previousId, event: { id, name, data, json, at: Number(at) } } }
+  } catch {
+    return { userId }
+  }
+}
