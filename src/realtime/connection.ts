@@ -1,4 +1,3 @@
-import type { Logger } from 'pino'
 import type { Event } from '../events/event'
 import type { CloseReason } from './messages'
 
@@ -27,7 +26,6 @@ export type Socket = {
 export type Connection = {
   id: string
   socket: Socket
-  log: Logger
   state: ConnectionState
   userId?: string
   unsubscribe?: () => void
@@ -50,13 +48,12 @@ export type Connection = {
   markClosed: () => void
 }
 
-export function makeConnection(id: string, socket: Socket, log: Logger): Connection {
+export function makeConnection(id: string, socket: Socket): Connection {
   let markClosed!: () => void
   const closed = new Promise<void>((resolve) => (markClosed = resolve))
   return {
     id,
     socket,
-    log,
     state: 'authenticating',
     arrivals: [],
     arrivalIndex: 0,

@@ -65,6 +65,9 @@ export function makeGateway(options: GatewayOptions) {
   const m = options.metrics
   m?.gauge('ws_connections', 'Open WebSocket connections', [], () => conns.size)
   const delivered = m?.counter('ws_events_delivered_total', 'Events sent to sockets', ['via'])
+  // bound once: a child skips the label checks on every event
+  const deliveredLive = delivered?.labels('live')
+  const deliveredReplay = delivered?.labels('replay')
   const latency = m?.histogram(
     'ws_delivery_latency_seconds',
     'From append to send, for live events',
@@ -86,12 +89,15 @@ export function makeGateway(options: GatewayOptions) {
     perMessageDeflate: false,
   }
 
+  /** A socket's log fields: bound at the call, not as a child logger kept per socket. */
+  const about = (conn: Connection) => ({ socket: conn.id, userId: conn.userId })
+
   function closeWith(conn: Connection, why: CloseReason) {
     if (conn.state === 'closing') return
     conn.state = 'closing'
     conn.closedWith = why
     release(conn)
-    conn.log.debug({ code: why.code, reason: why.reason }, 'closing socket')
+    log.debug({ ...about(conn), code: why.code, reason: why.reason }, 'closing socket')
     conn.socket.close(why.code, why.reason)
   }
 
@@ -120,7 +126,7 @@ export function makeGateway(options: GatewayOptions) {
     if (conn.lastId !== undefined && compareIds(event.id, conn.lastId) <= 0) return
     if (send(conn, frames.event(event)) === 'closed') return
     conn.lastId = event.id
-    delivered?.inc({ via: 'live' })
+    deliveredLive?.inc()
     latency?.observe(Math.max(0, Date.now() - event.at) / 1000)
   }
 
@@ -143,7 +149,7 @@ export function makeGateway(options: GatewayOptions) {
         const sent = send(conn, frames.event(event), true)
         if (sent === 'closed') return
         cursor = event.id
-        delivered?.inc({ via: 'replay' })
+        deliveredReplay?.inc()
         if (sent === 'backpressure') await new Promise<void>((r) => (conn.drained = r))
         if (conn.state !== 'live') return
       }
@@ -175,14 +181,13 @@ export function makeGateway(options: GatewayOptions) {
     const { userId } = principal
     conn.state = 'live'
     conn.userId = userId
-    conn.log = conn.log.child({ userId })
     armExpiry(conn, principal.expiresAt)
     if (conn.state !== 'live') return
     // subscribe first: from here every new event reaches the socket or its replay buffer
     if (resumeAfter !== undefined) conn.replayBuffer = []
     conn.unsubscribe = events.subscribe(userId, (event) => onLiveEvent(conn, event))
     if (send(conn, frames.ready(userId, instanceId)) === 'closed') return
-    conn.log.debug({ resumeAfter }, 'socket authenticated')
+    log.debug({ ...about(conn), resumeAfter }, 'socket authenticated')
     if (resumeAfter !== undefined) await replay(conn, resumeAfter)
   }
 
@@ -207,7 +212,7 @@ export function makeGateway(options: GatewayOptions) {
   /** Bun's callbacks for one socket, by the id Elysia keeps in ws.data. */
   const sockets = {
     open(id: string, socket: Socket) {
-      const conn = makeConnection(id, socket, log.child({ socket: id }))
+      const conn = makeConnection(id, socket)
       conns.set(id, conn)
       if (state !== 'accepting') {
         send(conn, frames.reconnect)
@@ -223,7 +228,7 @@ export function makeGateway(options: GatewayOptions) {
       conn.queue = conn.queue
         .then(() => handle(conn, raw))
         .catch((error) => {
-          conn.log.error({ err: toError(error) }, 'socket message failed')
+          log.error({ ...about(conn), err: toError(error) }, 'socket message failed')
           closeWith(conn, Close.internal)
         })
     },
@@ -246,7 +251,7 @@ export function makeGateway(options: GatewayOptions) {
       const reported =
         conn.closedWith?.code ?? (reason === 'Received too big message' ? Close.tooBig.code : code)
       closes?.inc({ code: String(reported) })
-      conn.log.debug({ code: reported }, 'socket closed')
+      log.debug({ ...about(conn), code: reported }, 'socket closed')
       conn.markClosed()
     },
   }

@@ -64,5 +64,8 @@ export const frames = {
   pong: JSON.stringify({ type: 'pong' }),
   resync: JSON.stringify({ type: 'resync' }),
   reconnect: JSON.stringify({ type: 'reconnect' }),
-  event: (e: Event) => JSON.stringify({ type: 'event', id: e.id, name: e.name, data: e.data }),
+  event: (e: Event) =>
+    e.json === undefined
+      ? JSON.stringify({ type: 'event', id: e.id, name: e.name, data: e.data })
+      : `{"type":"event","id":${JSON.stringify(e.id)},"name":${JSON.stringify(e.name)},"data":${e.json}}`,
 }

@@ -2,8 +2,9 @@ import { afterAll, describe, expect, it } from 'bun:test'
 import { SignJWT } from 'jose'
 import pino from 'pino'
 import { isFlooding, makeConnection, type Socket } from '../../src/realtime/connection'
+import { frames } from '../../src/realtime/messages'
 import { buildInstance, type Instance } from '../../src/server'
-import { silentLog, useTestEnv } from '../support/env'
+import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
 import { waitFor } from '../support/wait'
 import { openRawSocket, openSocket, rawUpgrade, type TestSocket } from '../support/ws'
@@ -179,12 +180,26 @@ describe('limits', () => {
     expect(socket.unread().length).toBeLessThanOrEqual(19)
   })
 
+  it("frames an event the same from the log's JSON text as from its data", () => {
+    const data = { text: 'line\none "quoted" \u2028', n: [1, 2.5], nested: { ok: true } }
+    const base = { id: '1700-3', name: 'generation.item' as const, data, at: 1700 }
+    const fromData = frames.event(base)
+    const fromJson = frames.event({ ...base, json: JSON.stringify(data) })
+    expect(JSON.parse(fromJson)).toEqual({
+      type: 'event',
+      id: '1700-3',
+      name: 'generation.item',
+      data,
+    })
+    expect(fromJson).toBe(fromData)
+  })
+
   it('counts messages in a sliding second, exactly', () => {
-    const conn = makeConnection('c', {} as Socket, silentLog)
+    const conn = makeConnection('c', {} as Socket)
     // 20 messages in one second pass; the 21st within that second does not
     for (let i = 0; i < 20; i++) expect(isFlooding(conn, 20, 1000 + i * 10)).toBe(false)
     expect(isFlooding(conn, 20, 1999)).toBe(true)
-    const steady = makeConnection('d', {} as Socket, silentLog)
+    const steady = makeConnection('d', {} as Socket)
     // 20 per second, sustained, is allowed
     for (let i = 0; i < 100; i++) expect(isFlooding(steady, 20, i * 50)).toBe(false)
   })
