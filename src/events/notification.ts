@@ -1,12 +1,13 @@
 import { isEventName, type Event } from './event'
+import { isEventId } from './ids'
 
 /**
- * What an append PUBLISHes on the notification channel, so an instance whose
- * tail of that user is current delivers the event without reading the stream.
+ * What appends PUBLISH on the notification channel, so an instance whose
+ * tail of a user is in sync delivers the event without reading the stream.
  * One message per batch of appends, a record per event, records joined by
  * RECORD_SEPARATOR; a record is
  *
- *   <user id> \n <previous id> \n <id> \n <name> \n <time ms> \n <data JSON>
+ *   <user id> \n <id> \n <name> \n <time ms> \n <data JSON>
  *
  * or the user id alone when the data is larger than MAX_CARRIED_BYTES (the
  * tail reads the stream then). Both separators are control characters, which
@@ -27,32 +28,32 @@ export function notificationRecords(message: string): string[] {
 
 export type Notification = {
   userId: string
-  /** The event and the id just before it in the user's stream ('0-0': none), when carried. */
-  carried?: { previousId: string; event: Event }
+  /** The event, when the record carries it. */
+  carried?: Event
 }
 
 /** The user id alone: all an instance without listeners for that user needs. */
-export function notifiedUser(message: string): string {
-  const end = message.indexOf('\n')
-  return end < 0 ? message : message.slice(0, end)
+export function notifiedUser(record: string): string {
+  const end = record.indexOf('\n')
+  return end < 0 ? record : record.slice(0, end)
 }
 
-/** Undefined `carried` when the message carries no event or is not one this code wrote. */
-export function parseNotification(message: string): Notification {
+/** No `carried` when the record carries no event or is not one this code wrote. */
+export function parseNotification(record: string): Notification {
   const parts: string[] = []
   let from = 0
-  for (let i = 0; i < 5; i++) {
-    const end = message.indexOf('\n', from)
-    if (end < 0) return { userId: notifiedUser(message) }
-    parts.push(message.slice(from, end))
+  for (let i = 0; i < 4; i++) {
+    const end = record.indexOf('\n', from)
+    if (end < 0) return { userId: notifiedUser(record) }
+    parts.push(record.slice(from, end))
     from = end + 1
   }
-  const [userId, previousId, id, name, at] = parts as [string, string, string, string, string]
-  if (!isEventName(name)) return { userId }
+  const [userId, id, name, at] = parts as [string, string, string, string]
+  if (!isEventName(name) || !isEventId(id)) return { userId }
   try {
-    const json = message.slice(from)
+    const json = record.slice(from)
     const data: unknown = JSON.parse(json)
-    return { userId, carried: { previousId, event: { id, name, data, json, at: Number(at) } } }
+    return { userId, carried: { id, name, data, json, at: Number(at) } }
   } catch {
     return { userId }
   }

@@ -13,12 +13,11 @@ import { makeRedisTails, toEvent } from './redis-tails'
  * `ttlSeconds` after its last append.
  *
  * Live fan-out costs one subscriber connection per instance, however many
- * sockets it serves: an append is one script that adds the entry, refreshes
- * the expiry and PUBLISHes a notification on one channel carrying the user
- * id, the id before the new one and the event itself (notification.ts).
- * Each instance passes the events of the users it has listeners for on to
- * them, reading the user's stream only when it cannot tell that nothing
- * came between (redis-tails.ts).
+ * sockets it serves: appends are batched per tick into one script that adds
+ * the entries, refreshes the expiries and PUBLISHes one notification on one
+ * channel carrying each event (notification.ts). Each instance passes the
+ * events of the users it has listeners for on to them, reading a user's
+ * stream only when its subscription may have missed one (redis-tails.ts).
  *
  * States: open ──close()──▶ closed (the subscriber connection quit; the shared
  * command client belongs to the caller).
@@ -56,11 +55,11 @@ return {1, trimmed, first, entries}
 `
 
 /**
- * Appends a batch in one round trip, atomically. Per event: the id before it
- * (the stream's last entry, which trimming never removes), then XADD with the
- * approximate trim; then each stream's expiry, and ONE notification for the
- * batch: a record per event (the event itself unless its data is large),
- * records joined by RECORD_SEPARATOR (notification.ts).
+ * Appends a batch in one round trip, atomically: per event XADD with the
+ * approximate trim, then each stream's expiry, and ONE notification for the
+ * batch, published in the same script so it follows its entries exactly: a
+ * record per event (the event itself unless its data is large), records
+ * joined by RECORD_SEPARATOR (notification.ts).
  * KEYS: the channel, then the batch's streams. ARGV: history, ttl ms, largest
  * data carried, the length of the stream keys' prefix (a key is that prefix
  * and the user id), then per event: its stream's index in KEYS, name, data,
@@ -69,22 +68,19 @@ return {1, trimmed, first, entries}
  */
 const APPEND_BATCH = `
 local history, ttl, carry, skip = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local ids, records, last, users = {}, {}, {}, {}
+local ids, records, users = {}, {}, {}
 for i = 5, #ARGV, 4 do
   local k = tonumber(ARGV[i])
   local name, data, at = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local prev, user = last[k], users[k]
-  if not prev then
-    local entry = redis.call('XREVRANGE', KEYS[k], '+', '-', 'COUNT', 1)
-    prev = entry[1] and entry[1][1] or '0-0'
+  local user = users[k]
+  if not user then
     user = string.sub(KEYS[k], skip + 1)
     users[k] = user
   end
   local id = redis.call('XADD', KEYS[k], 'MAXLEN', '~', history, '*', 'n', name, 'd', data, 't', at)
-  last[k] = id
   ids[#ids + 1] = id
   if #data <= carry then
-    records[#records + 1] = table.concat({ user, prev, id, name, at, data }, '\\n')
+    records[#records + 1] = table.concat({ user, id, name, at, data }, '\\n')
   else
     records[#records + 1] = user
   end

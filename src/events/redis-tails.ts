@@ -5,33 +5,35 @@ import type { Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
 import { isEventName, type Event, type EventListener } from './event'
 import { ZERO_ID, compareIds } from './ids'
-import {
-  notificationRecords,
-  notifiedUser,
-  parseNotification,
-  type Notification,
-} from './notification'
+import { notificationRecords, notifiedUser, parseNotification } from './notification'
 
 /**
  * The one reader per instance. A single subscriber connection listens on the
  * notification channel (notification.ts); for a user with local listeners,
- * the user's tail passes a carried event straight on when it follows the
- * last id the tail delivered, and otherwise reads the stream after that id,
- * on the shared command client. Nothing here grows in connections with
- * listeners, and a tail that keeps up costs no read per event.
+ * the user's tail passes a carried event straight on when it is in sync, and
+ * otherwise reads the stream after the last id it delivered, on the shared
+ * command client. Nothing here grows in connections with listeners, and a
+ * tail that keeps up costs no read per event.
+ *
+ * In sync: the subscription has been confirmed and unbroken since before
+ * the tail's last read ran. Redis PUBLISHes each append's notification in
+ * the same script as the XADD, so from that read on, every newer event of
+ * the user arrives here, in id order, and a carried event newer than the
+ * cursor is exactly the next one. Any sign of a broken subscriber connection
+ * ('error', 'end', 'reconnecting') puts every tail out of sync; after
+ * 'ready' (node-redis resubscribes before it) each tail reads to catch up,
+ * and that read puts it back in sync.
  *
  * Tail states (one tail per user with listeners on this instance):
  *   new ──baseline read (XREVRANGE COUNT 1)──▶ idle
- *   idle ──notification carrying the next event──▶ idle (event delivered)
+ *   idle, in sync ──notification carrying a newer event──▶ idle (delivered)
  *   idle ──any other notification for a newer id──▶ reading
- *   reading ──stream caught up──▶ idle; notifications while reading coalesce
- *   into one more read. Last listener gone ──▶ dropped (a read in flight is
- *   discarded). The baseline is issued synchronously in subscribe(), before
- *   any read the subscriber issues next on the same connection, so an event
- *   is either before the caller's read or after the baseline: never in neither.
- * Reader states: open ──subscriber reconnects──▶ every tail catches up (a
- *   notification published while it was away is never waited for)
- *   ──close()──▶ closed.
+ *   reading ──stream caught up──▶ idle (in sync when the subscription held
+ *   throughout); notifications while reading coalesce into one more read.
+ *   Last listener gone ──▶ dropped (a read in flight is discarded).
+ * The baseline is issued synchronously in subscribe(), before any read the
+ * subscriber issues next on the same connection, so an event is either
+ * before the caller's read or after the baseline: never in neither.
  */
 
 type Tail = {
@@ -41,6 +43,8 @@ type Tail = {
   cursor: string | undefined
   reading: boolean
   dirty: boolean
+  /** Every event after the cursor will arrive as a notification (see above). */
+  inSync: boolean
 }
 
 export type RedisTails = {
@@ -82,17 +86,30 @@ export async function makeRedisTails(options: {
     ['listened'],
   )
   let closed = false
-  let connectedOnce = false
+  // the subscription: confirmed and unbroken within one epoch
+  let subscribed = false
+  let epoch = 0
 
   const subscriber = redis.duplicate()
-  subscriber.on('error', (err) => log.error({ err }, 'event subscriber error'))
+  const broken = () => {
+    if (!subscribed) return
+    subscribed = false
+    epoch++
+    for (const tail of tails.values()) tail.inSync = false
+  }
+  subscriber.on('error', (err) => {
+    broken()
+    log.error({ err }, 'event subscriber error')
+  })
+  subscriber.on('end', broken)
+  subscriber.on('reconnecting', broken)
   subscriber.on('ready', () => {
-    // node-redis resubscribes before 'ready': notifications missed while away are made up here
-    if (connectedOnce && !closed) {
-      log.info({ tails: tails.size }, 'event subscriber reconnected: tails catching up')
-      for (const tail of tails.values()) wake(tail)
-    }
-    connectedOnce = true
+    // the first 'ready' comes before the first subscribe, which confirms itself below
+    if (closed || subscribed || epoch === 0) return
+    subscribed = true
+    epoch++
+    log.info({ tails: tails.size }, 'event subscriber reconnected: tails catching up')
+    for (const tail of tails.values()) wake(tail)
   })
   await subscriber.connect()
   await subscriber.subscribe(keys.eventNotifications(), (message) => {
@@ -102,17 +119,18 @@ export async function makeRedisTails(options: {
       if (tail) notified(tail, parseNotification(record).carried)
     }
   })
+  subscribed = true
+  epoch++
 
-  function notified(tail: Tail, carried: Notification['carried']) {
-    if (carried && !tail.reading && tail.cursor !== undefined) {
-      const { previousId, event } = carried
+  function notified(tail: Tail, carried: Event | undefined) {
+    if (carried && tail.cursor !== undefined) {
       // already read (a read raced the notification): nothing to do
-      if (compareIds(event.id, tail.cursor) <= 0) return
-      // the next event, and the tail is not reading: nothing can come between
-      if (previousId === tail.cursor) {
-        tail.cursor = event.id
+      if (compareIds(carried.id, tail.cursor) <= 0) return
+      // in sync and not reading: this is the next event, nothing can come between
+      if (tail.inSync && !tail.reading) {
+        tail.cursor = carried.id
         carriedEvents?.inc()
-        return deliver(tail, event)
+        return deliver(tail, carried)
       }
     }
     wake(tail)
@@ -127,6 +145,9 @@ export async function makeRedisTails(options: {
 
   async function pump(tail: Tail) {
     tail.reading = true
+    tail.inSync = false
+    // a read puts the tail in sync only if the subscription held from before it ran until after
+    let from = subscribed ? epoch : -1
     const key = keys.userEvents(tail.userId)
     try {
       if (tail.cursor === undefined) {
@@ -135,6 +156,7 @@ export async function makeRedisTails(options: {
       }
       while (tail.dirty && live(tail)) {
         tail.dirty = false
+        from = subscribed ? epoch : -1
         const entries = await redis.xRange(key, `(${tail.cursor}`, '+', { COUNT: PAGE })
         reads?.inc()
         if (!live(tail)) return
@@ -145,6 +167,7 @@ export async function makeRedisTails(options: {
         }
         if (entries.length === PAGE) tail.dirty = true
       }
+      tail.inSync = subscribed && from === epoch
     } catch (err) {
       // the subscriber's reconnect (or the next notification) retries from the cursor
       if (!closed) log.warn({ err: toError(err), userId: tail.userId }, 'event tail read failed')
@@ -167,7 +190,14 @@ export async function makeRedisTails(options: {
     subscribe(userId, listener) {
       let tail = tails.get(userId)
       if (!tail) {
-        tail = { userId, listeners: new Set(), cursor: undefined, reading: false, dirty: false }
+        tail = {
+          userId,
+          listeners: new Set(),
+          cursor: undefined,
+          reading: false,
+          dirty: false,
+          inSync: false,
+        }
         tails.set(userId, tail)
         // issues the baseline read now, synchronously (see the states above)
         if (!closed) void pump(tail)

@@ -320,6 +320,46 @@ for (const impl of impls) {
         live.unsubscribe()
       })
 
+      it('catches up after its subscriber connection breaks: no gap, no duplicate, then back in sync', async () => {
+        // reconnects only after 300 ms, so the appends below surely miss the subscriber
+        const redis: Redis = createClient({
+          url: services.redisUrl,
+          name: clientName,
+          socket: { reconnectStrategy: () => 300 },
+        })
+        await redis.connect()
+        cleanups.push(() => redis.quit())
+        const metrics = makeMetrics()
+        const count = async (name: string) =>
+          (await metrics.registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0
+        const log = await makeEventLog({ redis, keys, history: 1000, log: silentLog, metrics })
+        cleanups.push(() => log.close())
+        const userId = newUser()
+        const live = listen(log, userId)
+        const before = await appendMany(log, userId, 2)
+        await live.until(2)
+
+        const admin = await connect()
+        const subscriberIds = (await admin.clientList())
+          .filter((c) => c.name === clientName && c.flags.includes('P'))
+          .map((c) => c.id)
+        expect(subscriberIds.length).toBeGreaterThan(0)
+        for (const id of subscriberIds)
+          await admin.sendCommand(['CLIENT', 'KILL', 'ID', String(id)])
+        const reads = await count('events_tail_reads_total')
+        const missed = await appendMany(log, userId, 3, 2)
+        await live.until(5)
+        expect(await count('events_tail_reads_total')).toBeGreaterThan(reads)
+
+        // caught up: the next event comes in its notification again, with no read
+        const carried = await count('events_carried_total')
+        const after = await appendMany(log, userId, 1, 5)
+        const got = await live.until(6)
+        expect(got.map((e) => e.id)).toEqual([...before, ...missed, ...after])
+        expect(await count('events_carried_total')).toBe(carried + 1)
+        live.unsubscribe()
+      })
+
       it('keeps appending after Redis forgets its scripts (restart, SCRIPT FLUSH)', async () => {
         const log = await impl.make()
         const userId = newUser()

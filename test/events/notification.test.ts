@@ -1,26 +1,35 @@
 import { describe, expect, it } from 'bun:test'
-import { notifiedUser, parseNotification } from '../../src/events/notification'
+import {
+  RECORD_SEPARATOR,
+  notificationRecords,
+  notifiedUser,
+  parseNotification,
+} from '../../src/events/notification'
 
 describe('event notifications', () => {
-  it('carry the event and the id before it, with any JSON data intact', () => {
+  it('carry the event, with any JSON data intact', () => {
     const data = { text: 'two\nlines, a tab\t and "quotes"', n: [1, 2] }
-    const message = ['u1', '5-0', '6-0', 'credits.changed', '1700', JSON.stringify(data)].join('\n')
+    const message = ['u1', '6-0', 'credits.changed', '1700', JSON.stringify(data)].join('\n')
     expect(notifiedUser(message)).toBe('u1')
     expect(parseNotification(message)).toEqual({
       userId: 'u1',
-      carried: {
-        previousId: '5-0',
-        event: { id: '6-0', name: 'credits.changed', data, json: JSON.stringify(data), at: 1700 },
-      },
+      carried: { id: '6-0', name: 'credits.changed', data, json: JSON.stringify(data), at: 1700 },
     })
+  })
+
+  it('come as records of one message per batch', () => {
+    const records = ['u1\n6-0\ncredits.changed\n1700\n{"a":1}', 'u2']
+    expect(notificationRecords(records.join(RECORD_SEPARATOR))).toEqual(records)
+    expect(notificationRecords('u3')).toEqual(['u3'])
   })
 
   it('name the user alone when the event is not carried or not readable', () => {
     const cases = [
       'u2',
-      'u2\n5-0\n6-0',
-      'u2\n5-0\n6-0\nnot.an.event\n1700\n{}',
-      'u2\n5-0\n6-0\ncredits.changed\n1700\n{broken',
+      'u2\n6-0',
+      'u2\n6-0\nnot.an.event\n1700\n{}',
+      'u2\nnot-an-id\ncredits.changed\n1700\n{}',
+      'u2\n6-0\ncredits.changed\n1700\n{broken',
     ]
     for (const message of cases) {
       expect(notifiedUser(message)).toBe('u2')
