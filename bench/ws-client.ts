@@ -8,6 +8,8 @@
  *   connect → reset → collect (repeat) → disconnect → exit (which does not reply).
  */
 
+import { serveCommands } from './ipc'
+
 type Command =
   | { cmd: 'connect'; url: string; n: number; tokens?: string[] }
   | { cmd: 'reset' }
@@ -169,15 +171,4 @@ async function run(command: Command): Promise<unknown> {
   }
 }
 
-let queue = Promise.resolve()
-process.on('message', (command: Command) => {
-  queue = queue.then(() =>
-    run(command).then(
-      (reply) => void process.send!({ ok: true, reply }),
-      (error: Error) => void process.send!({ ok: false, error: String(error?.stack ?? error) }),
-    ),
-  )
-})
-// the orchestrator died or quit: nothing left to report to
-process.on('disconnect', () => process.exit(1))
-process.send!({ ok: true, reply: 'started' })
+serveCommands(run)

@@ -29,6 +29,7 @@ import { loadConfig } from '../src/config/config'
 import { makeLogger } from '../src/obs/logger'
 import { connectRedis } from '../src/redis/client'
 import { buildInstance } from '../src/server'
+import { serveCommands } from './ipc'
 import { benchDatabase, table } from './support'
 
 type Target = 'raw' | 'redis' | 'memory'
@@ -638,17 +639,7 @@ async function serve() {
         throw new Error(`unknown command ${JSON.stringify(command satisfies never)}`)
     }
   }
-  let queue = Promise.resolve()
-  process.on('message', (command: ServerCommand) => {
-    queue = queue.then(() =>
-      run(command).then(
-        (reply) => void process.send!({ ok: true, reply }),
-        (error: Error) => void process.send!({ ok: false, error: String(error?.stack ?? error) }),
-      ),
-    )
-  })
-  process.on('disconnect', () => process.exit(1))
-  process.send!({ ok: true, reply: 'started' })
+  serveCommands(run)
 }
 
 // last, so every constant above is initialized before either role runs
