@@ -1,3 +1,4 @@
+import type { Metrics } from '../obs/metrics'
 import { isEventId } from './ids'
 
 /**
@@ -70,3 +71,11 @@ export type EventLog = {
  * root decides what a failed append does (it is logged).
  */
 export type Publish = (userId: string, name: EventName, data: Record<string, unknown>) => void
+
+/** events_appended_total by name, each name's child bound once: no label checks per event. */
+export function countAppends(metrics: Metrics | undefined): (name: EventName) => void {
+  const counter = metrics?.counter('events_appended_total', 'Events appended', ['name'])
+  if (!counter) return () => {}
+  const byName = new Map(EVENT_NAMES.map((n) => [n, counter.labels(n)]))
+  return (name) => byName.get(name)!.inc()
+}

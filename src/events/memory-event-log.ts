@@ -3,6 +3,7 @@ import type { Metrics } from '../obs/metrics'
 import {
   assertEventName,
   assertReadArgs,
+  countAppends,
   type Event,
   type EventListener,
   type EventLog,
@@ -37,7 +38,7 @@ export function makeMemoryEventLog(options: MemoryEventLogOptions): EventLog {
   // Map order is insertion order: re-inserting on append keeps it least-recently-written first
   const rings = new Map<string, Ring>()
   const listeners = new Map<string, Set<EventListener>>()
-  const appended = options.metrics?.counter('events_appended_total', 'Events appended', ['name'])
+  const appended = countAppends(options.metrics)
   let last = { ms: 0, seq: 0 }
   let closed = false
 
@@ -77,7 +78,7 @@ export function makeMemoryEventLog(options: MemoryEventLogOptions): EventLog {
         ring.trimmed = true
       }
       if (rings.size > maxUsers) rings.delete(rings.keys().next().value!)
-      appended?.inc({ name })
+      appended(name)
       // delivered after append resolves, in append order, as the Redis tail does
       queueMicrotask(() => publish(userId, event))
       return event.id

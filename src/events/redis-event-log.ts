@@ -2,7 +2,14 @@ import type { Logger } from 'pino'
 import type { Metrics } from '../obs/metrics'
 import type { Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
-import { assertEventName, assertReadArgs, type Event, type EventLog, type EventName } from './event'
+import {
+  assertEventName,
+  assertReadArgs,
+  countAppends,
+  type Event,
+  type EventLog,
+  type EventName,
+} from './event'
 import { isTruncated } from './ids'
 import { MAX_CARRIED_BYTES, isPlainUserId } from './notification'
 import { makeRedisTails, toEvent } from './redis-tails'
@@ -128,7 +135,7 @@ async function runScript(
 export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<EventLog> {
   const { redis, keys, history, log } = options
   const ttlMs = (options.ttlSeconds ?? DEFAULT_TTL_SECONDS) * 1000
-  const appended = options.metrics?.counter('events_appended_total', 'Events appended', ['name'])
+  const appended = countAppends(options.metrics)
   const tails = await makeRedisTails({ redis, keys, log, metrics: options.metrics })
   const batches = options.metrics?.histogram(
     'events_append_batch_size',
@@ -164,7 +171,7 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
       })) as string[]
       batches?.observe(batch.length)
       batch.forEach((e, i) => {
-        appended?.inc({ name: e.name })
+        appended(e.name)
         e.resolve(String(ids[i]))
       })
     } catch (error) {

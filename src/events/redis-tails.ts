@@ -85,6 +85,9 @@ export async function makeRedisTails(options: {
     'Notifications received by this instance, by whether it had listeners',
     ['listened'],
   )
+  const listened = notifications?.labels('yes')
+  const unlistened = notifications?.labels('no')
+
   let closed = false
   // the subscription: confirmed and unbroken within one epoch
   let subscribed = false
@@ -115,7 +118,7 @@ export async function makeRedisTails(options: {
   await subscriber.subscribe(keys.eventNotifications(), (message) => {
     for (const record of notificationRecords(message)) {
       const tail = tails.get(notifiedUser(record))
-      notifications?.inc({ listened: tail ? 'yes' : 'no' })
+      ;(tail ? listened : unlistened)?.inc()
       if (tail) notified(tail, parseNotification(record).carried)
     }
   })

@@ -67,5 +67,6 @@ export const frames = {
   event: (e: Event) =>
     e.json === undefined
       ? JSON.stringify({ type: 'event', id: e.id, name: e.name, data: e.data })
-      : `{"type":"event","id":${JSON.stringify(e.id)},"name":${JSON.stringify(e.name)},"data":${e.json}}`,
+      : // an id is digits and a dash, a name one of EVENT_NAMES: neither needs escaping
+        `{"type":"event","id":"${e.id}","name":"${e.name}","data":${e.json}}`,
 }
