@@ -48,6 +48,14 @@ export type EventListener = (event: Event) => void
 export type ReadResult = {
   /** The events after the id, oldest first, at most `limit`. */
   events: Event[]
+  /**
+   * Where the next page starts: the id of the last entry read, readable or
+   * not (an entry this version cannot read, e.g. an event name from a newer
+   * one, is skipped but still read), or the id asked for when none was.
+   */
+  next: string
+  /** True when `limit` entries were read: more may follow `next`. */
+  more: boolean
   /** True when events after the id may have been trimmed from the retained history. */
   truncated: boolean
 }

@@ -98,7 +98,12 @@ export function makeMemoryEventLog(options: MemoryEventLogOptions): EventLog {
       )
       const start = retained.findIndex((e) => compareIds(e.id, afterId) > 0)
       const events = start < 0 ? [] : retained.slice(start, start + limit)
-      return { events, truncated }
+      return {
+        events,
+        truncated,
+        next: events.at(-1)?.id ?? afterId,
+        more: events.length === limit,
+      }
     },
 
     subscribe(userId: string, listener: EventListener) {

@@ -208,7 +208,12 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
         const event = toEvent(id, message, log)
         if (event) events.push(event)
       }
-      return { events, truncated }
+      return {
+        events,
+        truncated,
+        next: entries.at(-1)?.[0] ?? afterId,
+        more: entries.length === limit,
+      }
     },
 
     subscribe: tails.subscribe,

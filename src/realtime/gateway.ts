@@ -148,12 +148,14 @@ export function makeGateway(options: GatewayOptions) {
       for (const event of page.events) {
         const sent = send(conn, frames.event(event), true)
         if (sent === 'closed') return
-        cursor = event.id
         deliveredReplay?.inc()
         if (sent === 'backpressure') await new Promise<void>((r) => (conn.drained = r))
         if (conn.state !== 'live') return
       }
-      if (page.events.length < replayPage) break
+      // paged by what was read, not by what was sent: an entry this version
+      // cannot read must not end the replay early
+      cursor = page.next
+      if (!page.more) break
     }
     const buffered = conn.replayBuffer ?? []
     conn.replayBuffer = undefined

@@ -164,12 +164,20 @@ for (const impl of impls) {
 
       const limited = await log.readAfter(userId, ids[3]!, 3)
       expect(limited.events.map((e) => e.id)).toEqual(ids.slice(4, 7))
+      expect(limited).toMatchObject({ next: ids[6], more: true })
       const all = await log.readAfter(userId, ZERO_ID, 100)
-      expect(all).toEqual({ events: expect.any(Array), truncated: false })
+      expect(all).toEqual({
+        events: expect.any(Array),
+        truncated: false,
+        next: ids.at(-1)!,
+        more: false,
+      })
       expect(all.events.map((e) => e.id)).toEqual(ids)
       expect(await log.readAfter(userId, ids.at(-1)!, 100)).toEqual({
         events: [],
         truncated: false,
+        next: ids.at(-1)!,
+        more: false,
       })
     })
 
@@ -181,6 +189,8 @@ for (const impl of impls) {
       expect(await log.readAfter(newUser(), ZERO_ID, 100)).toEqual({
         events: [],
         truncated: false,
+        next: ZERO_ID,
+        more: false,
       })
     })
 
@@ -362,6 +372,26 @@ for (const impl of impls) {
         expect(await count('events_carried_total')).toBeGreaterThan(carried)
         expect(live.got.map((e) => e.id)).toEqual([...before, ...missed, ...after])
         live.unsubscribe()
+      })
+
+      it('pages past entries it cannot read (an event name from a newer version)', async () => {
+        const log = await impl.make()
+        const admin = await connect()
+        const userId = newUser()
+        const [a] = await appendMany(log, userId, 1)
+        const future = await admin.xAdd(keys.userEvents(userId), '*', {
+          n: 'generation.future',
+          d: '{}',
+          t: String(Date.now()),
+        })
+        const later = await appendMany(log, userId, 2, 1)
+        const page = await log.readAfter(userId, ZERO_ID, 2)
+        expect(page).toMatchObject({ next: future, more: true })
+        expect(page.events.map((e) => e.id)).toEqual([a!])
+        const rest = await log.readAfter(userId, page.next, 2)
+        expect(rest).toMatchObject({ next: later[1], more: true })
+        expect(rest.events.map((e) => e.id)).toEqual(later)
+        expect(await log.readAfter(userId, rest.next, 2)).toMatchObject({ events: [], more: false })
       })
 
       it('keeps appending after Redis forgets its scripts (restart, SCRIPT FLUSH)', async () => {

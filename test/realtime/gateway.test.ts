@@ -3,6 +3,7 @@ import { SignJWT } from 'jose'
 import pino from 'pino'
 import { isFlooding, makeConnection, type Socket } from '../../src/realtime/connection'
 import { frames } from '../../src/realtime/messages'
+import { makeRedisKeys } from '../../src/redis/keys'
 import { buildInstance, type Instance } from '../../src/server'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
@@ -259,6 +260,28 @@ describe('events', () => {
       await second.close()
     })
   }
+
+  it('replays past an entry it cannot read (from a newer version) across pages, with no gap', async () => {
+    const userId = newUser()
+    const from = await append(main.inst, userId, 0)
+    const ids: string[] = []
+    for (let i = 1; i <= 100; i++) ids.push(await append(main.inst, userId, i))
+    // an event name this version does not know, inside the first page of 256
+    await main.inst.redis!.xAdd(
+      makeRedisKeys(main.inst.config.REDIS_PREFIX).userEvents(userId),
+      '*',
+      {
+        n: 'generation.future',
+        d: '{}',
+        t: String(Date.now()),
+      },
+    )
+    for (let i = 101; i <= 300; i++) ids.push(await append(main.inst, userId, i))
+    const socket = await connect(main, userId, from)
+    const got = await eventsUntil(socket, ids.at(-1)!)
+    expect(got.map((e) => e.id)).toEqual(ids)
+    await socket.close()
+  })
 
   it('replays on a resume message too, and sends resync first when the id is older than the history', async () => {
     const small = await start({ EVENT_HISTORY: '10' })
