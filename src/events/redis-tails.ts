@@ -45,6 +45,9 @@ type Tail = {
   dirty: boolean
   /** Every event after the cursor will arrive as a notification (see above). */
   inSync: boolean
+  /** When the tail was made (local clock): the fallback start if its baseline read fails. */
+  since: number
+  retry?: ReturnType<typeof setTimeout>
 }
 
 export type RedisTails = {
@@ -54,6 +57,14 @@ export type RedisTails = {
 
 /** Entries per XRANGE; a tail that is further behind reads again at once. */
 const PAGE = 256
+/**
+ * A tail whose baseline read failed starts this far before it was made: it
+ * may pass events from just before its subscribe (the contract allows it),
+ * and misses none after it unless Redis's clock is behind ours by more.
+ */
+const BASELINE_FALLBACK_MS = 5 * 60_000
+/** A failed read is tried again after this long, even if no notification comes. */
+const RETRY_MS = 1000
 
 export function toEvent(id: string, message: Record<string, string>, log: Logger): Event | null {
   try {
@@ -154,8 +165,14 @@ export async function makeRedisTails(options: {
     const key = keys.userEvents(tail.userId)
     try {
       if (tail.cursor === undefined) {
-        const [last] = await redis.xRevRange(key, '+', '-', { COUNT: 1 })
-        tail.cursor ??= last?.id ?? ZERO_ID
+        try {
+          const [last] = await redis.xRevRange(key, '+', '-', { COUNT: 1 })
+          tail.cursor ??= last?.id ?? ZERO_ID
+        } catch (err) {
+          // a later baseline would skip what came meanwhile: start from the clock instead
+          tail.cursor ??= `${Math.max(0, tail.since - BASELINE_FALLBACK_MS)}-0`
+          throw err
+        }
       }
       while (tail.dirty && live(tail)) {
         tail.dirty = false
@@ -172,8 +189,12 @@ export async function makeRedisTails(options: {
       }
       tail.inSync = subscribed && from === epoch
     } catch (err) {
-      // the subscriber's reconnect (or the next notification) retries from the cursor
-      if (!closed) log.warn({ err: toError(err), userId: tail.userId }, 'event tail read failed')
+      if (closed) return
+      log.warn({ err: toError(err), userId: tail.userId }, 'event tail read failed')
+      // read again from the cursor: on the next notification, a reconnect, or this timer
+      clearTimeout(tail.retry)
+      tail.retry = setTimeout(() => live(tail) && wake(tail), RETRY_MS)
+      tail.retry.unref?.()
     } finally {
       tail.reading = false
     }
@@ -200,6 +221,7 @@ export async function makeRedisTails(options: {
           reading: false,
           dirty: false,
           inSync: false,
+          since: Date.now(),
         }
         tails.set(userId, tail)
         // issues the baseline read now, synchronously (see the states above)

@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'bun:test'
+import pino from 'pino'
 import { createClient } from 'redis'
 import type { Event, EventLog } from '../../src/events/event'
 import { makeEventLog } from '../../src/events/event-log'
@@ -9,6 +10,7 @@ import { MAX_CARRIED_BYTES } from '../../src/events/notification'
 import { makeLogger } from '../../src/obs/logger'
 import { makeMetrics } from '../../src/obs/metrics'
 import { getServices, stopContainers } from '../support/services'
+import { waitFor } from '../support/wait'
 
 /**
  * The same cases against both implementations: Redis streams (server mode)
@@ -371,6 +373,33 @@ for (const impl of impls) {
         }
         expect(await count('events_carried_total')).toBeGreaterThan(carried)
         expect(live.got.map((e) => e.id)).toEqual([...before, ...missed, ...after])
+        live.unsubscribe()
+      })
+
+      it('misses nothing when its first read fails', async () => {
+        // the log's warnings, so the test can wait for the failed read instead of sleeping
+        const warnings: string[] = []
+        const log = await makeEventLog({
+          redis: await connect(),
+          keys,
+          history: 1000,
+          log: pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) }),
+        })
+        cleanups.push(() => log.close())
+        const admin = await connect()
+        const userId = newUser()
+        const key = keys.userEvents(userId)
+        // not a stream: the tail's baseline read fails with WRONGTYPE, for real
+        await admin.set(key, 'not a stream')
+        const live = listen(log, userId)
+        await waitFor(() => warnings.some((w) => w.includes('event tail read failed')))
+        await admin.del(key)
+        // both in one batch, one notification: a baseline taken now would skip the first
+        const ids = await Promise.all([
+          log.append(userId, 'credits.changed', { i: 1 }),
+          log.append(userId, 'credits.changed', { i: 2 }),
+        ])
+        expect((await live.until(2)).map((e) => e.id)).toEqual(ids)
         live.unsubscribe()
       })
 
