@@ -329,6 +329,14 @@ describe('rendering', () => {
   }
   beforeAll(setAsideQueued)
 
+  /** A worker rendering through a fake inference server at `url`. */
+  const httpWorker = (url: string, overrides: Record<string, string> = {}) =>
+    env.instance({ ...renderEnv, RENDERER: 'http', RENDER_HTTP_URL: url, ...overrides })
+
+  /** Starts a text generation through `inst`'s API; the generation as answered. */
+  const postText = async (inst: Instance, token: string, prompt: string, variations: number) =>
+    (await client(inst).post('/v1/generations', { mode: 'text', prompt, variations }, token)).json
+
   async function withWorker(
     overrides: Record<string, string>,
     run: (worker: Instance) => Promise<void>,
@@ -492,20 +500,9 @@ describe('rendering', () => {
     afterAll(fake.stop)
     fake.respond = hang
     const { token } = await funded(100)
-    const worker = await env.instance({
-      ...renderEnv,
-      RENDERER: 'http',
-      RENDER_HTTP_URL: fake.url,
-      DRAIN_TIMEOUT_MS: '400',
-    })
+    const worker = await httpWorker(fake.url, { DRAIN_TIMEOUT_MS: '400' })
     try {
-      const g = (
-        await client(worker).post(
-          '/v1/generations',
-          { mode: 'text', prompt: 'held then handed back', variations: 1 },
-          token,
-        )
-      ).json
+      const g = await postText(worker, token, 'held then handed back', 1)
       await fake.whenInFlight(1)
       expect(worker.pool.held()).toBe(1)
       await worker.pool.drain()
@@ -527,21 +524,12 @@ describe('rendering', () => {
     // the drain test before this one leaves its released item queued
     await setAsideQueued()
     const { token } = await funded(100)
-    const worker = await env.instance({
-      ...renderEnv,
+    const worker = await httpWorker(fake.url, {
       RENDER_CONCURRENCY: '1',
-      RENDERER: 'http',
-      RENDER_HTTP_URL: fake.url,
       DRAIN_TIMEOUT_MS: '60000',
     })
     try {
-      const g = (
-        await client(worker).post(
-          '/v1/generations',
-          { mode: 'text', prompt: 'one rendering, one on deck', variations: 2 },
-          token,
-        )
-      ).json
+      const g = await postText(worker, token, 'one rendering, one on deck', 2)
       const items = () =>
         env.sql`select key, status, attempts, lease_owner from generation_items where generation_id = ${g.id} order by key`
       await fake.whenInFlight(1)
