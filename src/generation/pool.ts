@@ -261,7 +261,7 @@ export function makeRendererPool(o: RendererPoolOptions) {
     state = 'draining'
     clearInterval(poll)
     await filling
-    await release([...held].filter(([, h]) => !h.rendering).map(([id]) => id))
+    await handBack([...held].filter(([, h]) => !h.rendering).map(([id]) => id))
     const all = Promise.all([...held.values()].map((h) => h.done))
     let timer: ReturnType<typeof setTimeout> | undefined
     const waited = await Promise.race([
@@ -269,12 +269,12 @@ export function makeRendererPool(o: RendererPoolOptions) {
       new Promise<false>((r) => (timer = setTimeout(() => r(false), o.drainWaitMs ?? 5000))),
     ])
     clearTimeout(timer)
-    if (!waited) await release([...held.keys()])
+    if (!waited) await handBack([...held.keys()])
     state = 'closed'
   }
 
   /** Aborts these items and hands them back to the queue: claimable elsewhere at once, attempt given back. */
-  async function release(ids: string[]) {
+  async function handBack(ids: string[]) {
     const entries = ids.flatMap((id) => held.get(id) ?? [])
     if (entries.length === 0) return
     for (const h of entries) h.controller.abort(new Released('released on drain'))
