@@ -72,28 +72,42 @@ return {1, trimmed, first, entries}
  * and the user id), then per event: its stream's index in KEYS, name, data,
  * time. Every byte per event counts here: the batch is encoded and decoded
  * in JavaScript.
+ * A key that holds something other than a stream is checked for before any
+ * write: its events get '' for an id and nothing of them is written, so an
+ * error can never stop the script between an entry and its notification,
+ * and one bad key does not fail the others' events.
  */
 const APPEND_BATCH = `
 local history, ttl, carry, skip = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local ids, records, users = {}, {}, {}
+local ids, records, users, usable = {}, {}, {}, {}
+for k = 2, #KEYS do
+  local kind = redis.call('TYPE', KEYS[k])['ok']
+  usable[k] = kind == 'stream' or kind == 'none'
+end
 for i = 5, #ARGV, 4 do
   local k = tonumber(ARGV[i])
-  local name, data, at = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local user = users[k]
-  if not user then
-    user = string.sub(KEYS[k], skip + 1)
-    users[k] = user
-  end
-  local id = redis.call('XADD', KEYS[k], 'MAXLEN', '~', history, '*', 'n', name, 'd', data, 't', at)
-  ids[#ids + 1] = id
-  if #data <= carry then
-    records[#records + 1] = table.concat({ user, id, name, at, data }, '\\n')
+  if usable[k] then
+    local name, data, at = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    local user = users[k]
+    if not user then
+      user = string.sub(KEYS[k], skip + 1)
+      users[k] = user
+    end
+    local id = redis.call('XADD', KEYS[k], 'MAXLEN', '~', history, '*', 'n', name, 'd', data, 't', at)
+    ids[#ids + 1] = id
+    if #data <= carry then
+      records[#records + 1] = table.concat({ user, id, name, at, data }, '\\n')
+    else
+      records[#records + 1] = user
+    end
   else
-    records[#records + 1] = user
+    ids[#ids + 1] = ''
   end
 end
-for k = 2, #KEYS do redis.call('PEXPIRE', KEYS[k], ttl) end
-redis.call('PUBLISH', KEYS[1], table.concat(records, '\\30'))
+for k = 2, #KEYS do
+  if usable[k] then redis.call('PEXPIRE', KEYS[k], ttl) end
+end
+if #records > 0 then redis.call('PUBLISH', KEYS[1], table.concat(records, '\\30')) end
 return ids
 `
 
@@ -171,8 +185,10 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
       })) as string[]
       batches?.observe(batch.length)
       batch.forEach((e, i) => {
+        const id = ids[i]
+        if (!id) return e.reject(new Error(`the event stream of user ${e.userId} is not a stream`))
         appended(e.name)
-        e.resolve(String(ids[i]))
+        e.resolve(String(id))
       })
     } catch (error) {
       for (const e of batch) e.reject(error)

@@ -403,6 +403,29 @@ for (const impl of impls) {
         live.unsubscribe()
       })
 
+      it('refuses only the events of a key that is not a stream, writing nothing for them', async () => {
+        const log = await impl.make()
+        const admin = await connect()
+        const [good, bad] = [newUser(), newUser()]
+        await admin.set(keys.userEvents(bad), 'not a stream')
+        const live = listen(log, good)
+        // one tick, one batch, one script call
+        const [first, refused, second] = await Promise.allSettled([
+          log.append(good, 'credits.changed', { i: 1 }),
+          log.append(bad, 'credits.changed', { i: 2 }),
+          log.append(good, 'credits.changed', { i: 3 }),
+        ])
+        expect(refused).toMatchObject({ status: 'rejected' })
+        expect(await admin.get(keys.userEvents(bad))).toBe('not a stream')
+        const ids = [first, second].map((r) => (r as PromiseFulfilledResult<string>).value)
+        expect((await live.until(2)).map((e) => e.id)).toEqual(ids)
+        expect((await log.readAfter(good, ZERO_ID, 10)).events.map((e) => e.data)).toEqual([
+          { i: 1 },
+          { i: 3 },
+        ])
+        live.unsubscribe()
+      })
+
       it('pages past entries it cannot read (an event name from a newer version)', async () => {
         const log = await impl.make()
         const admin = await connect()
