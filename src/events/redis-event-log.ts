@@ -72,40 +72,38 @@ return {1, trimmed, first, entries}
  * and the user id), then per event: its stream's index in KEYS, name, data,
  * time. Every byte per event counts here: the batch is encoded and decoded
  * in JavaScript.
- * A key that holds something other than a stream is checked for before any
- * write: its events get '' for an id and nothing of them is written, so an
- * error can never stop the script between an entry and its notification,
- * and one bad key does not fail the others' events.
+ * XADD runs under redis.pcall: one that fails (a key holding something other
+ * than a stream: WRONGTYPE, refused before anything is written) gives its
+ * event '' for an id and the script goes on, so an error can never stop it
+ * between an entry and its notification, and one bad key does not fail the
+ * others' events.
  */
 const APPEND_BATCH = `
 local history, ttl, carry, skip = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local ids, records, users, usable = {}, {}, {}, {}
-for k = 2, #KEYS do
-  local kind = redis.call('TYPE', KEYS[k])['ok']
-  usable[k] = kind == 'stream' or kind == 'none'
-end
+local ids, records, users, failed = {}, {}, {}, {}
 for i = 5, #ARGV, 4 do
   local k = tonumber(ARGV[i])
-  if usable[k] then
-    local name, data, at = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local name, data, at = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local id = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', history, '*', 'n', name, 'd', data, 't', at)
+  if type(id) == 'table' then
+    failed[k] = true
+    ids[#ids + 1] = ''
+  else
     local user = users[k]
     if not user then
       user = string.sub(KEYS[k], skip + 1)
       users[k] = user
     end
-    local id = redis.call('XADD', KEYS[k], 'MAXLEN', '~', history, '*', 'n', name, 'd', data, 't', at)
     ids[#ids + 1] = id
     if #data <= carry then
       records[#records + 1] = table.concat({ user, id, name, at, data }, '\\n')
     else
       records[#records + 1] = user
     end
-  else
-    ids[#ids + 1] = ''
   end
 end
 for k = 2, #KEYS do
-  if usable[k] then redis.call('PEXPIRE', KEYS[k], ttl) end
+  if not failed[k] then redis.call('PEXPIRE', KEYS[k], ttl) end
 end
 if #records > 0 then redis.call('PUBLISH', KEYS[1], table.concat(records, '\\30')) end
 return ids
