@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, it } from 'bun:test'
 import sharp from 'sharp'
-import { PermanentError } from '../../src/errors'
 import { makeLocalRenderer } from '../../src/generation/renderers/local'
 import {
   applyBackground,
@@ -11,6 +10,7 @@ import {
   type ExportFormat,
 } from '../../src/media/images'
 import { libraryInput, never, sampleImage } from '../generation/fixtures'
+import { permanentCode } from '../support/errors'
 
 const renderer = makeLocalRenderer()
 afterAll(() => renderer.close())
@@ -21,15 +21,6 @@ async function pixel(bytes: Uint8Array, x: number, y: number) {
   const { data, info } = await sharp(bytes).raw().toBuffer({ resolveWithObject: true })
   const at = (y * info.width + x) * info.channels
   return [...data.subarray(at, at + info.channels)]
-}
-
-async function permanentCode(promise: Promise<unknown>): Promise<string> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  expect(err).toBeInstanceOf(PermanentError)
-  return (err as PermanentError).code
 }
 
 describe('export formats', () => {

@@ -2,9 +2,9 @@ import { afterAll, beforeEach, describe, expect, it } from 'bun:test'
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PermanentError } from '../../src/errors'
 import type { StoredBlob } from '../../src/media/storage'
 import { makeLocalStorage } from '../../src/media/storage-local'
+import { permanentCode } from '../support/errors'
 
 const parent = mkdtempSync(join(tmpdir(), 'atelier-storage-'))
 const root = join(parent, 'media')
@@ -16,15 +16,6 @@ const bytesOf = async (blob: StoredBlob) =>
   new Uint8Array(await new Response(blob.body).arrayBuffer())
 const filled = (byte: number, length: number) => new Uint8Array(length).fill(byte)
 const filesUnder = (dir: string) => readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort()
-
-async function refusal(promise: Promise<unknown>): Promise<string> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  expect(err).toBeInstanceOf(PermanentError)
-  return (err as PermanentError).code
-}
 
 describe('local storage', () => {
   it('round-trips bytes with the content type and size', async () => {
@@ -71,19 +62,21 @@ describe('local storage', () => {
       'x'.repeat(513),
     ]
     for (const key of keys) {
-      expect(await refusal(storage.put(key, filled(1, 3), 'image/png'))).toBe('invalid_media_key')
-      expect(await refusal(storage.get(key))).toBe('invalid_media_key')
-      expect(await refusal(storage.delete(key))).toBe('invalid_media_key')
+      expect(await permanentCode(storage.put(key, filled(1, 3), 'image/png'))).toBe(
+        'invalid_media_key',
+      )
+      expect(await permanentCode(storage.get(key))).toBe('invalid_media_key')
+      expect(await permanentCode(storage.delete(key))).toBe('invalid_media_key')
     }
     expect(existsSync(outside)).toBe(false)
     expect(existsSync(root)).toBe(false)
   })
 
   it('refuses a content type its key does not stand for', async () => {
-    expect(await refusal(storage.put('a.png', filled(1, 3), 'image/webp'))).toBe(
+    expect(await permanentCode(storage.put('a.png', filled(1, 3), 'image/webp'))).toBe(
       'media_type_mismatch',
     )
-    expect(await refusal(storage.put('a.bin', filled(1, 3), 'image/png'))).toBe(
+    expect(await permanentCode(storage.put('a.bin', filled(1, 3), 'image/png'))).toBe(
       'media_type_mismatch',
     )
     await storage.put('a.JPG', filled(1, 3), 'image/jpeg; charset=binary')
