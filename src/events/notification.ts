@@ -1,4 +1,5 @@
-import { isEventName, type Event } from './event'
+import { parseEntry } from './entry'
+import type { Event } from './event'
 import { isEventId } from './ids'
 
 /**
@@ -7,9 +8,10 @@ import { isEventId } from './ids'
  * One message per batch of appends, a record per event, records joined by
  * RECORD_SEPARATOR; a record is
  *
- *   <user id> \n <id> \n <name> \n <time ms> \n <data JSON>
+ *   <user id> \n <id> \n <the stream entry's text (entry.ts)>
  *
- * or the user id alone when the data is larger than MAX_CARRIED_BYTES (the
+ * that is <user id> \n <id> \n <name> \n <time ms> \n <data JSON>,
+ * or the user id alone when the entry is larger than MAX_CARRIED_BYTES (the
  * tail reads the stream then). Both separators are control characters, which
  * ids, names and user ids never hold and JSON.stringify always escapes.
  */
@@ -40,21 +42,12 @@ export function notifiedUser(record: string): string {
 
 /** No `carried` when the record carries no event or is not one this code wrote. */
 export function parseNotification(record: string): Notification {
-  const parts: string[] = []
-  let from = 0
-  for (let i = 0; i < 4; i++) {
-    const end = record.indexOf('\n', from)
-    if (end < 0) return { userId: notifiedUser(record) }
-    parts.push(record.slice(from, end))
-    from = end + 1
-  }
-  const [userId, id, name, at] = parts as [string, string, string, string]
-  if (!isEventName(name) || !isEventId(id)) return { userId }
-  try {
-    const json = record.slice(from)
-    const data: unknown = JSON.parse(json)
-    return { userId, carried: { id, name, data, json, at: Number(at) } }
-  } catch {
-    return { userId }
-  }
+  const userEnd = record.indexOf('\n')
+  if (userEnd < 0) return { userId: record }
+  const userId = record.slice(0, userEnd)
+  const idEnd = record.indexOf('\n', userEnd + 1)
+  if (idEnd < 0) return { userId }
+  const id = record.slice(userEnd + 1, idEnd)
+  const carried = isEventId(id) ? parseEntry(id, record.slice(idEnd + 1)) : undefined
+  return carried ? { userId, carried } : { userId }
 }

@@ -10,14 +10,17 @@ import {
   type EventLog,
   type EventName,
 } from './event'
+import { ENTRY_FIELD, encodeEntry } from './entry'
 import { isTruncated } from './ids'
 import { MAX_CARRIED_BYTES, isPlainUserId } from './notification'
-import { makeRedisTails, toEvent } from './redis-tails'
+import { makeRedisTails, readEntry } from './redis-tails'
 
 /**
  * The cluster-wide event log: one Redis stream per user, trimmed to about
  * `history` entries (MAXLEN ~, whole macro nodes at a time) and expiring
- * `ttlSeconds` after its last append.
+ * `ttlSeconds` after its last append, give or take `expiryRefreshMs`: an
+ * instance refreshes a stream's expiry at most that often, not on every
+ * append (a stream it makes gets one at once).
  *
  * Live fan-out costs one subscriber connection per instance, however many
  * sockets it serves: appends are batched per tick into one script that adds
@@ -37,6 +40,8 @@ export type RedisEventLogOptions = {
   ttlSeconds?: number
   log: Logger
   metrics?: Metrics
+  /** How often at most an instance refreshes one stream's expiry (default: ttl / 10, at most 1 min). */
+  expiryRefreshMs?: number
 }
 
 const DEFAULT_TTL_SECONDS = 7 * 86400
@@ -68,10 +73,13 @@ return {1, trimmed, first, entries}
  * record per event (the event itself unless its data is large), records
  * joined by RECORD_SEPARATOR (notification.ts).
  * KEYS: the channel, then the batch's streams. ARGV: history, ttl ms, largest
- * data carried, the length of the stream keys' prefix (a key is that prefix
- * and the user id), then per event: its stream's index in KEYS, name, data,
- * time. Every byte per event counts here: the batch is encoded and decoded
- * in JavaScript.
+ * entry carried, the length of the stream keys' prefix (a key is that prefix
+ * and the user id), one character per stream ('1': refresh its expiry), then
+ * per event: its stream's index in KEYS and its entry (entry.ts), which a
+ * record carries as it is. A stream the script creates always gets its
+ * expiry (XADD NOMKSTREAM tells), so no stream is ever left without one. Every argument per event
+ * counts here: the batch is encoded in JavaScript and converted again for
+ * each call inside the script.
  * XADD runs under redis.pcall: one that fails (a key holding something other
  * than a stream: WRONGTYPE, refused before anything is written) gives its
  * event '' for an id and the script goes on, so an error can never stop it
@@ -79,12 +87,16 @@ return {1, trimmed, first, entries}
  * others' events.
  */
 const APPEND_BATCH = `
-local history, ttl, carry, skip = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local ids, records, users, failed = {}, {}, {}, {}
-for i = 5, #ARGV, 4 do
-  local k = tonumber(ARGV[i])
-  local name, data, at = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local id = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', history, '*', 'n', name, 'd', data, 't', at)
+local history, ttl, carry, skip, refresh = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local ids, records, users, failed, expire = {}, {}, {}, {}, {}
+for i = 6, #ARGV, 2 do
+  local k, entry = tonumber(ARGV[i]), ARGV[i + 1]
+  local id = redis.pcall('XADD', KEYS[k], 'NOMKSTREAM', 'MAXLEN', '~', history, '*', '${ENTRY_FIELD}', entry)
+  if not id then
+    -- no stream (new, or expired): make it, and give it its expiry whatever was asked
+    id = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', history, '*', '${ENTRY_FIELD}', entry)
+    expire[k] = true
+  end
   if type(id) == 'table' then
     failed[k] = true
     ids[#ids + 1] = ''
@@ -95,28 +107,32 @@ for i = 5, #ARGV, 4 do
       users[k] = user
     end
     ids[#ids + 1] = id
-    if #data <= carry then
-      records[#records + 1] = table.concat({ user, id, name, at, data }, '\\n')
+    if #entry <= carry then
+      records[#records + 1] = user .. '\\n' .. id .. '\\n' .. entry
     else
       records[#records + 1] = user
     end
   end
 end
 for k = 2, #KEYS do
-  if not failed[k] then redis.call('PEXPIRE', KEYS[k], ttl) end
+  if not failed[k] and (expire[k] or string.byte(refresh, k - 1) == 49) then
+    redis.call('PEXPIRE', KEYS[k], ttl)
+  end
 end
 if #records > 0 then redis.call('PUBLISH', KEYS[1], table.concat(records, '\\30')) end
 return ids
 `
 
-/** Events per script call: bounds how long one call holds Redis. */
-const MAX_BATCH = 32
+/**
+ * Events per script call: bounds how long one call holds Redis (128 take
+ * about 0.5 ms of its time).
+ */
+const MAX_BATCH = 128
 
 type Pending = {
   userId: string
   name: EventName
-  data: string
-  at: number
+  entry: string
   resolve: (id: string) => void
   reject: (error: unknown) => void
 }
@@ -147,6 +163,7 @@ async function runScript(
 export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<EventLog> {
   const { redis, keys, history, log } = options
   const ttlMs = (options.ttlSeconds ?? DEFAULT_TTL_SECONDS) * 1000
+  const refreshMs = options.expiryRefreshMs ?? Math.min(60_000, ttlMs / 10)
   const appended = countAppends(options.metrics)
   const tails = await makeRedisTails({ redis, keys, log, metrics: options.metrics })
   const batches = options.metrics?.histogram(
@@ -160,27 +177,45 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
   let pending: Pending[] = []
   const userKeySkip = String(keys.userEvents('').length)
   const appendSha = await redis.scriptLoad(APPEND_BATCH)
+  // when this instance last refreshed each stream's expiry; forgotten once due again
+  const refreshedAt = new Map<string, number>()
+  let forgottenAt = Date.now()
+  function forgetRefreshes(now: number) {
+    if (now - forgottenAt < refreshMs) return
+    forgottenAt = now
+    for (const [key, at] of refreshedAt) if (now - at >= refreshMs) refreshedAt.delete(key)
+  }
+
   function flush() {
     const all = pending
     pending = []
+    forgetRefreshes(Date.now())
     for (let from = 0; from < all.length; from += MAX_BATCH)
       void appendBatch(all.slice(from, from + MAX_BATCH))
   }
 
   async function appendBatch(batch: Pending[]) {
+    const now = Date.now()
     const streams = new Map<string, number>()
-    const args = [String(history), String(ttlMs), String(MAX_CARRIED_BYTES), userKeySkip]
+    const refreshes: string[] = []
+    const args = [String(history), String(ttlMs), String(MAX_CARRIED_BYTES), userKeySkip, '']
     for (const e of batch) {
       const key = keys.userEvents(e.userId)
       let index = streams.get(key)
-      if (index === undefined) streams.set(key, (index = streams.size + 2))
-      args.push(String(index), e.name, e.data, String(e.at))
+      if (index === undefined) {
+        streams.set(key, (index = streams.size + 2))
+        const due = !(now - (refreshedAt.get(key) ?? -Infinity) < refreshMs)
+        if (due) refreshes.push(key)
+        args[4] += due ? '1' : '0'
+      }
+      args.push(String(index), e.entry)
     }
     try {
       const ids = (await runScript(redis, APPEND_BATCH, appendSha, {
         keys: [keys.eventNotifications(), ...streams.keys()],
         arguments: args,
       })) as string[]
+      for (const key of refreshes) refreshedAt.set(key, now)
       batches?.observe(batch.length)
       batch.forEach((e, i) => {
         const id = ids[i]
@@ -198,9 +233,9 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
       assertEventName(name)
       if (!isPlainUserId(userId)) throw new Error(`not a user id: ${JSON.stringify(userId)}`)
       // serialized now: the log keeps what was appended, not what the producer changes afterwards
-      const json = JSON.stringify(data ?? null)
+      const entry = encodeEntry(name, Date.now(), JSON.stringify(data ?? null))
       return new Promise<string>((resolve, reject) => {
-        pending.push({ userId, name, data: json, at: Date.now(), resolve, reject })
+        pending.push({ userId, name, entry, resolve, reject })
         if (pending.length === 1) queueMicrotask(flush)
       })
     },
@@ -217,9 +252,9 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
       )
       const events: Event[] = []
       for (const [id, flat] of entries) {
-        const message: Record<string, string> = {}
-        for (let i = 0; i + 1 < flat.length; i += 2) message[flat[i]!] = flat[i + 1]!
-        const event = toEvent(id, message, log)
+        const fields: Record<string, string> = {}
+        for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!
+        const event = readEntry(id, fields, log)
         if (event) events.push(event)
       }
       return {

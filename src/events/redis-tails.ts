@@ -3,7 +3,8 @@ import { toError } from '../errors'
 import type { Metrics } from '../obs/metrics'
 import type { Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
-import { isEventName, type Event, type EventListener } from './event'
+import { parseEntryFields } from './entry'
+import type { Event, EventListener } from './event'
 import { ZERO_ID, compareIds } from './ids'
 import { notificationRecords, notifiedUser, parseNotification } from './notification'
 
@@ -66,16 +67,15 @@ const BASELINE_FALLBACK_MS = 5 * 60_000
 /** A failed read is tried again after this long, even if no notification comes. */
 const RETRY_MS = 1000
 
-export function toEvent(id: string, message: Record<string, string>, log: Logger): Event | null {
-  try {
-    const name = message.n ?? ''
-    if (!isEventName(name)) throw new Error(`unknown event name ${name}`)
-    const json = message.d ?? 'null'
-    return { id, name, data: JSON.parse(json), json, at: Number(message.t) }
-  } catch (err) {
-    log.error({ err, id }, 'unreadable event skipped')
-    return null
-  }
+/** A stream entry as an event; one this version cannot read is logged and skipped. */
+export function readEntry(
+  id: string,
+  fields: Record<string, string>,
+  log: Logger,
+): Event | undefined {
+  const event = parseEntryFields(id, fields)
+  if (!event) log.error({ id, fields: Object.keys(fields) }, 'unreadable event skipped')
+  return event
 }
 
 export async function makeRedisTails(options: {
@@ -87,17 +87,16 @@ export async function makeRedisTails(options: {
   const { redis, keys, log } = options
   const tails = new Map<string, Tail>()
   const reads = options.metrics?.counter('events_tail_reads_total', 'Stream reads by tails')
-  const carriedEvents = options.metrics?.counter(
-    'events_carried_total',
-    'Events delivered from their notification, with no stream read',
-  )
-  const notifications = options.metrics?.counter(
+  const carriedEvents = options.metrics
+    ?.tally('events_carried_total', 'Events delivered from their notification, with no stream read')
+    .child()
+  const notifications = options.metrics?.tally(
     'events_notifications_total',
     'Notifications received by this instance, by whether it had listeners',
     ['listened'],
   )
-  const listened = notifications?.labels('yes')
-  const unlistened = notifications?.labels('no')
+  const listened = notifications?.child({ listened: 'yes' })
+  const unlistened = notifications?.child({ listened: 'no' })
 
   let closed = false
   // the subscription: confirmed and unbroken within one epoch
@@ -182,7 +181,7 @@ export async function makeRedisTails(options: {
         if (!live(tail)) return
         for (const entry of entries) {
           tail.cursor = entry.id
-          const event = toEvent(entry.id, entry.message as Record<string, string>, log)
+          const event = readEntry(entry.id, entry.message as Record<string, string>, log)
           if (event) deliver(tail, event)
         }
         if (entries.length === PAGE) tail.dirty = true

@@ -64,10 +64,10 @@ export function makeGateway(options: GatewayOptions) {
 
   const m = options.metrics
   m?.gauge('ws_connections', 'Open WebSocket connections', [], () => conns.size)
-  const delivered = m?.counter('ws_events_delivered_total', 'Events sent to sockets', ['via'])
-  // bound once: a child skips the label checks on every event
-  const deliveredLive = delivered?.labels('live')
-  const deliveredReplay = delivered?.labels('replay')
+  const delivered = m?.tally('ws_events_delivered_total', 'Events sent to sockets', ['via'])
+  // bound once: a child of a tally counts in a plain number
+  const deliveredLive = delivered?.child({ via: 'live' })
+  const deliveredReplay = delivered?.child({ via: 'replay' })
   const latency = m?.histogram(
     'ws_delivery_latency_seconds',
     'From append to send, for live events',

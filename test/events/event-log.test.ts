@@ -3,9 +3,11 @@ import pino from 'pino'
 import { createClient } from 'redis'
 import type { Event, EventLog } from '../../src/events/event'
 import { makeEventLog } from '../../src/events/event-log'
+import { makeRedisEventLog } from '../../src/events/redis-event-log'
 import { ZERO_ID, compareIds } from '../../src/events/ids'
 import type { Redis } from '../../src/redis/client'
 import { makeRedisKeys } from '../../src/redis/keys'
+import { ENTRY_FIELD } from '../../src/events/entry'
 import { MAX_CARRIED_BYTES } from '../../src/events/notification'
 import { makeLogger } from '../../src/obs/logger'
 import { makeMetrics } from '../../src/obs/metrics'
@@ -433,9 +435,7 @@ for (const impl of impls) {
         const userId = newUser()
         const [a] = await appendMany(log, userId, 1)
         const future = await admin.xAdd(keys.userEvents(userId), '*', {
-          n: 'generation.future',
-          d: '{}',
-          t: String(Date.now()),
+          [ENTRY_FIELD]: `generation.future\n${Date.now()}\n{}`,
         })
         const later = await appendMany(log, userId, 2, 1)
         const page = await log.readAfter(userId, ZERO_ID, 2)
@@ -445,6 +445,74 @@ for (const impl of impls) {
         expect(rest).toMatchObject({ next: later[1], more: true })
         expect(rest.events.map((e) => e.id)).toEqual(later)
         expect(await log.readAfter(userId, rest.next, 2)).toMatchObject({ events: [], more: false })
+      })
+
+      it('gives every stream its expiry, refreshed at most once per interval', async () => {
+        const redis = await connect()
+        const refreshMs = 1000
+        const log = await makeEventLog({
+          redis,
+          keys,
+          history: 1000,
+          ttlSeconds: 3600,
+          log: silentLog,
+        })
+        const throttled = await makeRedisEventLog({
+          redis,
+          keys,
+          history: 1000,
+          ttlSeconds: 3600,
+          expiryRefreshMs: refreshMs,
+          log: silentLog,
+        })
+        cleanups.push(
+          () => log.close(),
+          () => throttled.close(),
+        )
+        const userId = newUser()
+        const key = keys.userEvents(userId)
+        const hour = 3600_000
+        await appendMany(throttled, userId, 1)
+        expect(await redis.pTTL(key)).toBeGreaterThan(hour - 60_000)
+        // within the interval an append leaves the expiry as it is...
+        await redis.pExpire(key, 10_000)
+        await appendMany(throttled, userId, 1, 1)
+        expect(await redis.pTTL(key)).toBeLessThanOrEqual(10_000)
+        // ...except on a stream it has to make again (deleted, or expired)
+        await redis.del(key)
+        await appendMany(throttled, userId, 1, 2)
+        expect(await redis.pTTL(key)).toBeGreaterThan(hour - 60_000)
+        // once the interval has passed, the next append refreshes it
+        await redis.pExpire(key, 10_000)
+        // the passing of time is what is tested here: no event to await
+        await Bun.sleep(refreshMs + 10)
+        await appendMany(throttled, userId, 1, 3)
+        expect(await redis.pTTL(key)).toBeGreaterThan(hour - 60_000)
+        // another instance refreshes on its own schedule: its first append here does
+        await redis.pExpire(key, 10_000)
+        await appendMany(log, userId, 1, 4)
+        expect(await redis.pTTL(key)).toBeGreaterThan(hour - 60_000)
+      })
+
+      it('reads entries in the earlier format (one field per part) among current ones', async () => {
+        const log = await impl.make()
+        const admin = await connect()
+        const userId = newUser()
+        const [a] = await appendMany(log, userId, 1)
+        const legacy = await admin.xAdd(keys.userEvents(userId), '*', {
+          n: 'credits.changed',
+          d: '{"balance":7}',
+          t: '1700000000000',
+        })
+        const [b] = await appendMany(log, userId, 1, 1)
+        const { events } = await log.readAfter(userId, ZERO_ID, 10)
+        expect(events.map((e) => e.id)).toEqual([a!, legacy, b!])
+        expect(events[1]).toMatchObject({
+          name: 'credits.changed',
+          data: { balance: 7 },
+          json: '{"balance":7}',
+          at: 1700000000000,
+        })
       })
 
       it('keeps appending after Redis forgets its scripts (restart, SCRIPT FLUSH)', async () => {

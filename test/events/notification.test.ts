@@ -30,6 +30,7 @@ describe('event notifications', () => {
       'u2\n6-0\nnot.an.event\n1700\n{}',
       'u2\nnot-an-id\ncredits.changed\n1700\n{}',
       'u2\n6-0\ncredits.changed\n1700\n{broken',
+      'u2\n6-0\ncredits.changed\nnot-a-time\n{}',
     ]
     for (const message of cases) {
       expect(notifiedUser(message)).toBe('u2')

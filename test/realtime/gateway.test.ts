@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'bun:test'
 import { SignJWT } from 'jose'
 import pino from 'pino'
+import { ENTRY_FIELD } from '../../src/events/entry'
 import { isFlooding, makeConnection, type Socket } from '../../src/realtime/connection'
 import { frames } from '../../src/realtime/messages'
 import { makeRedisKeys } from '../../src/redis/keys'
@@ -270,11 +271,7 @@ describe('events', () => {
     await main.inst.redis!.xAdd(
       makeRedisKeys(main.inst.config.REDIS_PREFIX).userEvents(userId),
       '*',
-      {
-        n: 'generation.future',
-        d: '{}',
-        t: String(Date.now()),
-      },
+      { [ENTRY_FIELD]: `generation.future\n${Date.now()}\n{}` },
     )
     for (let i = 101; i <= 300; i++) ids.push(await append(main.inst, userId, i))
     const socket = await connect(main, userId, from)
