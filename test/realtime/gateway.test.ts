@@ -2,7 +2,9 @@ import { afterAll, describe, expect, it } from 'bun:test'
 import { SignJWT } from 'jose'
 import pino from 'pino'
 import { ENTRY_FIELD } from '../../src/events/entry'
+import { makeEventLog } from '../../src/events/event-log'
 import { isFlooding, makeConnection, type Socket } from '../../src/realtime/connection'
+import { makeGateway } from '../../src/realtime/gateway'
 import { frames } from '../../src/realtime/messages'
 import { makeRedisKeys } from '../../src/redis/keys'
 import { buildInstance, type Instance } from '../../src/server'
@@ -350,6 +352,61 @@ describe('events', () => {
     expect(rest.map((e) => e.id)).toEqual([...ids.slice(delivered.length), live])
     await again.close()
   }, 30_000)
+})
+
+describe('live frames', () => {
+  /** A gateway on the in-memory log with one authenticated socket that records what it is sent. */
+  async function gatewayWithSocket(history = 100) {
+    const events = await makeEventLog({
+      keys: makeRedisKeys('unused:'),
+      history,
+      log: pino({ level: 'silent' }),
+    })
+    const userId = newUser()
+    const gateway = makeGateway({
+      events,
+      tokens: { verify: async () => ({ userId, role: 'user', expiresAt: Date.now() + 60_000 }) },
+      instanceId: 'test',
+      log: pino({ level: 'silent' }),
+    })
+    const sent: any[] = []
+    const socket: Socket = {
+      send: (frame) => sent.push(JSON.parse(frame)),
+      close() {},
+      terminate() {},
+      getBufferedAmount: () => 0,
+    }
+    gateway.sockets.open('s1', socket)
+    gateway.sockets.message('s1', { type: 'auth', token: 't' })
+    await waitFor(() => sent.length === 1, 1000, 'ready')
+    return { events, userId, gateway, sent }
+  }
+
+  it('go out together at the end of the turn, in order', async () => {
+    const { events, userId, gateway, sent } = await gatewayWithSocket()
+    const ids = await Promise.all(
+      [1, 2, 3].map((i) => events.append(userId, 'generation.item', { i })),
+    )
+    // delivered to the socket's tail already, but not sent before the turn ends
+    expect(sent).toHaveLength(1)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(sent.slice(1).map((f) => f.id)).toEqual(ids)
+    await gateway.close()
+  })
+
+  it('waiting for a socket are sent before a replay it asks for', async () => {
+    const { events, userId, gateway, sent } = await gatewayWithSocket(2)
+    const ids = []
+    for (let i = 1; i <= 3; i++) ids.push(await events.append(userId, 'generation.item', { i }))
+    await new Promise((resolve) => setImmediate(resolve))
+    ids.push(await events.append(userId, 'generation.item', { i: 4 }))
+    // the 4th event's frame waits for the turn's end; the replay after the 1st, trimmed
+    // from the history of 2, starts now and sends resync first
+    gateway.sockets.message('s1', { type: 'resume', after: ids[0] })
+    await waitFor(() => sent.length === 8, 1000, 'the replay')
+    expect(sent.slice(1).map((f) => f.id ?? f.type)).toEqual([...ids, 'resync', ids[2], ids[3]])
+    await gateway.close()
+  })
 })
 
 describe('drain', () => {
