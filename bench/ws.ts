@@ -18,7 +18,7 @@
  *
  * Env: BENCH_SOCKETS (5000; BENCH_QUICK=1 → 500), BENCH_PACED_SECONDS (10; quick 3),
  * BENCH_BURST_PER_SOCKET (20), BENCH_WINDOW (appends in flight in the burst, 256),
- * BENCH_BURSTS (bursts per target, the median reported; 3), BENCH_BUN_FLAGS (extra bun flags for
+ * BENCH_BURSTS (bursts per target, the median reported; 5), BENCH_BUN_FLAGS (extra bun flags for
  * the server and client processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
  * BENCH_WS_TARGETS (raw,redis,memory), BENCH_REDIS_URL, BENCH_DATABASE_URL.
  */
@@ -190,7 +190,7 @@ async function orchestrate() {
     pacedSeconds: Number(process.env.BENCH_PACED_SECONDS ?? (quick ? 3 : 10)),
     perSocket: Number(process.env.BENCH_BURST_PER_SOCKET ?? 20),
     window: Number(process.env.BENCH_WINDOW ?? 256),
-    bursts: Number(process.env.BENCH_BURSTS ?? 3),
+    bursts: Number(process.env.BENCH_BURSTS ?? 5),
     databaseUrl,
     redisUrl,
     prefix,

@@ -57,6 +57,9 @@ export type GatewayOptions = {
 
 export type Gateway = ReturnType<typeof makeGateway>
 
+/** Live frames waiting for the end of the turn before they are sent at once. */
+const MAX_WAITING_FRAMES = 4096
+
 /** Live events a socket may buffer during its replay before it counts as too slow. */
 const MAX_REPLAY_BUFFER = 10_000
 
@@ -142,7 +145,9 @@ export function makeGateway(options: GatewayOptions) {
     waitingConns.push(conn)
     waitingFrames.push(frames.event(event))
     waitingSince.push(event.at)
-    flushTimer ??= setImmediate(flushLive)
+    // a producer that never yields (appends in a microtask loop) must not pile frames up
+    if (waitingConns.length >= MAX_WAITING_FRAMES) flushLive()
+    else flushTimer ??= setImmediate(flushLive)
   }
 
   /** Sends the waiting live frames, in order: all of them, or only one socket's. */
@@ -151,6 +156,7 @@ export function makeGateway(options: GatewayOptions) {
     const sent = waitingFrames
     const since = waitingSince
     if (!only) {
+      clearImmediate(flushTimer)
       flushTimer = undefined
       waitingConns = []
       waitingFrames = []

@@ -394,6 +394,18 @@ describe('live frames', () => {
     await gateway.close()
   })
 
+  it('are sent at once when a turn piles up thousands', async () => {
+    const { events, userId, gateway, sent } = await gatewayWithSocket(10_000)
+    // appends in one turn (the in-memory log answers in microtasks): 4096 frames is the bound
+    await Promise.all(
+      Array.from({ length: 5000 }, (_, i) => events.append(userId, 'generation.item', { i })),
+    )
+    expect(sent.length - 1).toBe(4096)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(sent.length - 1).toBe(5000)
+    await gateway.close()
+  })
+
   it('waiting for a socket are sent before a replay it asks for', async () => {
     const { events, userId, gateway, sent } = await gatewayWithSocket(2)
     const ids = []
