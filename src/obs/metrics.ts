@@ -79,6 +79,56 @@ export function makeMetrics(labels: Record<string, string> = {}) {
           : undefined,
       })
     },
+    /**
+     * A histogram without labels for paths that observe every event: counts
+     * per bucket in plain numbers, turned into the registry's values when it
+     * is read. prom-client's Histogram hashes its labels and checks its value
+     * on every observe (~0.4 µs per event on the WebSocket delivery path); the
+     * text scraped is the same (cumulative buckets, +Inf, sum, count; tested).
+     */
+    tallyHistogram(name: string, help: string, buckets: number[]) {
+      const bounds = [...buckets].sort((a, b) => a - b)
+      const counts = bounds.map(() => 0)
+      let sum = 0
+      let count = 0
+      const values = () => {
+        let cumulative = 0
+        return [
+          ...bounds.map((le, i) => ({
+            metricName: `${name}_bucket`,
+            labels: { le },
+            value: (cumulative += counts[i]!),
+          })),
+          { metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: count },
+          { metricName: `${name}_sum`, labels: {}, value: sum },
+          { metricName: `${name}_count`, labels: {}, value: count },
+        ]
+      }
+      const type = 'histogram'
+      const aggregator = 'sum'
+      // the registry reads a metric through get() and reset() only
+      registry.registerMetric({
+        name,
+        help,
+        type,
+        aggregator,
+        get: async () => ({ name, help, type, aggregator, values: values() }),
+        reset() {
+          counts.fill(0)
+          sum = 0
+          count = 0
+        },
+      } as unknown as Histogram)
+      return {
+        observe(value: number) {
+          let i = 0
+          while (i < bounds.length && value > bounds[i]!) i++
+          if (i < bounds.length) counts[i]!++
+          sum += value
+          count++
+        },
+      }
+    },
     histogram<L extends string>(
       name: string,
       help: string,

@@ -79,7 +79,7 @@ export function makeGateway(options: GatewayOptions) {
   // bound once: a child of a tally counts in a plain number
   const deliveredLive = delivered?.child({ via: 'live' })
   const deliveredReplay = delivered?.child({ via: 'replay' })
-  const latency = m?.histogram(
+  const latency = m?.tallyHistogram(
     'ws_delivery_latency_seconds',
     'From append to send, for live events',
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],

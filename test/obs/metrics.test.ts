@@ -20,3 +20,26 @@ describe('tally counters', () => {
     expect((await metrics.registry.getSingleMetric('things_total')!.get()).values).toHaveLength(2)
   })
 })
+
+describe('tally histograms', () => {
+  it("scrape as the same text as prom-client's Histogram for the same observations", async () => {
+    const buckets = [0.001, 0.01, 0.1, 1]
+    const observations = [0, 0.0005, 0.001, 0.002, 0.05, 0.1, 0.7, 3, 12.5]
+    const ours = makeMetrics({ instance: 'test' })
+    const theirs = makeMetrics({ instance: 'test' })
+    const fast = ours.tallyHistogram('lat_seconds', 'Latency', buckets)
+    const reference = theirs.histogram('lat_seconds', 'Latency', buckets)
+    for (const value of observations) {
+      fast.observe(value)
+      reference.observe(value)
+    }
+    const text = async (metrics: ReturnType<typeof makeMetrics>) =>
+      metrics.registry.getMetricsAsString(metrics.registry.getSingleMetric('lat_seconds')!)
+    const scraped = await text(ours)
+    expect(scraped).toBe(await text(theirs))
+    expect(scraped).toContain('lat_seconds_bucket{le="0.001",instance="test"} 3')
+    expect(scraped).toContain('lat_seconds_count{instance="test"} 9')
+    ours.registry.resetMetrics()
+    expect(await text(ours)).toContain('lat_seconds_count{instance="test"} 0')
+  })
+})
