@@ -1,21 +1,18 @@
 import { isEventName, type Event, type EventName } from './event'
 
 /**
- * One event as a Redis stream entry holds it: a single field `e`,
+ * One event as text, the way an append hands it to Redis and a notification
+ * record carries it back:
  *
  *   <name> \n <time ms> \n <data JSON>
  *
- * One field rather than one per part: every argument of an append is encoded
- * by node-redis and converted again inside the append script, and XADD stores
- * one field for less than three. The same text follows the user id and the
- * id in a notification record (notification.ts), so a carried event and a
- * read one are parsed alike. A name and a time never hold a newline, and
- * JSON.stringify escapes every newline inside data.
- *
- * Entries written before this format (fields n, d and t) are still read.
+ * One argument per event rather than three: every argument of an append is
+ * encoded by node-redis and converted again inside the append script, which
+ * splits the text into the stream entry's fields n (name), t (time) and d
+ * (data), the layout every version of Atelier reads and writes. A name and a
+ * time never hold a newline, and JSON.stringify escapes every newline inside
+ * data.
  */
-export const ENTRY_FIELD = 'e'
-
 export function encodeEntry(name: EventName, at: number, json: string): string {
   return `${name}\n${at}\n${json}`
 }
@@ -28,11 +25,8 @@ export function parseEntry(id: string, text: string): Event | undefined {
   return toEvent(id, text.slice(0, nameEnd), text.slice(nameEnd + 1, atEnd), text.slice(atEnd + 1))
 }
 
-/** A stream entry's fields as XRANGE returns them, in either format. */
+/** A stream entry's fields (n, t, d) as XRANGE returns them. */
 export function parseEntryFields(id: string, fields: Record<string, string>): Event | undefined {
-  const text = fields[ENTRY_FIELD]
-  if (text !== undefined) return parseEntry(id, text)
-  // the earlier format: one field per part
   return toEvent(id, fields.n ?? '', fields.t ?? '', fields.d ?? 'null')
 }
 

@@ -10,7 +10,7 @@ import {
   type EventLog,
   type EventName,
 } from './event'
-import { ENTRY_FIELD, encodeEntry } from './entry'
+import { encodeEntry } from './entry'
 import { isTruncated } from './ids'
 import { MAX_CARRIED_BYTES, isPlainUserId } from './notification'
 import { makeRedisTails, readEntry } from './redis-tails'
@@ -40,7 +40,7 @@ export type RedisEventLogOptions = {
   ttlSeconds?: number
   log: Logger
   metrics?: Metrics
-  /** How often at most an instance refreshes one stream's expiry (default: ttl / 10, at most 1 min). */
+  /** How often at most an instance refreshes one stream's expiry (default 1 min; never over ttl / 10). */
   expiryRefreshMs?: number
 }
 
@@ -75,8 +75,9 @@ return {1, trimmed, first, entries}
  * KEYS: the channel, then the batch's streams. ARGV: history, ttl ms, largest
  * entry carried, the length of the stream keys' prefix (a key is that prefix
  * and the user id), one character per stream ('1': refresh its expiry), then
- * per event: its stream's index in KEYS and its entry (entry.ts), which a
- * record carries as it is. A stream the script creates always gets its
+ * per event: its stream's index in KEYS and its entry text (entry.ts), which
+ * the script splits into the stream entry's fields and a record carries as
+ * it is. A stream the script creates always gets its
  * expiry (XADD NOMKSTREAM tells), so no stream is ever left without one. Every argument per event
  * counts here: the batch is encoded in JavaScript and converted again for
  * each call inside the script.
@@ -91,14 +92,20 @@ local history, ttl, carry, skip, refresh = ARGV[1], ARGV[2], tonumber(ARGV[3]), 
 local ids, records, users, failed, expire = {}, {}, {}, {}, {}
 for i = 6, #ARGV, 2 do
   local k, entry = tonumber(ARGV[i]), ARGV[i + 1]
-  local id = redis.pcall('XADD', KEYS[k], 'NOMKSTREAM', 'MAXLEN', '~', history, '*', '${ENTRY_FIELD}', entry)
-  if not id then
-    -- no stream (new, or expired): make it, and give it its expiry whatever was asked
-    id = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', history, '*', '${ENTRY_FIELD}', entry)
-    expire[k] = true
+  local a = string.find(entry, '\\n', 1, true)
+  local b = a and string.find(entry, '\\n', a + 1, true)
+  local id = false
+  if b then
+    local name, at, data = string.sub(entry, 1, a - 1), string.sub(entry, a + 1, b - 1), string.sub(entry, b + 1)
+    id = redis.pcall('XADD', KEYS[k], 'NOMKSTREAM', 'MAXLEN', '~', history, '*', 'n', name, 'd', data, 't', at)
+    if not id then
+      -- no stream (new, or expired): make it, and give it its expiry whatever was asked
+      id = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', history, '*', 'n', name, 'd', data, 't', at)
+      expire[k] = true
+    end
   end
-  if type(id) == 'table' then
-    failed[k] = true
+  if type(id) == 'table' then failed[k] = true end
+  if type(id) ~= 'string' then
     ids[#ids + 1] = ''
   else
     local user = users[k]
@@ -163,7 +170,8 @@ async function runScript(
 export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<EventLog> {
   const { redis, keys, history, log } = options
   const ttlMs = (options.ttlSeconds ?? DEFAULT_TTL_SECONDS) * 1000
-  const refreshMs = options.expiryRefreshMs ?? Math.min(60_000, ttlMs / 10)
+  // a tenth of the ttl at most: a stream written to all along never comes near expiring
+  const refreshMs = Math.min(options.expiryRefreshMs ?? 60_000, ttlMs / 10)
   const appended = countAppends(options.metrics)
   const tails = await makeRedisTails({ redis, keys, log, metrics: options.metrics })
   const batches = options.metrics?.histogram(
@@ -177,9 +185,9 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
   let pending: Pending[] = []
   const userKeySkip = String(keys.userEvents('').length)
   const appendSha = await redis.scriptLoad(APPEND_BATCH)
-  // when this instance last refreshed each stream's expiry; forgotten once due again
+  // when this instance last refreshed each stream's expiry (monotonic clock); forgotten once due again
   const refreshedAt = new Map<string, number>()
-  let forgottenAt = Date.now()
+  let forgottenAt = performance.now()
   function forgetRefreshes(now: number) {
     if (now - forgottenAt < refreshMs) return
     forgottenAt = now
@@ -189,13 +197,13 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
   function flush() {
     const all = pending
     pending = []
-    forgetRefreshes(Date.now())
+    forgetRefreshes(performance.now())
     for (let from = 0; from < all.length; from += MAX_BATCH)
       void appendBatch(all.slice(from, from + MAX_BATCH))
   }
 
   async function appendBatch(batch: Pending[]) {
-    const now = Date.now()
+    const now = performance.now()
     const streams = new Map<string, number>()
     const refreshes: string[] = []
     const args = [String(history), String(ttlMs), String(MAX_CARRIED_BYTES), userKeySkip, '']
@@ -219,7 +227,8 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
       batches?.observe(batch.length)
       batch.forEach((e, i) => {
         const id = ids[i]
-        if (!id) return e.reject(new Error(`the event stream of user ${e.userId} is not a stream`))
+        if (!id)
+          return e.reject(new Error(`could not append to the event stream of user ${e.userId}`))
         appended(e.name)
         e.resolve(String(id))
       })

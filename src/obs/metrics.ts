@@ -34,7 +34,7 @@ export function makeMetrics(labels: Record<string, string> = {}) {
      */
     tally<L extends string>(name: string, help: string, labelNames: readonly L[] = []) {
       const children: { labels: Partial<Record<L, string>>; count: number }[] = []
-      new Counter({
+      const counter = new Counter({
         name,
         help,
         labelNames,
@@ -47,6 +47,12 @@ export function makeMetrics(labels: Record<string, string> = {}) {
           }
         },
       })
+      // a reset (registry.resetMetrics) also drops what the children have not handed over
+      const reset = counter.reset.bind(counter)
+      counter.reset = () => {
+        for (const child of children) child.count = 0
+        reset()
+      }
       return {
         /** A child for one set of labels: bind it once, not per event. */
         child(labels: Partial<Record<L, string>> = {}) {

@@ -18,6 +18,12 @@ describe('tally counters', () => {
     const second = await metrics.registry.metrics()
     expect([line(second, 'a'), line(second, 'b')]).toEqual(['5', '1'])
     expect((await metrics.registry.getSingleMetric('things_total')!.get()).values).toHaveLength(2)
+    // a reset drops what was counted, handed over or not
+    b.inc()
+    metrics.registry.resetMetrics()
+    a.inc()
+    const third = await metrics.registry.metrics()
+    expect([line(third, 'a'), line(third, 'b')]).toEqual(['1', undefined])
   })
 })
 

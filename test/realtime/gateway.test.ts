@@ -1,7 +1,6 @@
 import { afterAll, describe, expect, it } from 'bun:test'
 import { SignJWT } from 'jose'
 import pino from 'pino'
-import { ENTRY_FIELD } from '../../src/events/entry'
 import { makeEventLog } from '../../src/events/event-log'
 import { isFlooding, makeConnection, type Socket } from '../../src/realtime/connection'
 import { makeGateway } from '../../src/realtime/gateway'
@@ -273,7 +272,7 @@ describe('events', () => {
     await main.inst.redis!.xAdd(
       makeRedisKeys(main.inst.config.REDIS_PREFIX).userEvents(userId),
       '*',
-      { [ENTRY_FIELD]: `generation.future\n${Date.now()}\n{}` },
+      { n: 'generation.future', d: '{}', t: String(Date.now()) },
     )
     for (let i = 101; i <= 300; i++) ids.push(await append(main.inst, userId, i))
     const socket = await connect(main, userId, from)
