@@ -8,7 +8,7 @@ import { isEventId } from './ids'
  * One message per batch of appends, a record per event, records joined by
  * RECORD_SEPARATOR; a record is
  *
- *   <user id> \n <id> \n <the stream entry's text (entry.ts)>
+ *   <user id> \n <id> \n <the event's entry text (entry.ts)>
  *
  * that is <user id> \n <id> \n <name> \n <time ms> \n <data JSON>,
  * or the user id alone when the entry is larger than MAX_CARRIED_BYTES (the

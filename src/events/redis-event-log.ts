@@ -77,10 +77,10 @@ return {1, trimmed, first, entries}
  * and the user id), one character per stream ('1': refresh its expiry), then
  * per event: its stream's index in KEYS and its entry text (entry.ts), which
  * the script splits into the stream entry's fields and a record carries as
- * it is. A stream the script creates always gets its
- * expiry (XADD NOMKSTREAM tells), so no stream is ever left without one. Every argument per event
- * counts here: the batch is encoded in JavaScript and converted again for
- * each call inside the script.
+ * it is. Every argument per event counts here: the batch is encoded in
+ * JavaScript and converted again for each call inside the script. A stream
+ * the script creates always gets its expiry (XADD NOMKSTREAM tells), so no
+ * stream is ever left without one.
  * XADD runs under redis.pcall: one that fails (a key holding something other
  * than a stream: WRONGTYPE, refused before anything is written) gives its
  * event '' for an id and the script goes on, so an error can never stop it

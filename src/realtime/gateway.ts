@@ -153,7 +153,7 @@ export function makeGateway(options: GatewayOptions) {
   /** Sends the waiting live frames, in order: all of them, or only one socket's. */
   function flushLive(only?: Connection) {
     const conns = waitingConns
-    const sent = waitingFrames
+    const texts = waitingFrames
     const since = waitingSince
     if (!only) {
       clearImmediate(flushTimer)
@@ -167,7 +167,7 @@ export function makeGateway(options: GatewayOptions) {
       const conn = conns[i]
       if (!conn || (only && conn !== only)) continue
       if (only) conns[i] = undefined
-      if (send(conn, sent[i]!) === 'closed') continue
+      if (send(conn, texts[i]!) === 'closed') continue
       deliveredLive?.inc()
       latency?.observe(Math.max(0, now - since[i]!) / 1000)
     }
@@ -337,6 +337,9 @@ export function makeGateway(options: GatewayOptions) {
       state = 'closed'
       clearImmediate(flushTimer)
       flushTimer = undefined
+      waitingConns = []
+      waitingFrames = []
+      waitingSince = []
       for (const conn of conns.values()) {
         release(conn)
         conn.state = 'closing'
