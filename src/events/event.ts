@@ -56,7 +56,10 @@ export type ReadResult = {
   next: string
   /** True when `limit` entries were read: more may follow `next`. */
   more: boolean
-  /** True when events after the id may have been trimmed from the retained history. */
+  /**
+   * True when events after the id may have been trimmed from the retained
+   * history, or when the id is newer than any the history gave (not its own).
+   */
   truncated: boolean
 }
 

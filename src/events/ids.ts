@@ -42,6 +42,8 @@ export type Retention = {
   trimmed: boolean
   /** The oldest retained id, or undefined when none is retained. */
   first: string | undefined
+  /** The newest id the history ever gave, or undefined when it gave none. */
+  last: string | undefined
 }
 
 /**
@@ -51,9 +53,13 @@ export type Retention = {
  * once something was trimmed. An id just before the oldest retained one counts
  * as older too: Redis keeps no record of trimmed ids (max-deleted-entry-id
  * follows XDEL only), and a needless resync is harmless where a gap is not.
+ * An id newer than any the history gave did not come from it (another user's,
+ * or a history that expired and started again): the client's view is not
+ * this history's either.
  */
 export function isTruncated(retention: Retention, afterId: string): boolean {
   if (!retention.exists) return afterId !== ZERO_ID
+  if (retention.last !== undefined && compareIds(afterId, retention.last) > 0) return true
   if (retention.first === undefined || compareIds(afterId, retention.first) >= 0) return false
   return afterId !== ZERO_ID || retention.trimmed
 }

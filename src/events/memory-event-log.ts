@@ -93,6 +93,7 @@ export function makeMemoryEventLog(options: MemoryEventLogOptions): EventLog {
           exists: ring !== undefined,
           trimmed: ring?.trimmed ?? false,
           first: retained[0]?.id,
+          last: retained.at(-1)?.id,
         },
         afterId,
       )

@@ -48,22 +48,23 @@ const DEFAULT_TTL_SECONDS = 7 * 86400
 
 /**
  * readAfter in one round trip and one consistent view: the page after the id,
- * plus what `truncated` needs (whether the stream was ever trimmed, and its
- * oldest retained id).
+ * plus what `truncated` needs (whether the stream was ever trimmed, its
+ * oldest retained id, and the newest id it ever gave).
  */
 const READ_AFTER = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, '', {}} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, '', {}, ''} end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local length, added, first = 0, 0, ''
+local length, added, first, last = 0, 0, '', ''
 for i = 1, #info, 2 do
   if info[i] == 'length' then length = info[i + 1] end
   if info[i] == 'entries-added' then added = info[i + 1] end
   if info[i] == 'first-entry' and info[i + 1] then first = info[i + 1][1] end
+  if info[i] == 'last-generated-id' then last = info[i + 1] end
 end
 local trimmed = 0
 if added > length then trimmed = 1 end
 local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
-return {1, trimmed, first, entries}
+return {1, trimmed, first, entries, last}
 `
 
 /**
@@ -145,7 +146,7 @@ type Pending = {
 }
 
 type RawEntry = [string, string[]]
-type ReadAfterReply = [number, number, string, RawEntry[]]
+type ReadAfterReply = [number, number, string, RawEntry[], string]
 
 /**
  * EVALSHA, and EVAL when Redis no longer has the script (restarted, flushed),
@@ -251,12 +252,17 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
 
     async readAfter(userId: string, afterId: string, limit: number) {
       assertReadArgs(afterId, limit)
-      const [exists, trimmed, first, entries] = (await redis.eval(READ_AFTER, {
+      const [exists, trimmed, first, entries, last] = (await redis.eval(READ_AFTER, {
         keys: [keys.userEvents(userId)],
         arguments: [afterId, String(limit)],
       })) as unknown as ReadAfterReply
       const truncated = isTruncated(
-        { exists: exists === 1, trimmed: trimmed === 1, first: first || undefined },
+        {
+          exists: exists === 1,
+          trimmed: trimmed === 1,
+          first: first || undefined,
+          last: last || undefined,
+        },
         afterId,
       )
       const events: Event[] = []

@@ -186,10 +186,14 @@ export function makeGateway(options: GatewayOptions) {
     flushLive(conn)
     conn.replayBuffer ??= []
     let cursor = after
+    let resynced = false
     for (let first = true; ; first = false) {
       const page = await events.readAfter(conn.userId!, cursor, replayPage)
       if (conn.state !== 'live') return
-      if (first && page.truncated && send(conn, frames.resync) === 'closed') return
+      if (first && page.truncated) {
+        resynced = true
+        if (send(conn, frames.resync) === 'closed') return
+      }
       for (const event of page.events) {
         const sent = send(conn, frames.event(event), true)
         if (sent === 'closed') return
@@ -204,7 +208,9 @@ export function makeGateway(options: GatewayOptions) {
     }
     const buffered = conn.replayBuffer ?? []
     conn.replayBuffer = undefined
-    conn.lastId = cursor
+    // after a resync with nothing read, `after` is no position in this history (it
+    // may be newer than all of it): only ids actually sent hold live events back
+    if (!(resynced && cursor === after)) conn.lastId = cursor
     for (const event of buffered) deliverLive(conn, event)
   }
 

@@ -217,6 +217,16 @@ for (const impl of impls) {
       expect((await small.readAfter(userId, ZERO_ID, 1000)).truncated).toBe(true)
       // an id from a history that no longer exists (an expired stream) asks for a resync
       expect((await small.readAfter(newUser(), ids[5]!, 1000)).truncated).toBe(true)
+      // so does one newer than any this history gave (another user's, say)
+      expect((await small.readAfter(userId, ids.at(-1)!, 1000)).truncated).toBe(false)
+      const stranger = newUser()
+      let [other] = await appendMany(small, stranger, 1)
+      // two streams give equal ids within one millisecond: append until it is newer
+      while (compareIds(other!, ids.at(-1)!) <= 0) [other] = await appendMany(small, stranger, 1)
+      expect(await small.readAfter(userId, other!, 1000)).toMatchObject({
+        truncated: true,
+        events: [],
+      })
     })
 
     it('passes live events to subscribers, in order, until they unsubscribe', async () => {

@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'bun:test'
 import { SignJWT } from 'jose'
 import pino from 'pino'
 import { makeEventLog } from '../../src/events/event-log'
+import { compareIds } from '../../src/events/ids'
 import { isFlooding, makeConnection, type Socket } from '../../src/realtime/connection'
 import { makeGateway } from '../../src/realtime/gateway'
 import { frames } from '../../src/realtime/messages'
@@ -297,6 +298,26 @@ describe('events', () => {
     expect((await socket.take(3)).map((e) => e.id)).toEqual(ids.slice(297))
     socket.send({ type: 'ping' })
     expect(await socket.next()).toEqual({ type: 'pong' })
+    await socket.close()
+  })
+
+  it('sends resync, then every live event, for a resume id newer than the history', async () => {
+    const userId = newUser()
+    const own = await append(main.inst, userId, 0)
+    // another user's newer id, as a tab that switched accounts might send (ids of two
+    // streams can be equal within one millisecond: append until it is newer)
+    const other = newUser()
+    let foreign = await append(main.inst, other, 1)
+    while (compareIds(foreign, own) <= 0) foreign = await append(main.inst, other, 1)
+    const socket = await connect(main, userId, foreign)
+    expect(await socket.next()).toEqual({ type: 'resync' })
+    const live = [await append(main.inst, userId, 2), await append(main.inst, userId, 3)]
+    expect((await socket.take(2)).map((e) => e.id)).toEqual(live)
+    // the same through a resume message on a live socket
+    socket.send({ type: 'resume', after: '99999999999999-0' })
+    expect(await socket.next()).toEqual({ type: 'resync' })
+    const later = await append(main.inst, userId, 4)
+    expect((await socket.next()).id).toBe(later)
     await socket.close()
   })
 
