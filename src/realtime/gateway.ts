@@ -221,15 +221,16 @@ export function makeGateway(options: GatewayOptions) {
   }
 
   async function authenticate(conn: Connection, token: string, resumeAfter?: string) {
-    clearTimeout(conn.authTimer)
     let principal
     try {
+      // the 5 s to authenticate include the verification (a JWKS fetch can be slow)
       principal = await tokens.verify(token)
     } catch (error) {
       if (!(error instanceof Unauthorized)) throw error
       return closeWith(conn, Close.unauthorized)
     }
     if (conn.state !== 'authenticating') return
+    clearTimeout(conn.authTimer)
     if (state !== 'accepting') return closeWith(conn, Close.draining)
     const { userId } = principal
     conn.state = 'live'
@@ -338,7 +339,10 @@ export function makeGateway(options: GatewayOptions) {
       for (const conn of open) if (conns.has(conn.id)) conn.socket.terminate()
     },
 
-    /** Stops everything this gateway started; sockets still open are terminated. */
+    /**
+     * Stops everything this gateway started. Sockets still open get `reconnect`
+     * and 1012 (as in drain, without waiting); those already closing are terminated.
+     */
     async close() {
       state = 'closed'
       clearImmediate(flushTimer)
@@ -348,8 +352,17 @@ export function makeGateway(options: GatewayOptions) {
       waitingSince = []
       for (const conn of conns.values()) {
         release(conn)
-        conn.state = 'closing'
-        conn.socket.terminate()
+        if (conn.state === 'closing') conn.socket.terminate()
+        else {
+          // the drain stage never reached it (the budget ran out before): it is still
+          // told to reconnect and resume, not cut off
+          send(conn, frames.reconnect)
+          conn.state = 'closing'
+          conn.closedWith = Close.draining
+          conn.socket.close(Close.draining.code, Close.draining.reason)
+        }
+        // Bun's close callback will not find it any more
+        closes?.inc({ code: String(conn.closedWith?.code ?? 1006) })
         conn.markClosed()
       }
       conns.clear()

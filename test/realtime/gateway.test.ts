@@ -4,7 +4,8 @@ import pino from 'pino'
 import { makeEventLog } from '../../src/events/event-log'
 import { compareIds } from '../../src/events/ids'
 import { isFlooding, makeConnection, type Socket } from '../../src/realtime/connection'
-import { makeGateway } from '../../src/realtime/gateway'
+import { makeGateway, type GatewayOptions } from '../../src/realtime/gateway'
+import { makeMetrics } from '../../src/obs/metrics'
 import { frames } from '../../src/realtime/messages'
 import { makeRedisKeys } from '../../src/redis/keys'
 import { buildInstance, type Instance } from '../../src/server'
@@ -374,32 +375,77 @@ describe('events', () => {
   }, 30_000)
 })
 
-describe('live frames', () => {
-  /** A gateway on the in-memory log with one authenticated socket that records what it is sent. */
-  async function gatewayWithSocket(history = 100) {
-    const events = await makeEventLog({
-      keys: makeRedisKeys('unused:'),
-      history,
-      log: pino({ level: 'silent' }),
+/**
+ * A gateway on the in-memory log and no server: its one socket is a fake that
+ * records the frames it is sent and the codes it is closed with.
+ */
+async function fakeGateway(options: Partial<GatewayOptions> & { history?: number } = {}) {
+  const log = pino({ level: 'silent' })
+  const events = await makeEventLog({
+    keys: makeRedisKeys('unused:'),
+    history: options.history ?? 100,
+    log,
+  })
+  const userId = newUser()
+  const metrics = makeMetrics()
+  const gateway = makeGateway({
+    events,
+    tokens: { verify: async () => ({ userId, role: 'user', expiresAt: Date.now() + 60_000 }) },
+    instanceId: 'test',
+    log,
+    metrics,
+    ...options,
+  })
+  const sent: any[] = []
+  const closed: number[] = []
+  const socket: Socket = {
+    send: (frame) => sent.push(JSON.parse(frame)),
+    close: (code) => void closed.push(code ?? 1005),
+    terminate() {},
+    getBufferedAmount: () => 0,
+  }
+  gateway.sockets.open('s1', socket)
+  return {
+    events,
+    userId,
+    gateway,
+    metrics,
+    sent,
+    closed,
+    async auth() {
+      gateway.sockets.message('s1', { type: 'auth', token: 't' })
+      await waitFor(() => sent.length === 1, 1000, 'ready')
+    },
+  }
+}
+
+describe('the gateway without a server', () => {
+  it('closes with 4408 when verifying the token outlasts the auth time', async () => {
+    const { gateway, closed } = await fakeGateway({
+      authTimeoutMs: 50,
+      tokens: { verify: () => new Promise(() => {}) },
     })
-    const userId = newUser()
-    const gateway = makeGateway({
-      events,
-      tokens: { verify: async () => ({ userId, role: 'user', expiresAt: Date.now() + 60_000 }) },
-      instanceId: 'test',
-      log: pino({ level: 'silent' }),
-    })
-    const sent: any[] = []
-    const socket: Socket = {
-      send: (frame) => sent.push(JSON.parse(frame)),
-      close() {},
-      terminate() {},
-      getBufferedAmount: () => 0,
-    }
-    gateway.sockets.open('s1', socket)
     gateway.sockets.message('s1', { type: 'auth', token: 't' })
-    await waitFor(() => sent.length === 1, 1000, 'ready')
-    return { events, userId, gateway, sent }
+    await waitFor(() => closed.length > 0, 2000, 'the close')
+    expect(closed).toEqual([4408])
+    await gateway.close()
+  })
+
+  it('tells sockets to reconnect and closes them with 1012 when closed before a drain reached them', async () => {
+    const fake = await fakeGateway()
+    await fake.auth()
+    await fake.gateway.close()
+    expect(fake.sent.at(-1)).toEqual({ type: 'reconnect' })
+    expect(fake.closed).toEqual([1012])
+    expect(await fake.metrics.registry.metrics()).toMatch(/ws_closes_total\{code="1012"[^}]*\} 1/)
+  })
+})
+
+describe('live frames', () => {
+  async function gatewayWithSocket(history = 100) {
+    const fake = await fakeGateway({ history })
+    await fake.auth()
+    return fake
   }
 
   it('go out together at the end of the turn, in order', async () => {
