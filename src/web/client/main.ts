@@ -50,6 +50,7 @@ const CONNECTION_TEXT: Record<Connection, string> = {
   live: 'live',
   reconnecting: 'reconnecting…',
   stopped: '',
+  failed: 'live updates stopped: reload the page',
 }
 
 const realtime = makeRealtime({

@@ -6,18 +6,20 @@ import type { ServerFrame } from './types'
  * The live connection to GET /v1/ws (API.md, WebSocket section).
  *
  * States: stopped ─start─▶ connecting ─ready─▶ live ─close/ping timeout/offline─▶
- * reconnecting (backoff) ─timer/online─▶ connecting … ; 4401 ─▶ stopped (signed out).
+ * reconnecting (backoff) ─timer/online─▶ connecting … ; 4401 or no token ─▶
+ * stopped (signed out); 1008/1009 ─▶ failed (this page broke the protocol:
+ * reconnecting would only repeat it, so it asks for a reload).
  * Every (re)connection authenticates in its first message and resumes after the
  * last event id it handled, so a network loss loses no event and repeats none.
  */
-export type Connection = 'connecting' | 'live' | 'reconnecting' | 'stopped'
+export type Connection = 'connecting' | 'live' | 'reconnecting' | 'stopped' | 'failed'
 
 export type RealtimeHandlers = {
   event(name: string, data: Record<string, unknown>): void
   /** Refetch state over REST: first connection, or the server's `resync`. */
   resync(): void
   status(state: Connection): void
-  /** The token was refused or expired (close 4401). */
+  /** The token was refused or expired (close 4401), or there is none any more. */
   unauthorized(): void
 }
 
@@ -44,8 +46,14 @@ export function makeRealtime(on: RealtimeHandlers) {
 
   function connect() {
     clearTimeout(retryTimer)
+    if (stopped) return
     const token = session.token()
-    if (stopped || !token) return
+    if (!token) {
+      // signed out meanwhile (another tab): nothing to reconnect with
+      stop()
+      on.unauthorized()
+      return
+    }
     const url = new URL('/v1/ws', location.href)
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
     const ws = new WebSocket(url)
@@ -115,6 +123,10 @@ export function makeRealtime(on: RealtimeHandlers) {
       on.unauthorized()
       return
     }
+    if (code === 1008 || code === 1009) {
+      stop('failed')
+      return
+    }
     // a draining server (1012) asks everyone to come back: spread them over a second
     const delay = drainingServer || code === 1012 ? Math.random() * 1000 : backoffMs(attempt++)
     on.status('reconnecting')
@@ -122,7 +134,7 @@ export function makeRealtime(on: RealtimeHandlers) {
     retryTimer = setTimeout(connect, delay)
   }
 
-  function stop() {
+  function stop(state: 'stopped' | 'failed' = 'stopped') {
     stopped = true
     clearTimeout(retryTimer)
     const ws = socket
@@ -130,7 +142,7 @@ export function makeRealtime(on: RealtimeHandlers) {
     ws?.close(1000)
     lastId = undefined
     attempt = 0
-    on.status('stopped')
+    on.status(state)
   }
 
   addEventListener('offline', () => !stopped && socket && abandon())
@@ -146,6 +158,6 @@ export function makeRealtime(on: RealtimeHandlers) {
       stopped = false
       connect()
     },
-    stop,
+    stop: () => stop(),
   }
 }
