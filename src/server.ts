@@ -109,6 +109,7 @@ export async function buildInstance(config: Config, log: Logger) {
         db: database.db,
         ledger: { lock: lockAccount, apply: applyLedgerBatch },
         publish: (userId, name, data) => publish(userId, name, data),
+        urls: mediaUrls,
         limits: {
           imagesPerHour: config.MAX_IMAGES_PER_HOUR,
           activeGenerations: config.MAX_ACTIVE_GENERATIONS,

@@ -5,6 +5,7 @@ import type { DB } from '../db/schema'
 import { AppError, NotFound, RateLimited, Unavailable } from '../errors'
 import type { EventName, Publish } from '../events/event'
 import type { LedgerCommand, LedgerResult } from '../ledger/commands'
+import type { MediaUrls } from '../media/signed-urls'
 import * as repo from './repository'
 import type { GenerationItemRow, GenerationRequest, GenerationRow, GenerationStatus } from './table'
 
@@ -35,7 +36,7 @@ export type GenerationCommand =
       commandKey: string
     }
   | { kind: 'cancel'; generationId: string; reason: 'user' | 'deadline' }
-  | { kind: 'started'; generationId: string; itemIds: string[] }
+  | { kind: 'started'; generationId: string; items: { id: string; key: string }[] }
   /** owner null: the sweeper ends an item whose lease expired with no attempts left. */
   | { kind: 'outcome'; itemId: string; owner: string | null; result: ItemResult }
 
@@ -56,6 +57,8 @@ export type GenerationHandlerDeps = {
   db: Kysely<DB>
   ledger: LedgerPort
   publish: Publish
+  /** Signs the item URLs events carry, as the REST item's. */
+  urls: Pick<MediaUrls, 'url'>
   limits: { imagesPerHour: number; activeGenerations: number }
 }
 
@@ -65,6 +68,22 @@ export function generationHandler(
   deps: GenerationHandlerDeps,
 ): BatchHandler<GenerationMessage, GenerationResult> {
   const { db, ledger } = deps
+
+  /** An item as API.md shows it, for generation.item events. */
+  function itemOf(i: GenerationItemRow) {
+    const url = (mediaId: string | null) => (mediaId ? deps.urls.url(mediaId, i.user_id) : null)
+    return {
+      id: i.id,
+      key: i.key,
+      status: i.status,
+      imageUrl: url(i.image_media_id),
+      thumbnailUrl: url(i.thumbnail_media_id),
+      error:
+        i.error_code && i.status !== 'succeeded'
+          ? { code: i.error_code, message: i.error_message ?? '' }
+          : null,
+    }
+  }
 
   async function run(userId: string, command: GenerationCommand): Promise<GenerationResult> {
     const effects: Effects = []
@@ -170,7 +189,7 @@ export function generationHandler(
       .set({ status: 'cancelled', finished_at: new Date() })
       .where('generation_id', '=', generationId)
       .where('status', '=', 'queued')
-      .returning(['id'])
+      .returningAll()
       .execute()
     if (cancelled.length === 0) return { generationId, applied: false }
     await refund(
@@ -189,6 +208,8 @@ export function generationHandler(
       .where('id', '=', generationId)
       .returningAll()
       .executeTakeFirstOrThrow()
+    for (const item of cancelled)
+      effects.push({ name: 'generation.item', data: { ...counters(updated), item: itemOf(item) } })
     await finishIfDone(trx, updated, effects)
     return { generationId, applied: true }
   }
@@ -199,21 +220,30 @@ export function generationHandler(
     c: Extract<GenerationCommand, { kind: 'started' }>,
     effects: Effects,
   ) {
-    const gen = await q
-      .updateTable('generations')
-      .set({ status: 'running', started_at: new Date() })
-      .where('id', '=', c.generationId)
-      .where('user_id', '=', userId)
-      .where('status', '=', 'queued')
-      .returning(['id'])
-      .executeTakeFirst()
-    if (gen) effects.push({ name: 'generation.started', data: { generationId: c.generationId } })
-    for (const itemId of c.itemIds)
+    // one statement: the generation starts if it was queued, and its counters come back either way
+    const { rows } = await sql<GenerationRow & { just_started: boolean }>`
+      with started as (
+        update generations set status = 'running', started_at = now()
+        where id = ${c.generationId} and user_id = ${userId} and status = 'queued'
+        returning *
+      )
+      select *, true as just_started from started
+      union all
+      select *, false as just_started from generations
+      where id = ${c.generationId} and user_id = ${userId} and not exists (select 1 from started)
+    `.execute(q)
+    const gen = rows[0]
+    if (!gen) return { generationId: c.generationId, applied: false }
+    if (gen.just_started) effects.push({ name: 'generation.started', data: counters(gen) })
+    for (const { id, key } of c.items)
       effects.push({
         name: 'generation.item',
-        data: { generationId: c.generationId, item: { id: itemId, status: 'running' } },
+        data: {
+          ...counters(gen),
+          item: { id, key, status: 'running', imageUrl: null, thumbnailUrl: null, error: null },
+        },
       })
-    return { generationId: c.generationId, applied: gen !== undefined }
+    return { generationId: c.generationId, applied: gen.just_started }
   }
 
   async function outcome(
@@ -269,7 +299,7 @@ export function generationHandler(
     if (r.status === 'failed') await refund(trx, userId, updated, [ended.id], effects)
     effects.push({
       name: 'generation.item',
-      data: { ...counters(updated), item: itemSummary(ended) },
+      data: { ...counters(updated), item: itemOf(ended) },
     })
     await finishIfDone(trx, updated, effects)
     return { generationId: updated.id, applied: true }
@@ -365,14 +395,5 @@ function counters(g: GenerationRow) {
     succeededItems: g.succeeded_items,
     failedItems: g.failed_items,
     cancelledItems: g.cancelled_items,
-  }
-}
-
-function itemSummary(i: GenerationItemRow) {
-  return {
-    id: i.id,
-    key: i.key,
-    status: i.status,
-    error: i.error_code ? { code: i.error_code, message: i.error_message } : null,
   }
 }

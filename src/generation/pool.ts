@@ -116,7 +116,7 @@ export function makeRendererPool(o: RendererPoolOptions) {
             .report(group[0]!.user_id, {
               kind: 'started',
               generationId,
-              itemIds: group.map((i) => i.id),
+              items: group.map((i) => ({ id: i.id, key: i.key })),
             })
             .catch((err) => o.log.warn({ err, generationId }, 'could not report items started'))
       }

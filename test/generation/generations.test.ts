@@ -294,6 +294,35 @@ describe('cancel and deadline', () => {
     const refunds =
       await env.sql`select count(*)::int as n from ledger_entries where user_id = ${user.id} and kind = 'refund'`
     expect(refunds[0]!.n).toBe(4)
+    // each cancelled item is a generation.item event with the counters, then the finish
+    const events = async () => (await acceptor.events.readAfter(user.id, '0-0', 100)).events
+    await waitFor(
+      async () => (await events()).some((e) => e.name === 'generation.finished'),
+      5000,
+      'the events',
+    )
+    const log = await events()
+    const items = log.filter((e) => e.name === 'generation.item').map((e) => e.data as any)
+    expect(items.map((d) => d.item.key).sort()).toEqual(g.items.map((i: any) => i.key).sort())
+    for (const d of items)
+      expect(d).toEqual({
+        generationId: g.id,
+        // the generation's own status changes with the finish that follows
+        status: 'queued',
+        totalItems: 4,
+        succeededItems: 0,
+        failedItems: 0,
+        cancelledItems: 4,
+        item: {
+          id: expect.any(String),
+          key: expect.any(String),
+          status: 'cancelled',
+          imageUrl: null,
+          thumbnailUrl: null,
+          error: null,
+        },
+      })
+    expect(log.at(-1)!.name).toBe('generation.finished')
   })
 
   it('cancels and refunds items not started by the deadline', async () => {

@@ -61,6 +61,26 @@ describe('events of a generation', () => {
     )
     expect(done).toHaveLength(4)
     expect(done.at(-1).data).toMatchObject({ generationId: g.id, succeededItems: 4, totalItems: 4 })
+    // every item event carries the generation's counters and the item as REST shows it
+    const counters = ['generationId', 'status', 'totalItems', 'succeededItems', 'failedItems']
+    for (const e of events.filter((e) => e.name === 'generation.item')) {
+      expect(Object.keys(e.data)).toEqual(expect.arrayContaining([...counters, 'cancelledItems']))
+      expect(Object.keys(e.data.item).sort()).toEqual(
+        ['error', 'id', 'imageUrl', 'key', 'status', 'thumbnailUrl'].sort(),
+      )
+    }
+    const running = events.filter(
+      (e) => e.name === 'generation.item' && e.data.item.status === 'running',
+    )
+    expect(running).toHaveLength(4)
+    expect(running[0].data).toMatchObject({ generationId: g.id, status: 'running', totalItems: 4 })
+    // a finished item's URLs are signed and serve its image
+    const image = await fetch(
+      new URL(done[0].data.item.imageUrl, `http://127.0.0.1:${server.port}`),
+    )
+    expect(image.status).toBe(200)
+    expect(image.headers.get('content-type')).toStartWith('image/')
+    expect(done[0].data.item.thumbnailUrl).toEqual(expect.any(String))
     expect(events.at(-1).data).toMatchObject({
       generationId: g.id,
       status: 'succeeded',
