@@ -6,6 +6,7 @@ import { AppError, NotFound, RateLimited, Unavailable } from '../errors'
 import type { EventName, Publish } from '../events/event'
 import type { LedgerCommand, LedgerResult } from '../ledger/commands'
 import type { MediaUrls } from '../media/signed-urls'
+import { presentItem } from './present'
 import * as repo from './repository'
 import type { GenerationItemRow, GenerationRequest, GenerationRow, GenerationStatus } from './table'
 
@@ -68,22 +69,6 @@ export function generationHandler(
   deps: GenerationHandlerDeps,
 ): BatchHandler<GenerationMessage, GenerationResult> {
   const { db, ledger } = deps
-
-  /** An item as API.md shows it, for generation.item events. */
-  function itemOf(i: GenerationItemRow) {
-    const url = (mediaId: string | null) => (mediaId ? deps.urls.url(mediaId, i.user_id) : null)
-    return {
-      id: i.id,
-      key: i.key,
-      status: i.status,
-      imageUrl: url(i.image_media_id),
-      thumbnailUrl: url(i.thumbnail_media_id),
-      error:
-        i.error_code && i.status !== 'succeeded'
-          ? { code: i.error_code, message: i.error_message ?? '' }
-          : null,
-    }
-  }
 
   async function run(userId: string, command: GenerationCommand): Promise<GenerationResult> {
     const effects: Effects = []
@@ -209,7 +194,10 @@ export function generationHandler(
       .returningAll()
       .executeTakeFirstOrThrow()
     for (const item of cancelled)
-      effects.push({ name: 'generation.item', data: { ...counters(updated), item: itemOf(item) } })
+      effects.push({
+        name: 'generation.item',
+        data: { ...counters(updated), item: presentItem(item, deps.urls) },
+      })
     await finishIfDone(trx, updated, effects)
     return { generationId, applied: true }
   }
@@ -240,7 +228,15 @@ export function generationHandler(
         name: 'generation.item',
         data: {
           ...counters(gen),
-          item: { id, key, status: 'running', imageUrl: null, thumbnailUrl: null, error: null },
+          item: {
+            id,
+            key,
+            status: 'running',
+            imageUrl: null,
+            thumbnailUrl: null,
+            exports: {},
+            error: null,
+          },
         },
       })
     return { generationId: c.generationId, applied: gen.just_started }
@@ -299,7 +295,7 @@ export function generationHandler(
     if (r.status === 'failed') await refund(trx, userId, updated, [ended.id], effects)
     effects.push({
       name: 'generation.item',
-      data: { ...counters(updated), item: itemOf(ended) },
+      data: { ...counters(updated), item: presentItem(ended, deps.urls) },
     })
     await finishIfDone(trx, updated, effects)
     return { generationId: updated.id, applied: true }

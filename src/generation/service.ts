@@ -4,6 +4,7 @@ import { NotFound, ValidationFailed, type ValidationIssue } from '../errors'
 import { decodeCursor, encodeCursor, isTimeIdCursor, pageLimit } from '../http/schemas'
 import type { MediaUrls } from '../media/signed-urls'
 import type { GenerationCommand, GenerationResult } from './commands'
+import { presentItem } from './present'
 import { checkPrompt } from './prompt'
 import * as repo from './repository'
 import type { GenerationItemRow, GenerationRequest, GenerationRow, GenerationStatus } from './table'
@@ -102,7 +103,7 @@ export function makeGenerations(deps: GenerationsDeps) {
       repo.itemsOf(deps.db, id),
       repo.queuePositions(deps.db, [id]),
     ])
-    return { ...summary(row, positions), items: items.map((i) => item(i, userId)) }
+    return { ...summary(row, positions), items: items.map((i) => presentItem(i, deps.urls)) }
   }
 
   async function list(
@@ -132,24 +133,6 @@ export function makeGenerations(deps: GenerationsDeps) {
   async function cancel(userId: string, id: string) {
     await deps.ask(userId, { kind: 'cancel', generationId: id, reason: 'user' })
     return get(userId, id)
-  }
-
-  function item(i: GenerationItemRow, userId: string) {
-    const url = (mediaId: string | null) => (mediaId ? deps.urls.url(mediaId, userId) : null)
-    return {
-      id: i.id,
-      key: i.key,
-      status: i.status,
-      imageUrl: url(i.image_media_id),
-      thumbnailUrl: url(i.thumbnail_media_id),
-      exports: Object.fromEntries(
-        Object.entries(i.export_media_ids ?? {}).map(([f, m]) => [f, url(m)!]),
-      ),
-      error:
-        i.error_code && i.status !== 'succeeded'
-          ? { code: i.error_code, message: i.error_message ?? '' }
-          : null,
-    }
   }
 
   return { accept, get, list, cancel }

@@ -319,6 +319,7 @@ describe('cancel and deadline', () => {
           status: 'cancelled',
           imageUrl: null,
           thumbnailUrl: null,
+          exports: {},
           error: null,
         },
       })

@@ -66,7 +66,7 @@ describe('events of a generation', () => {
     for (const e of events.filter((e) => e.name === 'generation.item')) {
       expect(Object.keys(e.data)).toEqual(expect.arrayContaining([...counters, 'cancelledItems']))
       expect(Object.keys(e.data.item).sort()).toEqual(
-        ['error', 'id', 'imageUrl', 'key', 'status', 'thumbnailUrl'].sort(),
+        ['error', 'exports', 'id', 'imageUrl', 'key', 'status', 'thumbnailUrl'].sort(),
       )
     }
     const running = events.filter(
