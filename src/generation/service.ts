@@ -7,7 +7,7 @@ import type { GenerationCommand, GenerationResult } from './commands'
 import { presentItem } from './present'
 import { checkPrompt } from './prompt'
 import * as repo from './repository'
-import type { GenerationItemRow, GenerationRequest, GenerationRow, GenerationStatus } from './table'
+import type { GenerationRequest, GenerationRow, GenerationStatus } from './table'
 
 /**
  * What the HTTP edge asks of generations. Reads go to Postgres; every change
