@@ -37,10 +37,27 @@ export async function startFakeInference() {
   })
   return Object.assign(state, {
     url: `http://127.0.0.1:${server.port}/render`,
-    /** Resolves once `count` requests are being handled at the same time. */
-    whenInFlight(count: number) {
+    /** Resolves once `count` requests are being handled at the same time; fails after `timeoutMs`. */
+    whenInFlight(count: number, timeoutMs = 10_000) {
       if (state.inFlight >= count) return Promise.resolve()
-      return new Promise<void>((resolve) => inFlightWaiters.push({ count, resolve }))
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `timed out waiting for ${count} requests in flight (${state.inFlight} now)`,
+              ),
+            ),
+          timeoutMs,
+        )
+        inFlightWaiters.push({
+          count,
+          resolve: () => {
+            clearTimeout(timer)
+            resolve()
+          },
+        })
+      })
     },
     reset() {
       state.requests = 0

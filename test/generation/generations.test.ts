@@ -585,6 +585,8 @@ describe('rendering', () => {
       const after = await items()
       expect(after.map((i) => i.status).sort()).toEqual(['queued', 'succeeded'])
     } finally {
+      // a failed expectation above must not leave the render (and the 60 s drain) hanging
+      gate.resolve()
       await worker.close()
     }
   })
