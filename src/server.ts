@@ -7,6 +7,8 @@ import { makeGuards } from './http/guards'
 import { makeMemoryRateLimiter, makeRedisRateLimiter } from './http/rate-limit'
 import { healthRoutes } from './http/health-routes'
 import { metricsRoutes } from './http/metrics-routes'
+import { makeRegionEdge } from './http/region'
+import { Unavailable } from './errors'
 import { makeLifecycle } from './lifecycle/lifecycle'
 import { makeLogger, type Logger } from './obs/logger'
 import { makeMetrics } from './obs/metrics'
@@ -122,11 +124,14 @@ export async function buildInstance(config: Config, log: Logger) {
     batchMax: config.ACTOR_BATCH_MAX,
     idleMs: config.ACTOR_IDLE_MS,
   })
+  // Fly.io: outside the primary region writes are replayed at the edge, so no command
+  // reaches an actor here; if one did (a bug), it is refused rather than written
+  const ask: typeof userActors.ask = config.isPrimaryRegion
+    ? userActors.ask
+    : () => Promise.reject(new Unavailable('This region does not take writes, retry shortly'))
   const askGeneration = (userId: string, command: GenerationCommand) =>
-    userActors.ask(userId, { type: 'generation', command }) as Promise<GenerationResult>
-  const credits = makeCredits(
-    (userId, message) => userActors.ask(userId, message) as Promise<LedgerResult>,
-  )
+    ask(userId, { type: 'generation', command }) as Promise<GenerationResult>
+  const credits = makeCredits((userId, message) => ask(userId, message) as Promise<LedgerResult>)
 
   const renderer =
     config.RENDERER === 'http'
@@ -149,7 +154,8 @@ export async function buildInstance(config: Config, log: Logger) {
     loadPose: poses.load,
     log: log.child({ room: 'generation' }),
     metrics,
-    concurrency: config.renderConcurrency,
+    // outside the primary region (Fly.io) it claims nothing: 0 slots
+    concurrency: config.isPrimaryRegion ? config.renderConcurrency : 0,
     leaseMs: config.RENDER_LEASE_MS,
     maxAttempts: config.RENDER_MAX_ATTEMPTS,
     timeoutMs: config.RENDER_TIMEOUT_MS,
@@ -162,6 +168,7 @@ export async function buildInstance(config: Config, log: Logger) {
     maxAttempts: config.RENDER_MAX_ATTEMPTS,
     intervalMs: config.RENDER_SWEEP_MS,
     log: log.child({ room: 'generation' }),
+    enabled: config.isPrimaryRegion,
   })
   // order matters: the pool reports outcomes through the actors, so it drains first
   lifecycle.onDrain('renderer pool', pool.drain)
@@ -201,7 +208,11 @@ export async function buildInstance(config: Config, log: Logger) {
     existingPoses: poses.existing,
     wake: () => void pool.wake(),
   })
-  const idempotency = makeIdempotency(database.db, log.child({ room: 'idempotency' }))
+  const idempotency = makeIdempotency(
+    database.db,
+    log.child({ room: 'idempotency' }),
+    config.isPrimaryRegion,
+  )
   const signupCredits = config.SIGNUP_CREDITS
 
   const users = makeUsers(database.db, tokens, limiter, {
@@ -241,6 +252,11 @@ export async function buildInstance(config: Config, log: Logger) {
     guards,
     version: pkg.version,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    region: makeRegionEdge({
+      primaryRegion: config.PRIMARY_REGION,
+      region: config.region,
+      readYourWritesMs: config.READ_YOUR_WRITES_MS,
+    }),
     routes: [
       healthRoutes({
         lifecycle,

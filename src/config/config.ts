@@ -14,6 +14,12 @@ export type Config = Readonly<
     mode: 'embedded' | 'server'
     instanceId: string
     region: string | undefined
+    /**
+     * False outside PRIMARY_REGION: the instance takes no writes (they are
+     * replayed to the primary) and runs no work that writes (renderer claims,
+     * sweeps, actors, relays). True when PRIMARY_REGION is unset.
+     */
+    isPrimaryRegion: boolean
     adminEmails: ReadonlySet<string>
     allowedOrigins: readonly string[]
     jwtSecret: string | undefined
@@ -69,6 +75,7 @@ function derive(env: Env): Config {
     instanceId:
       env.INSTANCE_ID ?? env.FLY_MACHINE_ID ?? `${hostname()}-${crypto.randomUUID().slice(0, 8)}`,
     region: env.FLY_REGION,
+    isPrimaryRegion: !env.PRIMARY_REGION || env.FLY_REGION === env.PRIMARY_REGION,
     adminEmails: new Set(list(env.ADMIN_EMAILS).map((e) => e.toLowerCase())),
     allowedOrigins: origins.length > 0 ? origins : defaultOrigins,
     jwtSecret: env.JWT_SECRET ?? (usingDevSecret ? DEV_JWT_SECRET : undefined),
@@ -87,6 +94,31 @@ function inconsistencies(c: Config): string[] {
   if (c.MEDIA_STORAGE === 's3')
     for (const name of ['S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'] as const)
       if (!c[name]) out.push(`${name}: MEDIA_STORAGE=s3 needs it (set ${name})`)
+  return [...out, ...regionInconsistencies(c)]
+}
+
+/** Fly.io multi-region: an instance that cannot tell whether it may write refuses to start. */
+function regionInconsistencies(c: Config): string[] {
+  const out: string[] = []
+  if (c.DATABASE_READ_URL && !c.DATABASE_URL)
+    out.push(
+      'DATABASE_READ_URL: a read replica needs the primary database too (set DATABASE_URL to postgres://…)',
+    )
+  if (!c.PRIMARY_REGION) return out
+  if (!c.FLY_REGION)
+    out.push(
+      `FLY_REGION: PRIMARY_REGION=${c.PRIMARY_REGION} needs this instance's region to know whether it may write (Fly.io sets it; elsewhere set FLY_REGION, e.g. to ${c.PRIMARY_REGION} for the primary)`,
+    )
+  else if (!c.isPrimaryRegion) {
+    if (c.mode === 'embedded')
+      out.push(
+        `DATABASE_URL: an instance outside PRIMARY_REGION (FLY_REGION=${c.FLY_REGION}) serves the shared database, not an embedded one (set DATABASE_URL to postgres://…)`,
+      )
+    if (!c.REDIS_URL)
+      out.push(
+        `REDIS_URL: an instance outside PRIMARY_REGION (FLY_REGION=${c.FLY_REGION}) gets its WebSocket events from Redis (set REDIS_URL to redis://…)`,
+      )
+  }
   return out
 }
 

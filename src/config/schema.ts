@@ -23,7 +23,15 @@ export const EnvSchema = T.Object({
   INSTANCE_ID: Opt('a short name for this instance (default: FLY_MACHINE_ID or a random id)'),
   FLY_MACHINE_ID: Opt('set by Fly.io'),
   FLY_REGION: Opt('set by Fly.io'),
-  PRIMARY_REGION: Opt('the Fly.io region that owns actors and writes, e.g. ams'),
+  PRIMARY_REGION: Opt('the Fly.io region that owns actors and writes, e.g. ams', {
+    pattern: '^[a-z0-9]{2,16}$',
+  }),
+  READ_YOUR_WRITES_MS: Int(
+    0,
+    600_000,
+    5000,
+    'milliseconds a client reads from the primary region after its write (0: off)',
+  ),
 
   DATABASE_URL: Opt('a postgres:// URL (Postgres 15+); leave unset for embedded PGlite', {
     pattern: '^postgres(ql)?://',

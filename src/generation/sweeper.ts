@@ -17,14 +17,18 @@ export type SweeperOptions = {
   maxAttempts: number
   intervalMs: number
   log: Logger
+  /** Default true; false outside the primary region (Fly.io): no timer, sweep() does nothing. */
+  enabled?: boolean
 }
 
 export function makeSweeper(o: SweeperOptions) {
   let running: Promise<void> | undefined
-  const timer = setInterval(() => void sweep(), o.intervalMs)
-  timer.unref?.()
+  const enabled = o.enabled ?? true
+  const timer = enabled ? setInterval(() => void sweep(), o.intervalMs) : undefined
+  timer?.unref?.()
 
   function sweep(): Promise<void> {
+    if (!enabled) return Promise.resolve()
     running ??= once().finally(() => (running = undefined))
     return running
   }

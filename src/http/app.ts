@@ -6,6 +6,7 @@ import type { Metrics } from '../obs/metrics'
 import { checkDeclaredLength, parseBody } from './body'
 import { renderError } from './errors'
 import type { Guards } from './guards'
+import { FlyReplay, type RegionEdge } from './region'
 import { contextOf, openContext } from './request-context'
 
 /**
@@ -20,6 +21,8 @@ export type AppDeps = {
   guards: Guards
   version: string
   maxBodyBytes: number
+  /** Fly.io multi-region: replays writes (and a writer's reads) to the primary region. */
+  region?: RegionEdge
   /** Public routes and authenticated routes of each room. */
   routes: AnyElysia[]
   /** Mounted under /v1/admin behind the admin guard. */
@@ -38,7 +41,8 @@ export function createApp(deps: AppDeps) {
             title: 'Atelier',
             version: deps.version,
             description:
-              'Credit-metered image generation: REST API. Errors use one shape: { error: { code, message, requestId, details? } }.',
+              'Credit-metered image generation: REST API. Errors use one shape: { error: { code, message, requestId, details? } }.' +
+              " Regions (Fly.io, with PRIMARY_REGION set): outside the primary region every request whose method is not GET, HEAD or OPTIONS is answered, before its body is read, with an empty 409 and the header `fly-replay: region=<primary>` (Fly replays it there; bodies over 1 MB cannot be replayed, so send uploads with `fly-prefer-region: <primary>`); a write that already carries `fly-replay-src` gets 503 `unavailable` with Retry-After. The primary answers writes with the cookie `atelier_last_write=<epoch ms>`; for READ_YOUR_WRITES_MS (default 5 s) after it, that client's /v1 reads (not the WebSocket) are replayed to the primary too.",
           },
           components: {
             securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
@@ -50,6 +54,9 @@ export function createApp(deps: AppDeps) {
       lifecycle.requestStarted()
       const ctx = openContext(request)
       set.headers['x-request-id'] = ctx.id
+      // before the body's size is judged or a byte of it read: a write outside the
+      // primary region is answered at once (FlyReplay, rendered by onError)
+      deps.region?.(request, set)
       checkDeclaredLength(request, deps.maxBodyBytes)
     })
     .onParse(({ request, contentType }) =>
@@ -58,6 +65,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .onError(({ code, error, request, set }) => {
+      if (error instanceof FlyReplay) return error.respond(set)
       const rendered = renderError(code, error, contextOf(request).id, log)
       set.status = rendered.status
       Object.assign(set.headers, rendered.headers, { 'content-type': 'application/json' })

@@ -31,9 +31,10 @@ const HOLD_MS = 60_000
 const SWEEP_EVERY_MS = 10 * 60 * 1000
 const SWEEP_BATCH = 1000
 
-export function makeIdempotency(db: Kysely<DB>, log: Logger) {
-  const sweeper = setInterval(() => void sweep(), SWEEP_EVERY_MS)
-  sweeper.unref?.()
+/** `sweeps` (default true): false outside the primary region (Fly.io), which never writes. */
+export function makeIdempotency(db: Kysely<DB>, log: Logger, sweeps = true) {
+  const sweeper = sweeps ? setInterval(() => void sweep(), SWEEP_EVERY_MS) : undefined
+  sweeper?.unref?.()
 
   async function sweep() {
     try {

@@ -229,3 +229,57 @@ describe('.env.example', () => {
     )
   })
 })
+
+describe('Fly.io regions', () => {
+  const FLY = { ...PRODUCTION, PRIMARY_REGION: 'ams' }
+
+  it('is the primary without PRIMARY_REGION, or in it; not elsewhere', () => {
+    expect(loadConfig(PRODUCTION).isPrimaryRegion).toBe(true)
+    expect(loadConfig({ ...FLY, FLY_REGION: 'ams' }).isPrimaryRegion).toBe(true)
+    expect(loadConfig({ ...FLY, FLY_REGION: 'fra' }).isPrimaryRegion).toBe(false)
+  })
+
+  it('refuses PRIMARY_REGION without FLY_REGION: the instance could not tell whether it may write', () => {
+    const error = refusal(FLY)
+    expect(error.problems).toHaveLength(1)
+    expect(error.problems[0]).toStartWith('FLY_REGION:')
+    expect(error.message).toContain('PRIMARY_REGION=ams')
+  })
+
+  it('refuses a read region in embedded mode or without Redis, in any environment', () => {
+    const embedded = refusal({ PRIMARY_REGION: 'ams', FLY_REGION: 'fra' })
+    expect(embedded.problems.map((p) => p.split(':')[0])).toEqual(['DATABASE_URL', 'REDIS_URL'])
+    const noRedis = refusal({
+      PRIMARY_REGION: 'ams',
+      FLY_REGION: 'fra',
+      DATABASE_URL: PRODUCTION.DATABASE_URL,
+    })
+    expect(noRedis.problems).toHaveLength(1)
+    expect(noRedis.problems[0]).toStartWith('REDIS_URL:')
+    // the primary region itself may run without Redis outside production
+    expect(
+      loadConfig({
+        PRIMARY_REGION: 'ams',
+        FLY_REGION: 'ams',
+        DATABASE_URL: PRODUCTION.DATABASE_URL,
+      }).isPrimaryRegion,
+    ).toBe(true)
+  })
+
+  it('refuses DATABASE_READ_URL without DATABASE_URL', () => {
+    const error = refusal({ DATABASE_READ_URL: 'postgres://replica.internal/atelier' })
+    expect(error.problems).toHaveLength(1)
+    expect(error.problems[0]).toStartWith('DATABASE_READ_URL:')
+  })
+
+  it('refuses a PRIMARY_REGION that is not a region code (it goes into a response header)', () => {
+    const error = refusal({ ...FLY, FLY_REGION: 'ams', PRIMARY_REGION: 'ams\r\nx-evil: 1' })
+    expect(error.problems[0]).toStartWith('PRIMARY_REGION:')
+  })
+
+  it('reads READ_YOUR_WRITES_MS, default 5000, 0 turns it off', () => {
+    expect(loadConfig({}).READ_YOUR_WRITES_MS).toBe(5000)
+    expect(loadConfig({ READ_YOUR_WRITES_MS: '0' }).READ_YOUR_WRITES_MS).toBe(0)
+    expect(refusal({ READ_YOUR_WRITES_MS: '-1' }).problems[0]).toStartWith('READ_YOUR_WRITES_MS:')
+  })
+})
