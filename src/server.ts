@@ -216,7 +216,7 @@ export async function buildInstance(config: Config, log: Logger) {
   const signupCredits = config.SIGNUP_CREDITS
 
   const users = makeUsers(database.db, tokens, limiter, {
-    // idempotent per user (key 'signup'), so login can make up for a registration cut short
+    // at registration only, idempotent per user (key 'signup')
     onRegistered:
       signupCredits > 0
         ? async (userId) =>

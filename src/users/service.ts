@@ -11,7 +11,10 @@ export type PublicUser = { id: string; email: string; role: Role; createdAt: str
 export type UsersOptions = {
   adminEmails: ReadonlySet<string>
   loginRate: { perEmail: number; perIp: number; windowSeconds: number }
-  /** Called after a user row exists (signup credits); must be idempotent per user. */
+  /**
+   * Called once, at registration, after the user row exists (signup credits);
+   * idempotent per user. Never on login: a login costs no actor round trip.
+   */
   onRegistered?: (userId: string) => Promise<void>
 }
 
@@ -61,7 +64,6 @@ export function makeUsers(
     const row = await findUserByEmail(db, normalized)
     const ok = await Bun.password.verify(password, row?.password_hash ?? (await decoyHash))
     if (!row || !ok) throw new Unauthorized('Email or password is incorrect')
-    await options.onRegistered?.(row.id)
     return { user: toPublicUser(row), token: await tokens.sign(row.id, row.role) }
   }
 
