@@ -83,10 +83,8 @@ export async function buildInstance(config: Config, log: Logger) {
   const guards = makeGuards(tokens)
 
   const media = makeMediaStorage(config)
-  const mediaUrls = makeMediaUrls(
-    config.jwtSecret ?? config.JWKS_URL!,
-    config.MEDIA_URL_TTL_SECONDS,
-  )
+  // loadConfig refuses production without MEDIA_URL_SECRET and derives one elsewhere
+  const mediaUrls = makeMediaUrls(config.mediaUrlSecret!, config.MEDIA_URL_TTL_SECONDS)
   const poses = {
     existing: async (ids: string[]) =>
       new Set((await findPosesByIds(database.db, ids)).map((p) => p.id)),

@@ -24,6 +24,12 @@ export type Config = Readonly<
     allowedOrigins: readonly string[]
     jwtSecret: string | undefined
     usingDevSecret: boolean
+    /**
+     * MEDIA_URL_SECRET; outside production, when unset, JWT_SECRET or the
+     * development secret (signed-urls.ts derives its own key from it). Never a
+     * public value such as JWKS_URL.
+     */
+    mediaUrlSecret: string | undefined
     /** RENDER_CONCURRENCY, or the number of CPU cores. */
     renderConcurrency: number
   }
@@ -80,6 +86,9 @@ function derive(env: Env): Config {
     allowedOrigins: origins.length > 0 ? origins : defaultOrigins,
     jwtSecret: env.JWT_SECRET ?? (usingDevSecret ? DEV_JWT_SECRET : undefined),
     usingDevSecret,
+    mediaUrlSecret:
+      env.MEDIA_URL_SECRET ??
+      (env.NODE_ENV === 'production' ? undefined : (env.JWT_SECRET ?? DEV_JWT_SECRET)),
     renderConcurrency: env.RENDER_CONCURRENCY ?? navigator.hardwareConcurrency,
   }
 }
@@ -130,6 +139,10 @@ function productionRefusals(c: Config): string[] {
   if (!c.JWKS_URL && (!c.JWT_SECRET || new TextEncoder().encode(c.JWT_SECRET).length < 32))
     out.push(
       'JWT_SECRET: production needs at least 32 bytes (set JWT_SECRET to the output of `openssl rand -hex 32`, or set JWKS_URL)',
+    )
+  if (!c.MEDIA_URL_SECRET || new TextEncoder().encode(c.MEDIA_URL_SECRET).length < 32)
+    out.push(
+      'MEDIA_URL_SECRET: production needs at least 32 bytes to sign media URLs (set MEDIA_URL_SECRET to the output of `openssl rand -hex 32`)',
     )
   if (!c.REDIS_URL) out.push('REDIS_URL: production needs Redis (set REDIS_URL to redis://…)')
   if (c.allowedOrigins.some((o) => o.includes('*')))

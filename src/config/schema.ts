@@ -113,6 +113,9 @@ export const EnvSchema = T.Object({
     default: 'local',
     description: 'local (DATA_DIR/media) or s3 (S3_* variables)',
   }),
+  MEDIA_URL_SECRET: Opt(
+    'a random string of at least 32 bytes that signs media URLs (openssl rand -hex 32); required in production',
+  ),
   MEDIA_URL_TTL_SECONDS: Int(60, 7 * 86400, 3600, 'lifetime of signed media URLs in seconds'),
   S3_BUCKET: Opt('the bucket name'),
   S3_ENDPOINT: Opt('the S3-compatible endpoint URL', { pattern: '^https?://' }),

@@ -10,6 +10,7 @@ const PRODUCTION = {
   DATABASE_URL: 'postgres://atelier@db.internal:5432/atelier',
   REDIS_URL: 'redis://cache.internal:6379',
   JWT_SECRET: 'x'.repeat(32),
+  MEDIA_URL_SECRET: 'm'.repeat(32),
   ALLOWED_ORIGINS: 'https://app.example.com',
 }
 
@@ -87,8 +88,31 @@ describe('production refusals', () => {
       'ALLOWED_ORIGINS',
       'DATABASE_URL',
       'JWT_SECRET',
+      'MEDIA_URL_SECRET',
       'REDIS_URL',
     ])
+  })
+
+  it('refuses a missing or short MEDIA_URL_SECRET, also with JWKS_URL, and says how to make one', () => {
+    const jwks = { JWT_SECRET: undefined, JWKS_URL: 'https://id.example.com/.well-known/jwks.json' }
+    for (const env of [
+      { ...PRODUCTION, MEDIA_URL_SECRET: undefined },
+      { ...PRODUCTION, MEDIA_URL_SECRET: 'm'.repeat(31) },
+      { ...PRODUCTION, ...jwks, MEDIA_URL_SECRET: undefined },
+    ]) {
+      const error = refusal(env)
+      expect(error.problems).toHaveLength(1)
+      expect(error.problems[0]).toStartWith('MEDIA_URL_SECRET:')
+      expect(error.message).toContain('openssl rand -hex 32')
+    }
+    expect(loadConfig({ ...PRODUCTION, ...jwks }).mediaUrlSecret).toBe('m'.repeat(32))
+  })
+
+  it('derives the media URL secret outside production from a secret, never from JWKS_URL', () => {
+    const jwksUrl = 'https://id.example.com/.well-known/jwks.json'
+    expect(loadConfig({ JWKS_URL: jwksUrl }).mediaUrlSecret).toBe(DEV_JWT_SECRET)
+    expect(loadConfig({ JWT_SECRET: 'j'.repeat(40) }).mediaUrlSecret).toBe('j'.repeat(40))
+    expect(loadConfig({ MEDIA_URL_SECRET: 'm'.repeat(40) }).mediaUrlSecret).toBe('m'.repeat(40))
   })
 
   it('allows embedded mode, no Redis and the development secret outside production', () => {

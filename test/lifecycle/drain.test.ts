@@ -98,6 +98,7 @@ async function startServer(drainTimeoutMs = DRAIN_TIMEOUT_MS) {
       REDIS_PREFIX: env.redisPrefix,
       MIGRATE_ON_START: 'false',
       JWT_SECRET: 'drain-test-secret-that-is-long-enough-0123456789',
+      MEDIA_URL_SECRET: 'drain-test-media-secret-long-enough-0123456789',
       ADMIN_EMAILS: ADMIN,
       LOG_LEVEL: 'info',
       DRAIN_TIMEOUT_MS: String(drainTimeoutMs),
