@@ -56,7 +56,14 @@ import { webRoutes } from './web/routes'
  * Composition root: config → dependencies → app → listen → signals.
  * buildInstance() is what tests use, so they run the same wiring as production.
  */
-export async function buildInstance(config: Config, log: Logger) {
+export type InstanceOptions = {
+  /** Time a socket has for its auth message (default 5000 ms, API.md); tests shorten it. */
+  authTimeoutMs?: number
+  /** The clock token expiries are checked and timed by (default Date.now); tests move it. */
+  now?: () => number
+}
+
+export async function buildInstance(config: Config, log: Logger, options: InstanceOptions = {}) {
   const metrics = makeMetrics({ instance: config.instanceId })
   const lifecycle = makeLifecycle(log)
   const database = await makeDatabase({
@@ -79,6 +86,7 @@ export async function buildInstance(config: Config, log: Logger) {
     secret: config.jwtSecret,
     jwksUrl: config.JWKS_URL,
     ttlSeconds: config.JWT_TTL_SECONDS,
+    now: options.now,
   })
   const guards = makeGuards(tokens)
 
@@ -193,6 +201,8 @@ export async function buildInstance(config: Config, log: Logger) {
     log: log.child({ room: 'realtime' }),
     metrics,
     sendBufferBytes: config.WS_SEND_BUFFER_BYTES,
+    authTimeoutMs: options.authTimeoutMs,
+    now: options.now,
   })
   // after 'actors': sockets stay open while actors finish, so their last events can go out
   // live; a client that misses any resumes from its last id on another instance

@@ -53,6 +53,8 @@ export type GatewayOptions = {
   drainGraceMs?: number
   /** Events per log read during a replay (default 256). */
   replayPage?: number
+  /** The clock token expiries are timed by (default Date.now; tests move it). */
+  now?: () => number
 }
 
 export type Gateway = ReturnType<typeof makeGateway>
@@ -70,6 +72,7 @@ export function makeGateway(options: GatewayOptions) {
   const sendBufferBytes = options.sendBufferBytes ?? 1024 * 1024
   const drainGraceMs = options.drainGraceMs ?? 3000
   const replayPage = options.replayPage ?? 256
+  const now = options.now ?? Date.now
   const conns = new Map<string, Connection>()
   let state: 'accepting' | 'draining' | 'closed' = 'accepting'
 
@@ -215,7 +218,7 @@ export function makeGateway(options: GatewayOptions) {
   }
 
   function armExpiry(conn: Connection, expiresAt: number) {
-    const left = expiresAt - Date.now()
+    const left = expiresAt - now()
     if (left <= 0) return closeWith(conn, Close.tokenExpired)
     conn.expiryTimer = setTimeout(() => armExpiry(conn, expiresAt), Math.min(left, MAX_TIMER_MS))
   }

@@ -21,6 +21,8 @@ export type TokenOptions = {
   secret?: string
   jwksUrl?: string
   ttlSeconds: number
+  /** The clock expiries are checked against (default Date.now; tests move it). */
+  now?: () => number
 }
 
 export type Tokens = ReturnType<typeof makeTokens>
@@ -30,6 +32,7 @@ const EXTERNAL_ALGORITHMS = ['RS256', 'EdDSA']
 export function makeTokens(options: TokenOptions) {
   const secret = options.secret ? new TextEncoder().encode(options.secret) : undefined
   const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined
+  const now = options.now ?? Date.now
 
   async function sign(userId: string, role: Role): Promise<string> {
     if (!secret) throw new Error('JWT_SECRET is not set: this instance cannot issue tokens')
@@ -47,13 +50,18 @@ export function makeTokens(options: TokenOptions) {
       const { alg } = decodeProtectedHeader(token)
       if (alg === 'HS256' && secret) {
         payload = (
-          await jwtVerify(token, secret, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] })
+          await jwtVerify(token, secret, {
+            algorithms: ['HS256'],
+            requiredClaims: ['exp', 'sub'],
+            currentDate: new Date(now()),
+          })
         ).payload
       } else if (alg && EXTERNAL_ALGORITHMS.includes(alg) && jwks) {
         payload = (
           await jwtVerify(token, jwks, {
             algorithms: EXTERNAL_ALGORITHMS,
             requiredClaims: ['exp', 'sub'],
+            currentDate: new Date(now()),
           })
         ).payload
       } else {

@@ -8,7 +8,7 @@ import { loadConfig, type Config } from '../../src/config/config'
 import { makeDatabase } from '../../src/db/database'
 import { migrate, readMigrations } from '../../src/db/migrator'
 import { makeLogger } from '../../src/obs/logger'
-import { buildInstance, type Instance } from '../../src/server'
+import { buildInstance, type Instance, type InstanceOptions } from '../../src/server'
 import { getServices, stopContainers } from './services'
 
 /**
@@ -102,8 +102,11 @@ export async function useTestEnv() {
     })
   }
 
-  async function instance(overrides: Record<string, string | undefined> = {}) {
-    const inst = await buildInstance(config(overrides), silentLog)
+  async function instance(
+    overrides: Record<string, string | undefined> = {},
+    options: InstanceOptions = {},
+  ) {
+    const inst = await buildInstance(config(overrides), silentLog, options)
     instances.push(inst)
     return inst
   }
