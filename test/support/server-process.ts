@@ -33,6 +33,7 @@ export function serverProcesses(env: TestEnv) {
         REDIS_PREFIX: env.redisPrefix,
         MIGRATE_ON_START: 'false',
         JWT_SECRET: 'process-test-secret-that-is-long-enough-0123456789',
+        MEDIA_URL_SECRET: 'process-test-media-secret-long-enough-0123456789',
         LOG_LEVEL: 'info',
         ...overrides,
       },
