@@ -72,7 +72,8 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     poolMax: config.DB_POOL_MAX,
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
   })
-  if (config.MIGRATE_ON_START) {
+  // a read region (Fly.io) never writes, not even the schema: the primary's machines migrate
+  if (config.MIGRATE_ON_START && config.isPrimaryRegion) {
     const applied = await migrate(database.migrationTarget)
     if (applied.length > 0) log.info({ applied }, 'migrations applied')
   }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'bun:test'
+import postgres from 'postgres'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
 import { waitFor } from '../support/wait'
@@ -71,5 +72,31 @@ describe('an instance outside the primary region', () => {
     await expect(grant).rejects.toMatchObject({ code: 'unavailable', status: 503 })
     const [row] = await env.sql`select balance from credit_accounts where user_id = ${user.id}`
     expect(Number(row!.balance)).toBe(100)
+  })
+
+  it('applies no migration at start (MIGRATE_ON_START); the primary does', async () => {
+    // each on an empty database of its own: afterwards, does the migrations table exist?
+    const migrated = async (region: string) => {
+      const name = `${new URL(env.databaseUrl).pathname.slice(1)}_empty_${region}`
+      await env.admin.unsafe(`create database "${name}"`)
+      const url = Object.assign(new URL(env.databaseUrl), { pathname: `/${name}` }).href
+      const probe = postgres(url, { max: 1, onnotice: () => {} })
+      try {
+        const inst = await env.instance({
+          PRIMARY_REGION: 'ams',
+          FLY_REGION: region,
+          DATABASE_URL: url,
+          MIGRATE_ON_START: 'true',
+        })
+        await inst.close()
+        const [row] = await probe`select to_regclass('schema_migrations') is not null as present`
+        return row!.present as boolean
+      } finally {
+        await probe.end()
+        await env.admin.unsafe(`drop database if exists "${name}" with (force)`)
+      }
+    }
+    expect(await migrated('fra')).toBe(false)
+    expect(await migrated('ams')).toBe(true)
   })
 })
