@@ -1,8 +1,8 @@
 import { PGlite } from '@electric-sql/pglite'
 import { Kysely, PostgresDialect, sql } from 'kysely'
-import { PostgresJSDialect } from 'kysely-postgres-js'
 import { mkdirSync } from 'node:fs'
-import postgres from 'postgres'
+import pg from 'pg'
+import { withDeadline } from './deadline'
 import type { MigrationTarget } from './migrator'
 import { makePGlitePool } from './pglite-pool'
 import type { DB } from './schema'
@@ -22,9 +22,37 @@ export type DatabaseOptions = {
   dataDir: string
   poolMax: number
   statementTimeoutMs: number
+  /** Longest wait for a row lock before the statement fails with 55P03 (default 5 000 ms). */
+  lockTimeoutMs?: number
+  /** A session idle inside a transaction this long is ended by Postgres (default 5 000 ms). */
+  idleInTransactionMs?: number
+  /** Longest wait for a connection, new or from the pool (default 3 000 ms). */
+  connectTimeoutMs?: number
+  /** Client-side deadline of one call (default statement timeout + 2 000 ms). */
+  callDeadlineMs?: number
+  /** Shown in pg_stat_activity (default 'atelier'). */
+  applicationName?: string
+  /** Errors of connections that died while idle or between queries (they fail no call). */
+  onError?: (error: Error) => void
+}
+
+function resolveDeadlines(o: DatabaseOptions) {
+  return {
+    statementTimeoutMs: o.statementTimeoutMs,
+    lockTimeoutMs: o.lockTimeoutMs ?? 5000,
+    idleInTransactionMs: o.idleInTransactionMs ?? 5000,
+    connectTimeoutMs: o.connectTimeoutMs ?? 3000,
+    callDeadlineMs: o.callDeadlineMs ?? o.statementTimeoutMs + 2000,
+  }
 }
 
 const INT8 = 20
+
+function parserOf(oid: number, format?: 'text' | 'binary') {
+  return oid === INT8 && format !== 'binary'
+    ? Number
+    : pg.types.getTypeParser(oid, format as 'text')
+}
 
 export async function makeDatabase(options: DatabaseOptions): Promise<Database> {
   if (!options.url) return makePGlite(options.dataDir)
@@ -39,49 +67,72 @@ export async function makeDatabase(options: DatabaseOptions): Promise<Database> 
 }
 
 function makePostgres(url: string, options: DatabaseOptions): Database {
-  const client = postgres(url, {
+  const deadlines = resolveDeadlines(options)
+  const pool = new pg.Pool({
+    connectionString: url,
     max: options.poolMax,
-    connection: { statement_timeout: options.statementTimeoutMs, application_name: 'atelier' },
-    onnotice: () => {},
+    application_name: options.applicationName ?? 'atelier',
+    // server-side bounds: a statement, a lock wait, a transaction left open by a frozen instance
+    statement_timeout: deadlines.statementTimeoutMs,
+    lock_timeout: deadlines.lockTimeoutMs,
+    idle_in_transaction_session_timeout: deadlines.idleInTransactionMs,
+    // bounds both a new connection and the wait for a free one in the pool
+    connectionTimeoutMillis: deadlines.connectTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
     // counts and balances are bigint in SQL and below 2^53 in practice: numbers in TypeScript
-    types: {
-      int8: { to: INT8, from: [INT8], serialize: (x: number) => String(x), parse: Number },
-    },
+    types: { getTypeParser: parserOf as typeof pg.types.getTypeParser },
   })
-  const db = new Kysely<DB>({ dialect: new PostgresJSDialect({ postgres: client }) })
+  // node-postgres emits a dead connection's error as an event; with no listener it kills the
+  // process (brianc/node-postgres#1324). The pool's listener covers idle clients only, so every
+  // client also gets its own for the time it is checked out (#2762).
+  const onError = options.onError ?? (() => {})
+  pool.on('error', (err) => onError(err))
+  pool.on('connect', (client) => client.on('error', (err) => onError(err)))
+  const db = new Kysely<DB>({
+    dialect: new PostgresDialect({ pool: withDeadline(pool, deadlines.callDeadlineMs) }),
+  })
   return {
     kind: 'postgres',
     db,
     migrationTarget: {
       async withLock(run) {
-        const conn = await client.reserve()
+        const conn = await pool.connect()
+        let broken: unknown
         try {
-          await conn`select pg_advisory_lock(${MIGRATION_LOCK})`
+          // the advisory lock waits for another instance's migration: not a lock_timeout case
+          await conn.query('set lock_timeout = 0')
+          await conn.query('select pg_advisory_lock($1)', [MIGRATION_LOCK])
           return await run({
             applied: async () =>
-              (await conn`select name, checksum from schema_migrations order by name`) as never,
+              (await conn.query('select name, checksum from schema_migrations order by name'))
+                .rows as never,
             ensureTable: async () => {
-              await conn.unsafe(CREATE_MIGRATIONS_TABLE)
+              await conn.query(CREATE_MIGRATIONS_TABLE)
             },
-            // one simple-protocol message: Postgres runs it as one implicit transaction
+            // one simple-protocol message (no parameters): Postgres runs it as one implicit transaction
             apply: async (name, checksum, text) => {
-              await conn.unsafe(`${text}\n;${recordMigration(name, checksum)}`).simple()
+              await conn.query(`${text}\n;${recordMigration(name, checksum)}`)
             },
           })
+        } catch (error) {
+          broken = error
+          throw error
         } finally {
-          await conn`select pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {})
-          conn.release()
+          await conn.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {})
+          // the session's lock_timeout was changed: this connection is not returned to the pool
+          conn.release(broken instanceof Error ? broken : true)
         }
       },
     },
     ping: async () => {
       await sql`select 1`.execute(db)
     },
-    // kysely skips its driver's destroy when it never ran a query, so the client is ended
+    // kysely skips its driver's destroy when it never ran a query, so the pool is ended
     // here too: a closed Database must refuse work instead of opening a fresh pool
     close: async () => {
       await db.destroy()
-      await client.end()
+      if (!pool.ended) await pool.end()
     },
   }
 }

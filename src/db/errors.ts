@@ -1,0 +1,90 @@
+import { Unavailable } from '../errors'
+
+/**
+ * The one classification of database failures. A SQLSTATE class or code (or
+ * a client-side connection failure, which has none) maps to what the caller
+ * sees: `unavailable` → 503 with Retry-After (the request changed nothing and
+ * may be retried), `retry` → run the transaction again (serialization,
+ * deadlock), anything else stays an internal error (a bug of ours).
+ * h15a's input-side classes (22/23 → 4xx) belong in this same table.
+ */
+export type DbFailure = 'unavailable' | 'retry'
+
+/** SQLSTATE classes and codes; a full code wins over its class. */
+const SQLSTATE: Record<string, DbFailure> = {
+  '08': 'unavailable', // connection exception
+  '53': 'unavailable', // insufficient resources (too many connections, disk full)
+  '57P01': 'unavailable', // admin_shutdown (pg_terminate_backend, restart)
+  '57P02': 'unavailable', // crash_shutdown
+  '57P03': 'unavailable', // cannot_connect_now (starting up, recovery)
+  '57P05': 'unavailable', // idle_session_timeout
+  '57014': 'unavailable', // query_canceled (statement_timeout)
+  '55P03': 'unavailable', // lock_not_available (lock_timeout)
+  '25P03': 'unavailable', // idle_in_transaction_session_timeout
+  '40001': 'retry', // serialization_failure
+  '40P01': 'retry', // deadlock_detected
+}
+
+/** Socket and client errors of a connection that failed or died (no SQLSTATE). */
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ConnectionRefused',
+  'ConnectionClosed',
+])
+
+const CONNECTION_MESSAGES = [
+  'Connection terminated',
+  'connection timeout',
+  'timeout exceeded when trying to connect',
+  'Client has encountered a connection error and is not queryable',
+  'Cannot use a pool after calling end on the pool',
+  'Client was closed and is not queryable',
+  'Query read timeout',
+  'Postgres connection has been discarded',
+]
+
+export function classifyDbError(error: unknown): DbFailure | undefined {
+  for (let e = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof DatabaseDeadline) return 'unavailable'
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string') {
+      if (/^[0-9A-Z]{5}$/.test(code)) {
+        const hit = SQLSTATE[code] ?? SQLSTATE[code.slice(0, 2)]
+        if (hit) return hit
+      }
+      if (CONNECTION_CODES.has(code)) return 'unavailable'
+    }
+    const message = (e as { message?: unknown }).message
+    if (typeof message === 'string' && CONNECTION_MESSAGES.some((m) => message.includes(m)))
+      return 'unavailable'
+  }
+  return undefined
+}
+
+/** A database call that outlived its client-side deadline (the connection is dropped). */
+export class DatabaseDeadline extends Error {
+  constructor(ms: number) {
+    super(`database call exceeded its ${ms} ms deadline`)
+    this.name = 'DatabaseDeadline'
+  }
+}
+
+/** Seconds a caller should wait before retrying when the database is unavailable. */
+export const DB_RETRY_AFTER_SECONDS = 2
+
+/** The 503 a database availability failure becomes; undefined for anything else. */
+export function dbUnavailable(error: unknown): Unavailable | undefined {
+  if (classifyDbError(error) !== 'unavailable') return undefined
+  return new Unavailable(
+    'The database is unavailable; retry shortly',
+    DB_RETRY_AFTER_SECONDS,
+    error,
+  )
+}
