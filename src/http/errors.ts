@@ -8,6 +8,7 @@ import {
   ValidationFailed,
   toError,
 } from '../errors'
+import { dbUnavailable } from '../db/errors'
 
 /**
  * The one place an error becomes a response. AppErrors keep their code,
@@ -23,6 +24,9 @@ export function toAppError(code: string | number, error: unknown): AppError | un
   // errors thrown by our parse hook (413 on a long chunked body) arrive wrapped
   const cause = (error as { cause?: unknown } | undefined)?.cause
   if (cause instanceof AppError) return cause
+  // the database down, restarting or past a deadline: 503 with Retry-After, never a 500
+  const unavailable = dbUnavailable(error)
+  if (unavailable) return unavailable
   switch (code) {
     case 'NOT_FOUND':
       return new NotFound('Route')
