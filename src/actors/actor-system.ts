@@ -34,6 +34,20 @@ export type ActorSystemOptions<C, R> = {
   batchMax?: number
   /** Idle time before an actor is passivated (default 60 000 ms). */
   idleMs?: number
+  /**
+   * Longest time one batch may take (default 20 000 ms, above the database's
+   * own call deadline so that one fires first). Past it, the batch's commands
+   * fail with 503 and the actor goes on with its mailbox; the late handler's
+   * result is dropped (its transaction is still bounded by the database's
+   * timeouts, and the account row lock keeps a late commit serialized).
+   */
+  batchTimeoutMs?: number
+}
+
+class BatchDeadline extends Unavailable {
+  constructor(ms: number) {
+    super(`This account's commands took longer than ${ms} ms; retry`, 1)
+  }
 }
 
 type Pending<C, R> = { command: C; resolve: (r: R) => void; reject: (e: Error) => void }
@@ -52,6 +66,7 @@ export function makeActorSystem<C, R>(options: ActorSystemOptions<C, R>) {
   const capacity = options.mailboxCapacity ?? 1024
   const batchMax = options.batchMax ?? 256
   const idleMs = options.idleMs ?? 60_000
+  const batchTimeoutMs = options.batchTimeoutMs ?? 20_000
   const actors = new Map<string, Actor<C, R>>()
   const totals = { batches: 0, commands: 0 }
   let accepting = true
@@ -64,6 +79,10 @@ export function makeActorSystem<C, R>(options: ActorSystemOptions<C, R>) {
     [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
   )
   const commands = m?.counter(`${name}_commands_total`, 'Actor commands by result', ['result'])
+  const overdue = m?.counter(
+    `${name}_batch_deadline_total`,
+    'Actor batches failed with 503 because they passed their deadline',
+  )
   m?.gauge(`${name}_live`, 'Live (not passivated) actors', [], () => actors.size)
   m?.gauge(`${name}_mailbox_depth`, 'Commands waiting in all mailboxes', [], depth)
 
@@ -98,14 +117,18 @@ export function makeActorSystem<C, R>(options: ActorSystemOptions<C, R>) {
       const batch = actor.mailbox.splice(0, batchMax)
       let outcomes: Outcome<R>[]
       try {
-        outcomes = await handle(
-          actor.key,
-          batch.map((p) => p.command),
+        outcomes = await withinDeadline(
+          handle(
+            actor.key,
+            batch.map((p) => p.command),
+          ),
+          batchTimeoutMs,
         )
         if (outcomes.length !== batch.length)
           throw new Error('handler returned a wrong number of outcomes')
       } catch (error) {
         // a failed batch fails its commands, never the actor
+        if (error instanceof BatchDeadline) overdue?.inc()
         log.error({ err: error, actor: actor.key, size: batch.length }, 'actor batch failed')
         const e = toError(error)
         outcomes = batch.map(() => ({ ok: false, error: e }))
@@ -154,4 +177,13 @@ export function makeActorSystem<C, R>(options: ActorSystemOptions<C, R>) {
       meanBatchSize: totals.batches === 0 ? 0 : totals.commands / totals.batches,
     }),
   }
+}
+
+function withinDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BatchDeadline(ms)), ms)
+  })
+  work.catch(() => {}) // a late failure after the deadline is already answered
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
 }
