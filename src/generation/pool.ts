@@ -58,6 +58,7 @@ type Held = { controller: AbortController; done: Promise<void>; rendering: boole
 
 export function makeRendererPool(o: RendererPoolOptions) {
   const held = new Map<string, Held>()
+  let releasing = 0
   const slots = makeSemaphore(Math.max(1, o.concurrency))
   // claimed items whose image is not made yet: rendering, or claimed ahead and waiting for a slot
   let unrendered = 0
@@ -139,10 +140,15 @@ export function makeRendererPool(o: RendererPoolOptions) {
       done: Promise.resolve(),
       rendering: false,
     }
-    entry.done = work(item, entry, rendered).finally(() => {
-      rendered()
-      held.delete(item.id)
-    })
+    // work() reports and requeues through the database: while it is down either can fail, and
+    // the item then stays leased until its lease expires and the sweeper hands it on. That
+    // failure must end here, never as an unhandled rejection (which used to kill the process)
+    entry.done = work(item, entry, rendered)
+      .catch((err) => o.log.warn({ err, itemId: item.id }, 'item left to its lease'))
+      .finally(() => {
+        rendered()
+        held.delete(item.id)
+      })
     held.set(item.id, entry)
   }
 
@@ -278,16 +284,22 @@ export function makeRendererPool(o: RendererPoolOptions) {
     const entries = ids.flatMap((id) => held.get(id) ?? [])
     if (entries.length === 0) return
     for (const h of entries) h.controller.abort(new Released('released on drain'))
-    await Promise.all(entries.map((h) => h.done))
-    await Promise.all(
-      ids.map((id) =>
-        repo.requeueItem(o.db, id, o.instanceId, { delayMs: 0, refundAttempt: true }),
-      ),
-    )
+    // still ours until the database has them back: held() counts them meanwhile
+    releasing += ids.length
+    try {
+      await Promise.all(entries.map((h) => h.done))
+      await Promise.all(
+        ids.map((id) =>
+          repo.requeueItem(o.db, id, o.instanceId, { delayMs: 0, refundAttempt: true }),
+        ),
+      )
+    } finally {
+      releasing -= ids.length
+    }
     o.log.info({ released: ids.length }, 'items released on drain')
   }
 
-  return { wake, drain, close: drain, held: () => held.size }
+  return { wake, drain, close: drain, held: () => held.size + releasing }
 }
 
 /** A small bounded cache: the oldest entry goes when it is full. */
