@@ -64,8 +64,17 @@ export class IdempotencyConflict extends AppError {
 }
 
 export class Conflict extends AppError {
-  constructor(message: string) {
-    super('conflict', 409, message)
+  /** With `retryAfterSeconds`, the conflict ends by itself then: Retry-After says when. */
+  constructor(message: string, retryAfterSeconds?: number) {
+    const seconds =
+      retryAfterSeconds === undefined ? undefined : Math.max(1, Math.ceil(retryAfterSeconds))
+    super(
+      'conflict',
+      409,
+      message,
+      seconds === undefined ? undefined : { retryAfter: seconds },
+      seconds === undefined ? undefined : { headers: { 'retry-after': String(seconds) } },
+    )
   }
 }
 

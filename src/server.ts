@@ -217,11 +217,9 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     existingPoses: poses.existing,
     wake: () => void pool.wake(),
   })
-  const idempotency = makeIdempotency(
-    database.db,
-    log.child({ room: 'idempotency' }),
-    config.isPrimaryRegion,
-  )
+  const idempotency = makeIdempotency(database.db, log.child({ room: 'idempotency' }), {
+    sweeps: config.isPrimaryRegion,
+  })
   const signupCredits = config.SIGNUP_CREDITS
 
   const users = makeUsers(database.db, tokens, limiter, {

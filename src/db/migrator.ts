@@ -1,3 +1,4 @@
+import { sql, type Kysely } from 'kysely'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -62,4 +63,25 @@ export async function migrate(target: MigrationTarget, dir = SQL_DIR): Promise<s
     }
     return done
   })
+}
+
+/**
+ * True when every file in `dir` is recorded as applied (readiness: an instance
+ * started with MIGRATE_ON_START=false on an empty database must not say ready).
+ * Once true it stays true for this process: migrations are only ever added.
+ */
+export function makeSchemaCheck(db: Kysely<any>, dir = SQL_DIR) {
+  const expected = readMigrations(dir).map((m) => m.name)
+  let current = false
+  return async function schemaIsCurrent(): Promise<boolean> {
+    if (current) return true
+    // two queries: a statement naming a missing table fails at parse time, whatever its CASE
+    const { rows: exists } = await sql<{ ok: boolean }>`
+      select to_regclass('schema_migrations') is not null as ok`.execute(db)
+    if (!exists[0]?.ok) return false
+    const { rows } = await sql<{ name: string }>`select name from schema_migrations`.execute(db)
+    const applied = new Set(rows.map((r) => r.name))
+    current = expected.every((name) => applied.has(name))
+    return current
+  }
 }

@@ -32,7 +32,8 @@ export type GenerationCommand =
       request: GenerationRequest
       items: repo.NewItem[]
       pricePerItem: number
-      deadlineAt: Date | null
+      /** From the database's now() at insert; null: no deadline. */
+      deadlineSeconds: number | null
       /** Idempotency: the same key charges and creates once. */
       commandKey: string
     }
@@ -129,7 +130,7 @@ export function generationHandler(
       request: c.request,
       pricePerItem: c.pricePerItem,
       chargeEntryId: charge!.value.entry.id,
-      deadlineAt: c.deadlineAt,
+      deadlineSeconds: c.deadlineSeconds,
       items: c.items,
     })
     effects.push(
@@ -148,9 +149,8 @@ export function generationHandler(
   async function checkLimits(trx: Transaction<DB>, userId: string, newImages: number) {
     const hour = await repo.imagesInLastHour(trx, userId)
     if (hour.images + newImages > deps.limits.imagesPerHour) {
-      const freesAt = (hour.oldest?.getTime() ?? Date.now()) + 3_600_000
       throw new RateLimited(
-        (freesAt - Date.now()) / 1000,
+        hour.freesInSeconds,
         `At most ${deps.limits.imagesPerHour} images per hour`,
       )
     }
@@ -171,7 +171,7 @@ export function generationHandler(
     if (!gen) throw new NotFound('Generation')
     const cancelled = await trx
       .updateTable('generation_items')
-      .set({ status: 'cancelled', finished_at: new Date() })
+      .set({ status: 'cancelled', finished_at: sql<Date>`now()` })
       .where('generation_id', '=', generationId)
       .where('status', '=', 'queued')
       .returningAll()
@@ -255,7 +255,7 @@ export function generationHandler(
       .updateTable('generation_items')
       .set({
         status: r.status,
-        finished_at: new Date(),
+        finished_at: sql<Date>`now()`,
         lease_owner: null,
         lease_expires_at: null,
         ...(r.status === 'succeeded'
@@ -338,7 +338,7 @@ export function generationHandler(
     const status = finalStatus(gen)
     const done = await trx
       .updateTable('generations')
-      .set({ status, finished_at: new Date() })
+      .set({ status, finished_at: sql<Date>`now()` })
       .where('id', '=', gen.id)
       .returningAll()
       .executeTakeFirstOrThrow()

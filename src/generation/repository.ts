@@ -15,7 +15,7 @@ export async function insertGeneration(
     request: GenerationRequest
     pricePerItem: number
     chargeEntryId: string
-    deadlineAt: Date | null
+    deadlineSeconds: number | null
     items: NewItem[]
   },
 ) {
@@ -31,7 +31,10 @@ export async function insertGeneration(
       price_per_item: g.pricePerItem,
       credits_charged: g.pricePerItem * g.items.length,
       charge_entry_id: g.chargeEntryId,
-      deadline_at: g.deadlineAt,
+      deadline_at:
+        g.deadlineSeconds === null
+          ? null
+          : sql<Date>`now() + ${g.deadlineSeconds} * interval '1 second'`,
     })
     .execute()
   await trx
@@ -50,18 +53,20 @@ export async function insertGeneration(
     .execute()
 }
 
-/** Images accepted in the rolling hour, and when the oldest of them leaves the window. */
+/** Images accepted in the rolling hour, and in how many seconds (database clock) the oldest leaves it. */
 export async function imagesInLastHour(q: Q, userId: string) {
   const row = await q
     .selectFrom('generations')
     .select((eb) => [
       eb.fn.coalesce(eb.fn.sum<number>('total_items'), sql<number>`0`).as('images'),
-      eb.fn.min('created_at').as('oldest'),
+      sql<number>`coalesce(extract(epoch from min(created_at) + interval '1 hour' - now()), 0)`.as(
+        'frees_in',
+      ),
     ])
     .where('user_id', '=', userId)
     .where('created_at', '>', sql<Date>`now() - interval '1 hour'`)
     .executeTakeFirstOrThrow()
-  return { images: Number(row.images), oldest: row.oldest as Date | null }
+  return { images: Number(row.images), freesInSeconds: Number(row.frees_in) }
 }
 
 export async function activeGenerations(q: Q, userId: string) {

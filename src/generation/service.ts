@@ -87,9 +87,8 @@ export function makeGenerations(deps: GenerationsDeps) {
       request,
       items,
       pricePerItem,
-      deadlineAt: request.deadlineSeconds
-        ? new Date(Date.now() + request.deadlineSeconds * 1000)
-        : null,
+      // counted from the database's now() when the row is written: one clock for deadlines
+      deadlineSeconds: request.deadlineSeconds ?? null,
       commandKey,
     })
     deps.wake()

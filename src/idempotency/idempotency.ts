@@ -10,7 +10,8 @@ import * as repo from './repository'
  *                         └──error──▶ absent (the failed request changed nothing: a retry runs again)
  * The same key with another method, path or body is 409 idempotency_conflict;
  * a second request while the first runs is 409 conflict. An in_flight record
- * whose process died is taken over once its hold expires.
+ * whose process died is taken over once its hold (IDEMPOTENCY_HOLD_MS, on the
+ * database's clock) expires; the 409 says when in Retry-After.
  *
  * `run` hands the operation a command key derived from the header, so the
  * effect underneath (a ledger entry) is exactly-once even if this record is lost.
@@ -26,14 +27,20 @@ export type IdempotentCall = {
 
 const KEY = /^[\x20-\x7E]{1,255}$/
 const KEEP_MS = 24 * 60 * 60 * 1000
-/** How long an in-flight claim holds before another request may take it over. */
-const HOLD_MS = 60_000
 const SWEEP_EVERY_MS = 10 * 60 * 1000
 const SWEEP_BATCH = 1000
 
-/** `sweeps` (default true): false outside the primary region (Fly.io), which never writes. */
-export function makeIdempotency(db: Kysely<DB>, log: Logger, sweeps = true) {
-  const sweeper = sweeps ? setInterval(() => void sweep(), SWEEP_EVERY_MS) : undefined
+export type IdempotencyOptions = {
+  /** How long an in-flight claim holds before another request may take it over (default 10 000 ms). */
+  holdMs?: number
+  /** Default true: false outside the primary region (Fly.io), which never writes. */
+  sweeps?: boolean
+}
+
+export function makeIdempotency(db: Kysely<DB>, log: Logger, options: IdempotencyOptions = {}) {
+  const HOLD_MS = options.holdMs ?? 10_000
+  const sweeper =
+    (options.sweeps ?? true) ? setInterval(() => void sweep(), SWEEP_EVERY_MS) : undefined
   sweeper?.unref?.()
 
   async function sweep() {
@@ -71,10 +78,13 @@ export function makeIdempotency(db: Kysely<DB>, log: Logger, sweeps = true) {
     }
     if (!claimed) {
       const prior = await repo.findKey(db, call.userId, key)
-      if (!prior) throw new Conflict('A request with this Idempotency-Key just finished; retry')
+      if (!prior) throw new Conflict('A request with this Idempotency-Key just finished; retry', 1)
       if (prior.request_hash !== hash) throw new IdempotencyConflict()
       if (prior.state === 'in_flight')
-        throw new Conflict('A request with this Idempotency-Key is still in progress')
+        throw new Conflict(
+          'A request with this Idempotency-Key is still in progress',
+          Number(prior.holds_for_seconds),
+        )
       call.set.status = prior.response_status ?? 200
       call.set.headers['idempotent-replayed'] = 'true'
       return prior.response_body as T

@@ -16,7 +16,8 @@ export async function claimKey(
       key,
       request_hash: requestHash,
       state: 'in_flight',
-      expires_at: new Date(Date.now() + holdMs),
+      // the database's clock: an instance whose clock is off cannot hold a key longer
+      expires_at: sql<Date>`now() + ${holdMs} * interval '1 millisecond'`,
     })
     .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
     .returning('key')
@@ -24,10 +25,14 @@ export async function claimKey(
   return row !== undefined
 }
 
+/** The record, with how long (database clock) an in-flight claim still holds. */
 export function findKey(db: Kysely<DB>, userId: string, key: string) {
   return db
     .selectFrom('idempotency_keys')
     .selectAll()
+    .select(
+      sql<number>`greatest(0, extract(epoch from expires_at - now()))`.as('holds_for_seconds'),
+    )
     .where('user_id', '=', userId)
     .where('key', '=', key)
     .executeTakeFirst()
@@ -47,7 +52,7 @@ export function completeKey(
       state: 'completed',
       response_status: status,
       response_body: jsonb(body),
-      expires_at: new Date(Date.now() + keepMs),
+      expires_at: sql<Date>`now() + ${keepMs} * interval '1 millisecond'`,
     })
     .where('user_id', '=', userId)
     .where('key', '=', key)

@@ -125,5 +125,5 @@ export async function useTestEnv() {
     await stopContainers()
   })
 
-  return { services, databaseUrl, redisPrefix, dataDir, config, instance, admin, sql }
+  return { services, databaseUrl, dbName, redisPrefix, dataDir, config, instance, admin, sql }
 }
