@@ -1,7 +1,8 @@
 import pkg from '../package.json'
 import { ConfigError, loadConfig, type Config } from './config/config'
 import { makeDatabase } from './db/database'
-import { migrate } from './db/migrator'
+import { makeSchemaCheck, migrate } from './db/migrator'
+import { installProcessHandlers } from './lifecycle/process-handlers'
 import { createApp } from './http/app'
 import { makeGuards } from './http/guards'
 import { makeMemoryRateLimiter, makeRedisRateLimiter } from './http/rate-limit'
@@ -71,6 +72,11 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     dataDir: config.DATA_DIR,
     poolMax: config.DB_POOL_MAX,
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
+    idleInTransactionMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    applicationName: `atelier:${config.instanceId}`.slice(0, 63),
+    onError: (err) => log.warn({ err }, 'postgres connection lost'),
   })
   // a read region (Fly.io) never writes, not even the schema: the primary's machines migrate
   if (config.MIGRATE_ON_START && config.isPrimaryRegion) {
@@ -130,6 +136,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     mailboxCapacity: config.ACTOR_MAILBOX_CAPACITY,
     batchMax: config.ACTOR_BATCH_MAX,
     idleMs: config.ACTOR_IDLE_MS,
+    batchTimeoutMs: config.ACTOR_BATCH_TIMEOUT_MS,
   })
   // Fly.io: outside the primary region writes are replayed at the edge, so no command
   // reaches an actor here; if one did (a bug), it is refused rather than written
@@ -219,6 +226,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
   })
   const idempotency = makeIdempotency(database.db, log.child({ room: 'idempotency' }), {
     sweeps: config.isPrimaryRegion,
+    holdMs: config.IDEMPOTENCY_HOLD_MS,
   })
   const signupCredits = config.SIGNUP_CREDITS
 
@@ -242,7 +250,14 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     },
   })
 
-  const checks: Record<string, () => Promise<void>> = { postgres: database.ping }
+  const schemaIsCurrent = makeSchemaCheck(database.db)
+  const checks: Record<string, () => Promise<void>> = {
+    // answering is not enough: with MIGRATE_ON_START=false on a database nobody migrated,
+    // every request would fail, so an unmigrated schema is not ready either
+    postgres: async () => {
+      if (!(await schemaIsCurrent())) throw new Error('schema not migrated: run bun run migrate')
+    },
+  }
   if (redis) checks.redis = async () => void (await redis.ping())
 
   const ledgerDeps = {
@@ -372,24 +387,41 @@ async function main() {
   log.info({ url: `http://${server.hostname}:${server.port}`, mode: config.mode }, 'listening')
 
   let stopping = false
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: string, exitCode = 0) => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting now')
       process.exit(1)
     }
     stopping = true
+    const startedAt = Date.now()
     log.info({ signal, budgetMs: config.DRAIN_TIMEOUT_MS }, 'draining')
-    // stop(false) closes the listener and lets open requests finish; it is not
-    // awaited because it can wait forever on open WebSockets (the sockets stage closes them)
-    const clean = await instance.lifecycle.drain(
+    // readiness is 503 at once; the listener stays open DRAIN_READY_GRACE_MS so health checks
+    // see it, then stop(false) closes it and lets open requests finish; it is not awaited
+    // because it can wait forever on open WebSockets (the sockets stage closes them)
+    const drained = await instance.lifecycle.drain(
       config.DRAIN_TIMEOUT_MS,
       () => void server.stop(false),
+      config.DRAIN_READY_GRACE_MS,
     )
-    await instance.close().catch((err) => log.error({ err }, 'closing pools failed'))
+    // closing pools is bounded too: a pool stuck on a dead dependency must not hold the exit
+    const left = Math.max(1000, config.DRAIN_TIMEOUT_MS - (Date.now() - startedAt))
+    const closed = await Promise.race([
+      instance.close().then(
+        () => true,
+        (err) => (log.error({ err }, 'closing pools failed'), false),
+      ),
+      Bun.sleep(left).then(() => (log.error({ ms: left }, 'closing pools ran out of time'), false)),
+    ])
     server.stop(true)
-    log.info({ clean }, 'drained')
-    process.exit(clean ? 0 : 1)
+    const clean = drained && closed && exitCode === 0
+    log.info({ clean, ms: Date.now() - startedAt }, 'drained')
+    process.exit(clean ? 0 : exitCode || 1)
   }
+  installProcessHandlers({
+    log,
+    metrics: instance.metrics,
+    fatal: (reason, code) => void shutdown(reason, code),
+  })
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
 }

@@ -40,6 +40,14 @@ export const EnvSchema = T.Object({
   DATA_DIR: T.String({ default: './data', description: 'a writable directory' }),
   DB_POOL_MAX: Int(1, 500, 10, 'the Postgres pool size, e.g. 10'),
   DB_STATEMENT_TIMEOUT_MS: Int(100, 600_000, 15_000, 'milliseconds, e.g. 15000'),
+  DB_LOCK_TIMEOUT_MS: Int(10, 600_000, 5000, 'milliseconds a statement waits for a row lock'),
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: Int(
+    100,
+    600_000,
+    5000,
+    'milliseconds before Postgres ends a session left idle inside a transaction',
+  ),
+  DB_CONNECT_TIMEOUT_MS: Int(100, 60_000, 3000, 'milliseconds to get a connection (new or pooled)'),
   MIGRATE_ON_START: T.Boolean({ default: true, description: 'true or false' }),
 
   REDIS_URL: Opt('a redis:// URL (Redis 7+)', { pattern: '^rediss?://' }),
@@ -66,11 +74,29 @@ export const EnvSchema = T.Object({
   METRICS_TOKEN: Opt('a bearer token required by /metrics'),
   MAX_BODY_BYTES: Int(1024, 100 * 1024 * 1024, 1024 * 1024, 'bytes, e.g. 1048576'),
   DRAIN_TIMEOUT_MS: Int(100, 600_000, 10_000, 'milliseconds, below fly.toml kill_timeout'),
+  DRAIN_READY_GRACE_MS: Int(
+    0,
+    600_000,
+    2000,
+    'milliseconds the listener stays open after readiness turns 503 on SIGTERM (at most half of DRAIN_TIMEOUT_MS)',
+  ),
+  IDEMPOTENCY_HOLD_MS: Int(
+    1000,
+    3_600_000,
+    10_000,
+    'milliseconds an in-flight Idempotency-Key holds after its request died',
+  ),
 
   PAYMENT_WEBHOOK_SECRET: Opt('the shared secret of the payment provider webhook'),
   ACTOR_IDLE_MS: Int(100, 86_400_000, 60_000, 'milliseconds before an idle actor is passivated'),
   ACTOR_MAILBOX_CAPACITY: Int(1, 1_000_000, 1024, 'commands queued per actor'),
   ACTOR_BATCH_MAX: Int(1, 10_000, 256, 'commands per actor transaction'),
+  ACTOR_BATCH_TIMEOUT_MS: Int(
+    100,
+    600_000,
+    20_000,
+    'milliseconds before an actor batch fails with 503 and the actor moves on',
+  ),
 
   CREDITS_PER_IMAGE: Int(1, 1_000_000, 30, 'credits per image, e.g. 30'),
   CREDITS_PER_BACKGROUND: Int(0, 1_000_000, 10, 'credits per image with a background, e.g. 10'),

@@ -5,10 +5,14 @@ import type { Logger } from 'pino'
  *
  * States: serving → draining → drained.
  *   serving:  /health/ready is 200; requests are counted in and out.
- *   draining: ready is 503 at once; we wait for in-flight requests, then run
- *             the registered stages in registration order (rooms register at
- *             composition: actors, renderer pool, sockets, …), each bounded by
- *             what is left of the budget; then pools close.
+ *   draining: ready is 503 at once; the listener stays open for `graceMs`
+ *             (DRAIN_READY_GRACE_MS) so a balancer's health check sees the 503
+ *             and stops routing here, while requests still arriving are served;
+ *             then the listener closes, we wait for in-flight requests, then
+ *             run the registered stages in registration order (rooms register
+ *             at composition: actors, renderer pool, sockets, …), each bounded
+ *             by what is left of the budget; then pools close. A stage that
+ *             fails or passes the budget makes the drain unclean (exit 1).
  *   drained:  every stage has run (or the budget ran out); the caller exits.
  */
 export type DrainStage = { name: string; run: () => Promise<void> }
@@ -46,11 +50,14 @@ export function makeLifecycle(log: Logger) {
      * Runs the drain within `budgetMs`. Resolves true when every stage finished
      * in time, false when the budget cut it short (the caller exits non-zero).
      */
-    async drain(budgetMs: number, before?: () => void): Promise<boolean> {
+    async drain(budgetMs: number, before?: () => void, graceMs = 0): Promise<boolean> {
       draining = true
-      before?.()
       const deadline = Date.now() + budgetMs
       const left = () => Math.max(0, deadline - Date.now())
+      // a deliberate window, not a wait for an event: health checks poll on their own period
+      if (graceMs > 0) await Bun.sleep(Math.min(graceMs, budgetMs / 2))
+      before?.()
+      let clean = true
       const idle =
         inflight === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r))
       if (!(await within(idle, left()))) {
@@ -60,16 +67,19 @@ export function makeLifecycle(log: Logger) {
       for (const stage of stages) {
         const started = Date.now()
         const finished = await within(
-          stage.run().catch((err) => log.error({ err, stage: stage.name }, 'drain stage failed')),
+          stage.run().catch((err) => {
+            clean = false
+            log.error({ err, stage: stage.name }, 'drain stage failed')
+          }),
           left(),
         )
         if (!finished) {
-          log.error({ stage: stage.name }, 'drain budget ran out')
+          log.error({ stage: stage.name, budgetMs }, 'drain budget ran out')
           return false
         }
         log.info({ stage: stage.name, ms: Date.now() - started }, 'drain stage done')
       }
-      return true
+      return clean
     },
   }
 }
