@@ -255,6 +255,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     // answering is not enough: with MIGRATE_ON_START=false on a database nobody migrated,
     // every request would fail, so an unmigrated schema is not ready either
     postgres: async () => {
+      await database.ping()
       if (!(await schemaIsCurrent())) throw new Error('schema not migrated: run bun run migrate')
     },
   }
