@@ -107,6 +107,7 @@ export function startLoad(o: LoadOptions) {
         return
       }
       if (performance.now() > giveUpAt) throw new Error(`operation ${op.key} never answered`)
+      if (stopping && o.targets().length === 0) return // every instance is gone: nothing to ask
       // a 409 on a key in flight says when its hold ends; a 503 is retried soon, to see recovery
       const wait =
         res.status === 409 && res.retryAfter ? Number(res.retryAfter) * 1000 : (o.retryMs ?? 100)

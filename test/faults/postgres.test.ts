@@ -120,26 +120,42 @@ afterAll(() => {
     console.log(`[faults] ${name}: ${JSON.stringify(f)}`)
 })
 
-/** Runs load across the live instances around `fault`, then checks everything. */
-async function underLoad(
-  name: string,
-  fault: () => Promise<number>,
-  targets = () => live().map((s) => s.url),
-) {
-  const load = startLoad({ targets, users, adminToken })
-  await Bun.sleep(500) // some work in flight before the fault
-  const healedAt = await fault()
-  const recoveredMs = await recovery(healedAt)
-  const tail = last503After(load.responses, healedAt + recoveredMs)
-  await Bun.sleep(500) // the load runs on after recovery
-  await load.stop()
-  operations.push(...load.operations)
-  // nobody crashed
-  for (const s of servers)
-    expect({ exit: s.proc.exitCode, signal: s.proc.signalCode }).toEqual({
-      exit: null,
-      signal: null,
-    })
+type Scenario = {
+  /** Runs the fault; resolves with the moment Postgres answered again (performance.now()). */
+  fault: () => Promise<number>
+  /** Where the load goes: the balancer's view (default: every live instance). */
+  targets?: () => string[]
+  /** Servers expected to exit during the scenario (SIGTERM), with the code they must exit with. */
+  exits?: Map<ServerProcess, number>
+}
+
+/** Runs load across the instances around a fault, then checks every invariant. */
+async function underLoad(name: string, scenario: Scenario) {
+  const load = startLoad({
+    targets: scenario.targets ?? (() => live().map((s) => s.url)),
+    users,
+    adminToken,
+  })
+  const crashed = () =>
+    servers
+      .filter((s) => !scenario.exits?.has(s))
+      .filter((s) => s.proc.exitCode !== null || s.proc.signalCode !== null)
+      .map((s) => ({ url: s.url, exit: s.proc.exitCode, signal: s.proc.signalCode }))
+  let recoveredMs = 0
+  let tail = 0
+  try {
+    await Bun.sleep(500) // some work in flight before the fault
+    const healedAt = await scenario.fault()
+    expect(crashed()).toEqual([])
+    recoveredMs = await recovery(healedAt)
+    tail = last503After(load.responses, healedAt + recoveredMs)
+    await Bun.sleep(500) // the load runs on after recovery
+  } finally {
+    await load.stop()
+    operations.push(...load.operations)
+  }
+  expect(crashed()).toEqual([])
+  for (const [s, code] of scenario.exits ?? []) expect(await s.proc.exited).toBe(code)
   checkResponses(load.responses)
   expect(recoveredMs).toBeLessThan(RECOVERY_MS)
   expect(tail).toBe(0)
@@ -151,43 +167,158 @@ async function underLoad(
 
 describe('postgres faults under load', () => {
   it('rides through a 1 s cut: 503s with Retry-After, recovery within 5 s, invariants hold', async () => {
-    await underLoad('cut 1 s', async () => {
-      proxy.cut()
-      proxy.refuse(1000)
-      const t0 = performance.now()
-      while (proxy.mode === 'refusing') await Bun.sleep(10)
-      return t0 + 1000
+    await underLoad('cut 1 s', {
+      fault: async () => {
+        proxy.cut()
+        proxy.refuse(1000)
+        const t0 = performance.now()
+        while (proxy.mode === 'refusing') await Bun.sleep(10)
+        return t0 + 1000
+      },
     })
   }, 60_000)
 
   it('rides through a 20 s outage: not ready meanwhile, no crash, no wedge, recovery within 5 s', async () => {
-    const load = await underLoad('outage 20 s', async () => {
-      proxy.cut()
-      proxy.refuse()
-      const t0 = performance.now()
-      try {
-        // meanwhile: every instance says not ready, and answers rather than hangs
-        await Bun.sleep(2000)
-        for (const s of live()) {
-          const ready = await fetch(`${s.url}/health/ready`, { signal: AbortSignal.timeout(5000) })
-          expect(ready.status).toBe(503)
-          expect(ready.headers.get('retry-after')).not.toBeNull()
+    const load = await underLoad('outage 20 s', {
+      fault: async () => {
+        proxy.cut()
+        proxy.refuse()
+        const t0 = performance.now()
+        try {
+          // meanwhile: every instance says not ready, and answers rather than hangs
+          await Bun.sleep(2000)
+          for (const s of live()) {
+            const ready = await fetch(`${s.url}/health/ready`, {
+              signal: AbortSignal.timeout(5000),
+            })
+            expect(ready.status).toBe(503)
+            expect(ready.headers.get('retry-after')).not.toBeNull()
+          }
+          await Bun.sleep(Math.max(0, 20_000 - (performance.now() - t0)))
+        } finally {
+          proxy.heal()
         }
-        await Bun.sleep(Math.max(0, 20_000 - (performance.now() - t0)))
-      } finally {
-        proxy.heal()
-      }
-      return performance.now()
+        return performance.now()
+      },
     })
     expect(load.responses.filter((r) => r.status === 503).length).toBeGreaterThan(0)
   }, 90_000)
 
   it('survives pg_terminate_backend of every backend of its database', async () => {
-    await underLoad('pg_terminate_backend', async () => {
-      const killed = await sql`select pg_terminate_backend(pid) as ok from pg_stat_activity
+    await underLoad('pg_terminate_backend', {
+      fault: async () => {
+        const killed = await sql`select pg_terminate_backend(pid) as ok from pg_stat_activity
           where datname = current_database() and pid <> pg_backend_pid()`
-      expect(killed.length).toBeGreaterThan(0)
-      return performance.now()
+        expect(killed.length).toBeGreaterThan(0)
+        return performance.now()
+      },
     })
+  }, 60_000)
+
+  it('bounds the block of an instance frozen (SIGSTOP) inside a transaction to seconds', async () => {
+    const [a, b] = servers as [ServerProcess, ServerProcess]
+    let frozen = false
+    const blocked: number[] = []
+    await underLoad('frozen instance', {
+      // the balancer stops sending to a frozen instance (its health checks time out)
+      targets: () => (frozen ? [b.url] : [a.url, b.url]),
+      fault: async () => {
+        // stop A at a moment it has a transaction open holding locks (it is under load)
+        const deadline = performance.now() + 15_000
+        for (;;) {
+          a.proc.kill('SIGSTOP')
+          frozen = true
+          const [row] = await sql`select count(*)::int as n from pg_stat_activity
+            where application_name = ${`atelier:${a.instance}`.slice(0, 63)}
+              and state = 'idle in transaction' and backend_xid is not null`
+          if (row!.n > 0) break
+          a.proc.kill('SIGCONT')
+          frozen = false
+          if (performance.now() > deadline) throw new Error('never caught A inside a transaction')
+          await Bun.sleep(10 + Math.random() * 40)
+        }
+        const frozenAt = performance.now()
+        try {
+          // every user's money commands go through on B within seconds, whichever row A locked
+          await Promise.all(
+            users.map(async (user) => {
+              const op: Operation = {
+                kind: 'grant',
+                userId: user.id,
+                key: `frozen:${user.id}`,
+                amount: 1,
+              }
+              for (;;) {
+                const res = await fetch(`${b.url}/v1/admin/credits/grants`, {
+                  method: 'POST',
+                  headers: {
+                    'content-type': 'application/json',
+                    authorization: `Bearer ${adminToken}`,
+                    'idempotency-key': op.key,
+                  },
+                  body: JSON.stringify({ userId: user.id, amount: 1, reason: 'while frozen' }),
+                })
+                if (res.status === 201) break
+                expect(res.status).toBeOneOf([503, 409])
+                if (performance.now() - frozenAt > 20_000) throw new Error('still blocked at 20 s')
+                await Bun.sleep(100)
+              }
+              op.status = 201
+              operations.push(op)
+              blocked.push(performance.now() - frozenAt)
+            }),
+          )
+        } finally {
+          a.proc.kill('SIGCONT')
+          frozen = false
+        }
+        return performance.now()
+      },
+    })
+    const worst = Math.max(...blocked)
+    figures['frozen instance']!.worstBlockMs = Math.round(worst)
+    // idle_in_transaction_session_timeout (5 s) ends the frozen session; 25 s before the fix
+    expect(worst).toBeLessThan(10_000)
+  }, 90_000)
+
+  it('drains on SIGTERM under load with 0 failed requests; readiness turns 503 first', async () => {
+    const [a] = servers as [ServerProcess, ServerProcess]
+    // the balancer: probes every instance's readiness every 100 ms, sends only to those at 200
+    const healthy = new Set(servers.map((s) => s.url))
+    const seen503 = new Set<string>()
+    let probing = true
+    const prober = (async () => {
+      while (probing) {
+        for (const s of servers) {
+          const res = await fetch(`${s.url}/health/ready`).catch(() => undefined)
+          if (res?.status === 200) healthy.add(s.url)
+          else healthy.delete(s.url)
+          if (res?.status === 503) seen503.add(s.url)
+        }
+        await Bun.sleep(100)
+      }
+    })()
+    try {
+      const load = await underLoad('SIGTERM', {
+        targets: () => [...healthy],
+        exits: new Map([[a, 0]]),
+        fault: async () => {
+          a.proc.kill('SIGTERM')
+          await a.next('draining')
+          const ready = await fetch(`${a.url}/health/ready`)
+          expect(ready.status).toBe(503)
+          await a.next('drained', 15_000)
+          await a.proc.exited
+          return performance.now()
+        },
+      })
+      // the listener stayed open long enough for the balancer to see the 503
+      expect(seen503.has(a.url)).toBe(true)
+      expect(load.responses.filter((r) => r.status !== 201 && r.status !== 202)).toEqual([])
+      expect(await a.next('drained')).toMatchObject({ clean: true })
+    } finally {
+      probing = false
+      await prober
+    }
   }, 60_000)
 })
