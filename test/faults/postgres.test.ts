@@ -2,11 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'bun:test'
 import postgres from 'postgres'
 import { useTestEnv } from '../support/env'
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy'
-import {
-  killServerProcesses,
-  startServerProcess,
-  type ServerProcess,
-} from './servers'
+import { killServerProcesses, startServerProcess, type ServerProcess } from './servers'
 import { checkInvariants, checkResponses, settleItems } from './invariants'
 import { startLoad, tally, type LoadUser, type Operation, type Response_ } from './load'
 
