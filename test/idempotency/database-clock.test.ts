@@ -91,7 +91,7 @@ describe('one clock', () => {
         HOLD_MS + 3000,
         'the retry to take over the key after its hold',
       )
-    })
+    }, 15_000)
   }
 })
 
