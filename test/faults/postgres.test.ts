@@ -32,6 +32,7 @@ function serverEnv(): Record<string, string> {
     REDIS_URL: env.services.redisUrl,
     REDIS_PREFIX: env.redisPrefix,
     JWT_SECRET: 'faults-test-secret-that-is-long-enough-0123456789',
+    MEDIA_URL_SECRET: 'faults-media-secret-that-is-long-enough-0123456789',
     ADMIN_EMAILS: ADMIN,
     DB_POOL_MAX: '6',
     DB_CONNECT_TIMEOUT_MS: '1000',
