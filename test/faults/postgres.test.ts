@@ -16,9 +16,15 @@ import { startLoad, tally, type LoadUser, type Operation, type Response_ } from 
 const RECOVERY_MS = 5000
 const ADMIN = 'faults-admin@example.com'
 const PASSWORD = 'a long password'
+let proxy!: FaultProxy
+// registered before the test environment's own cleanup, so the servers are gone before their
+// database is dropped (a server still reconnecting would make that drop fail or wait)
+afterAll(async () => {
+  await killServerProcesses()
+  await proxy?.close()
+}, 20_000)
 const env = await useTestEnv()
 const u = new URL(env.databaseUrl)
-let proxy: FaultProxy
 /** Direct to the test database, not through the proxy: inspection and pg_terminate_backend. */
 const sql = postgres(env.databaseUrl, { max: 1, onnotice: () => {} })
 const servers: ServerProcess[] = []
@@ -76,10 +82,8 @@ beforeAll(async () => {
 }, 30_000)
 
 afterAll(async () => {
-  await killServerProcesses()
-  await proxy?.close()
-  await sql.end()
-})
+  await sql.end({ timeout: 1 })
+}, 10_000)
 
 const live = () => servers.filter((s) => s.proc.exitCode === null && s.proc.signalCode === null)
 
