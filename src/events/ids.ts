@@ -14,6 +14,23 @@ export function isEventId(value: string): boolean {
   return ID.test(value)
 }
 
+/** 2^64 - 1, the largest part of a Redis stream id, as digits. */
+const U64_MAX = '18446744073709551615'
+
+function fitsU64(digits: string) {
+  return digits.length < U64_MAX.length || (digits.length === U64_MAX.length && digits <= U64_MAX)
+}
+
+/**
+ * True when `value` is an id some history could have issued: both parts
+ * within 0..2^64-1. The pattern allows 20 digits, so "99999999999999999999-0"
+ * is an id in form (the client gets `resync`) that Redis would refuse to read.
+ */
+export function isIssuableId(value: string): boolean {
+  const dash = value.indexOf('-')
+  return fitsU64(value.slice(0, dash)) && fitsU64(value.slice(dash + 1))
+}
+
 /**
  * Negative when a is older than b, 0 when equal, positive when newer. With
  * no leading zeros, a longer number is larger; numbers of one length compare

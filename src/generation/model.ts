@@ -1,9 +1,10 @@
 import { t } from 'elysia'
-import { LimitParam } from '../http/schemas'
+import { CursorParam, LimitParam } from '../http/schemas'
+import { JsonInteger, SafeString } from '../http/text'
 
 const Mode = t.Union([t.Literal('library'), t.Literal('text')])
 const Format = t.Union([t.Literal('square'), t.Literal('portrait'), t.Literal('story')])
-const Uuid = t.String({ format: 'uuid' })
+const Uuid = SafeString({ format: 'uuid' })
 
 export const CreateGenerationBody = t.Object({
   mode: Mode,
@@ -16,19 +17,19 @@ export const CreateGenerationBody = t.Object({
     }),
   ),
   prompt: t.Optional(
-    t.String({
+    SafeString({
       maxLength: 4000,
       description:
         'text mode: 3..500 chars after NFC normalization, at most 100 words, no HTML tags or script URLs, no character repeated 10+ times',
     }),
   ),
-  variations: t.Integer({
+  variations: JsonInteger({
     minimum: 1,
     maximum: 8,
     description: 'per pose (library) or in total (text)',
   }),
   uploadId: t.Optional(
-    t.String({
+    SafeString({
       format: 'uuid',
       description: 'one of the caller’s uploads (shape checked; uploads arrive later)',
     }),
@@ -36,7 +37,7 @@ export const CreateGenerationBody = t.Object({
   background: t.Optional(
     t.Object({
       mode: t.Union([t.Literal('color'), t.Literal('prompt')]),
-      value: t.String({
+      value: SafeString({
         minLength: 1,
         maxLength: 500,
         description: 'color: #rgb or #rrggbb; prompt: as `prompt`',
@@ -44,7 +45,7 @@ export const CreateGenerationBody = t.Object({
     }),
   ),
   formats: t.Optional(t.Array(Format, { maxItems: 3, uniqueItems: true })),
-  deadlineSeconds: t.Optional(t.Integer({ minimum: 10, maximum: 86400 })),
+  deadlineSeconds: t.Optional(JsonInteger({ minimum: 10, maximum: 86400 })),
 })
 
 const ItemStatus = t.Union([
@@ -100,6 +101,6 @@ export const GenerationSchema = t.Object({ ...GenerationFields, items: t.Array(I
 
 export const ListQuery = t.Object({
   limit: LimitParam,
-  cursor: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
+  cursor: CursorParam,
   status: t.Optional(GenerationStatus),
 })

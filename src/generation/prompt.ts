@@ -1,20 +1,31 @@
 import type { ValidationIssue } from '../errors'
 
 /**
- * API.md's prompt rules, applied after NFC normalization: 3..500 characters,
- * at most 100 words, no HTML tags or script URLs, no character repeated 10+
- * times in a row. Returns the normalized prompt, or the issues at `path`.
+ * API.md's prompt rules: 3..500 characters, at most 100 words, no HTML tags
+ * or script URLs, no character repeated 10+ times in a row. They apply to
+ * what the renderer would see: after NFC and after removing format
+ * characters (Unicode Cf: zero-width spaces and joiners, bidi marks, soft
+ * hyphens), which are invisible and would otherwise split a repeat, pad a
+ * prompt of nothing to three "characters" or hide `java\u200bscript:`.
+ * Control characters (Cc: tabs, newlines, ESC of ANSI sequences) are
+ * refused outright; a plain space is the only separator. Returns the
+ * cleaned prompt, or the issues at `path`.
  */
 const HTML_TAG = /<\s*\/?\s*[a-z!][^>]*>/i
 const SCRIPT_URL = /\b(?:javascript|vbscript|data)\s*:/i
 const REPEATED = /(.)\1{9,}/su
+const CONTROL = /\p{Cc}/u
+const FORMAT = /\p{Cf}/gu
 
 export function checkPrompt(
   raw: string,
   path: string,
 ): { prompt: string; issues: ValidationIssue[] } {
-  const prompt = raw.normalize('NFC').trim()
   const issues: ValidationIssue[] = []
+  if (CONTROL.test(raw))
+    issues.push({ path, message: 'Control characters (tabs, newlines, escapes) are not allowed' })
+  // NFC again after the removal: a format character may have stood between two that compose
+  const prompt = raw.normalize('NFC').replace(FORMAT, '').normalize('NFC').trim()
   const length = [...prompt].length
   if (length < 3 || length > 500)
     issues.push({ path, message: 'Expected 3 to 500 characters after normalization' })

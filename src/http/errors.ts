@@ -9,6 +9,7 @@ import {
   toError,
 } from '../errors'
 import { dbUnavailable } from '../db/errors'
+import { SAFE_TEXT_MESSAGE, SAFE_TEXT_PATTERN } from './text'
 
 /**
  * The one place an error becomes a response. AppErrors keep their code,
@@ -35,12 +36,17 @@ export function toAppError(code: string | number, error: unknown): AppError | un
     case 'VALIDATION': {
       const e = error as {
         type?: string
-        all?: { path?: string; summary?: string; message?: string }[]
+        all?: { path?: string; summary?: string; message?: string; schema?: { pattern?: string } }[]
       }
       if (e.type === 'response') return undefined // our bug, not the caller's: a 500
+      // a header's path says it is one, as the idempotency key's own check does
+      const prefix = e.type === 'headers' ? '/headers' : ''
       const issues = (e.all ?? []).map((i) => ({
-        path: i.path || '/',
-        message: i.summary ?? i.message ?? 'invalid',
+        path: prefix + (i.path || '/'),
+        message:
+          i.schema?.pattern === SAFE_TEXT_PATTERN
+            ? SAFE_TEXT_MESSAGE
+            : (i.summary ?? i.message ?? 'invalid'),
       }))
       return new ValidationFailed(issues.length ? issues : [{ path: '/', message: 'invalid' }])
     }

@@ -1,5 +1,6 @@
 import { t, type TSchema } from 'elysia'
 import { ValidationFailed } from '../errors'
+import { SafeString } from './text'
 
 /** API.md's error shape, for every documented error response. */
 export const ErrorResponse = t.Object(
@@ -41,24 +42,41 @@ export function errors<S extends number>(...statuses: S[]): Record<S, typeof Err
  * name, and a 422 must say which parameter is wrong.
  */
 export const LimitParam = t.Optional(
-  t.String({ pattern: '^([1-9]|[1-9][0-9]|100)$', description: 'page size, 1..100 (default 20)' }),
+  SafeString({
+    pattern: '^([1-9]|[1-9][0-9]|100)$',
+    description: 'page size, 1..100 (default 20)',
+  }),
 )
 
 export function pageLimit(limit: string | undefined): number {
   return limit === undefined ? 20 : Number(limit)
 }
 
+/**
+ * Longer than any cursor we issue: a pose cursor holds a name of up to 200
+ * characters (up to 800 bytes of UTF-8, as JSON) and a uuid, in base64url.
+ */
+const MAX_CURSOR_LENGTH = 1200
+
+/** `?cursor=`: opaque base64url, bounded; what it decodes to is checked by each list. */
+export const CursorParam = t.Optional(
+  SafeString({
+    pattern: `^[A-Za-z0-9_-]{1,${MAX_CURSOR_LENGTH}}$`,
+    description: 'opaque page cursor (nextCursor of the previous page)',
+  }),
+)
+
 /** Keyset page: `?limit=` 1..100 (default 20), opaque `?cursor=`. */
 export const PageQuery = {
   limit: LimitParam,
-  cursor: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
+  cursor: CursorParam,
 }
 
 export function Page<T extends TSchema>(item: T) {
   return t.Object({ items: t.Array(item), nextCursor: t.Union([t.String(), t.Null()]) })
 }
 
-export const IdParam = t.Object({ id: t.String({ format: 'uuid' }) })
+export const IdParam = t.Object({ id: SafeString({ format: 'uuid' }) })
 
 /** Opaque cursors: base64url of a JSON tuple; a bad one is a 422 on `cursor`. */
 export function encodeCursor(values: unknown[]): string {
@@ -75,6 +93,7 @@ export function decodeCursor<T extends unknown[]>(
 ): T | undefined {
   if (cursor === undefined) return undefined
   try {
+    if (cursor.length > MAX_CURSOR_LENGTH) throw new Error('cursor too long')
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
     if (Array.isArray(value) && valid(value)) return value
   } catch {}
@@ -83,18 +102,32 @@ export function decodeCursor<T extends unknown[]>(
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
+/**
+ * A timestamp a cursor may carry: RFC 3339 in UTC as toISOString() writes it,
+ * with a four-digit year, so Postgres can read it. Date.parse takes
+ * "+275760-09-13T00:00:00.000Z", which Postgres refuses ("time zone
+ * displacement out of range"): without this check, a 500.
+ */
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
+
+export function isCursorTime(v: unknown): v is string {
+  if (typeof v !== 'string' || !CURSOR_TIME.test(v)) return false
+  const ms = Date.parse(v)
+  // round trip: rejects 2026-02-31 and the like; year 0000 is not a Postgres AD year
+  return !Number.isNaN(ms) && new Date(ms).toISOString() === v && !v.startsWith('0000')
+}
+
+export function isUuid(v: unknown): v is string {
+  return typeof v === 'string' && UUID_PATTERN.test(v)
+}
+
 /** A cursor of (RFC 3339 timestamp, uuid), as newest-first lists use. */
 export function isTimeIdCursor(v: unknown[]): v is [string, string] {
-  return (
-    v.length === 2 &&
-    typeof v[0] === 'string' &&
-    !Number.isNaN(Date.parse(v[0])) &&
-    typeof v[1] === 'string' &&
-    UUID_PATTERN.test(v[1])
-  )
+  return v.length === 2 && isCursorTime(v[0]) && isUuid(v[1])
 }
 
 /** A cursor of one positive integer (a sequence number). */
 export function isSeqCursor(v: unknown[]): v is [number] {
+  // a bigint column: any safe integer fits
   return v.length === 1 && Number.isSafeInteger(v[0]) && (v[0] as number) > 0
 }

@@ -1,4 +1,5 @@
 import { t } from 'elysia'
+import { JsonInteger, SafeString } from '../http/text'
 
 export const EntryKindSchema = t.Union([
   t.Literal('grant'),
@@ -21,9 +22,9 @@ export const LedgerEntrySchema = t.Object({
 export const Balance = t.Object({ balance: t.Integer() })
 
 export const GrantBody = t.Object({
-  userId: t.String({ format: 'uuid' }),
-  amount: t.Integer({ minimum: 1, maximum: 1_000_000_000 }),
-  reason: t.String({ minLength: 1, maxLength: 500 }),
+  userId: SafeString({ format: 'uuid' }),
+  amount: JsonInteger({ minimum: 1, maximum: 1_000_000_000 }),
+  reason: SafeString({ minLength: 1, maxLength: 500 }),
   kind: t.Optional(
     t.Union([t.Literal('grant'), t.Literal('purchase'), t.Literal('adjustment')], {
       default: 'grant',
@@ -43,14 +44,17 @@ export const LedgerCheckSchema = t.Object({
 })
 
 export const PaymentEvent = t.Object({
-  id: t.String({ minLength: 1, maxLength: 255 }),
+  id: SafeString({ minLength: 1, maxLength: 255 }),
   type: t.Literal('credits.purchased'),
-  userId: t.String({ format: 'uuid' }),
-  credits: t.Integer({ minimum: 1, maximum: 1_000_000_000 }),
+  userId: SafeString({ format: 'uuid' }),
+  credits: JsonInteger({ minimum: 1, maximum: 1_000_000_000 }),
 })
 
 export const IdempotencyKeyHeader = t.Object({
   'idempotency-key': t.Optional(
-    t.String({ minLength: 1, maxLength: 255, description: 'Replays the first response for 24 h' }),
+    SafeString({
+      pattern: '^[\\x20-\\x7E]{1,255}$',
+      description: '1 to 255 printable ASCII characters; replays the first response for 24 h',
+    }),
   ),
 })

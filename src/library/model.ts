@@ -1,5 +1,6 @@
 import { t } from 'elysia'
-import { LimitParam, decodeCursor } from '../http/schemas'
+import { CursorParam, LimitParam, decodeCursor, isUuid } from '../http/schemas'
+import { SafeString, isSafeText } from '../http/text'
 import { KeypointsSchema } from './keypoints'
 
 export const PoseSchema = t.Object({
@@ -18,14 +19,12 @@ export const CategorySchema = t.Object({ id: t.String(), name: t.String(), poseC
 
 export const PoseListQuery = t.Object({
   limit: LimitParam,
-  cursor: t.Optional(t.String({ minLength: 1, maxLength: 200 })),
+  cursor: CursorParam,
   // the shape of a category id (sql/0004): anything else could not match, and a NUL would fail in SQL
   category: t.Optional(
-    t.String({ pattern: '^[a-z][a-z0-9-]*$', maxLength: 64, description: 'category id' }),
+    SafeString({ pattern: '^[a-z][a-z0-9-]*$', maxLength: 64, description: 'category id' }),
   ),
 })
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
  * A page cursor is `[name, id]` of the last pose on the previous page. A cursor
@@ -38,9 +37,8 @@ function isPoseCursor(v: unknown[]): v is [string, string] {
     v.length === 2 &&
     typeof name === 'string' &&
     name.length <= 200 &&
-    !name.includes('\u0000') &&
-    typeof id === 'string' &&
-    UUID.test(id)
+    isSafeText(name) &&
+    isUuid(id)
   )
 }
 

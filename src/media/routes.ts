@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import { NotFound } from '../errors'
 import { errors } from '../http/schemas'
+import { SafeString } from '../http/text'
 import type { Tokens } from '../users/tokens'
 import { bearerToken } from '../http/guards'
 import { findMedia } from './repository'
@@ -47,10 +48,10 @@ export function mediaRoutes(deps: MediaRoutesDeps) {
       return new Response(blob.body as BodyInit, { headers: set.headers as Record<string, string> })
     },
     {
-      params: t.Object({ id: t.String({ format: 'uuid' }) }),
+      params: t.Object({ id: SafeString({ format: 'uuid' }) }),
       query: t.Object({
         exp: t.Optional(t.Integer()),
-        sig: t.Optional(t.String({ maxLength: 128 })),
+        sig: t.Optional(SafeString({ maxLength: 128 })),
       }),
       detail: {
         summary:

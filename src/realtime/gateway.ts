@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import { Unauthorized, toError } from '../errors'
 import type { Event, EventLog } from '../events/event'
-import { compareIds } from '../events/ids'
+import { compareIds, isEventId, isIssuableId } from '../events/ids'
 import type { Metrics } from '../obs/metrics'
 import type { Tokens } from '../users/tokens'
 import {
@@ -191,7 +191,10 @@ export function makeGateway(options: GatewayOptions) {
     let cursor = after
     let resynced = false
     for (let first = true; ; first = false) {
-      const page = await events.readAfter(conn.userId!, cursor, replayPage)
+      // an id past 2^64 no history issued: resync, and nothing to read after it
+      const page = isIssuableId(cursor)
+        ? await events.readAfter(conn.userId!, cursor, replayPage)
+        : { events: [], truncated: true, more: false, next: cursor }
       if (conn.state !== 'live') return
       if (first && page.truncated) {
         resynced = true
@@ -234,6 +237,9 @@ export function makeGateway(options: GatewayOptions) {
     }
     if (conn.state !== 'authenticating') return
     clearTimeout(conn.authTimer)
+    // a good token with a resumeAfter that is no event id at all: 1008 (API.md), not 4401
+    if (resumeAfter !== undefined && !isEventId(resumeAfter))
+      return closeWith(conn, Close.invalidMessage)
     if (state !== 'accepting') return closeWith(conn, Close.draining)
     const { userId } = principal
     conn.state = 'live'

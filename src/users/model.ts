@@ -1,9 +1,10 @@
 import { t } from 'elysia'
+import { SafeString } from '../http/text'
 
 export const Credentials = t.Object(
   {
-    email: t.String({ format: 'email', maxLength: 254, description: 'case-insensitive' }),
-    password: t.String({ minLength: 8, maxLength: 256 }),
+    email: SafeString({ format: 'email', maxLength: 254, description: 'case-insensitive' }),
+    password: SafeString({ minLength: 8, maxLength: 256 }),
   },
   { additionalProperties: false },
 )
