@@ -1,3 +1,4 @@
+import { toError } from '../errors'
 import type { BatchHandler, Outcome } from './actor-system'
 
 /**
@@ -21,7 +22,14 @@ export function dispatchByType<C extends Tagged, R>(handlers: Handlers<C, R>): B
       let end = start + 1
       while (end < batch.length && batch[end]!.type === type) end++
       const handler = handlers[type] as BatchHandler<C, R>
-      out.push(...(await handler(key, batch.slice(start, end))))
+      const run = batch.slice(start, end)
+      // a run that fails fails its own commands, not the other runs of the batch
+      out.push(
+        ...(await handler(key, run).catch((error: unknown) => {
+          const e = toError(error)
+          return run.map((): Outcome<R> => ({ ok: false, error: e }))
+        })),
+      )
       start = end
     }
     return out

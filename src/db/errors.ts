@@ -1,14 +1,16 @@
-import { Unavailable } from '../errors'
+import { AppError, Conflict, Unavailable, ValidationFailed } from '../errors'
 
 /**
  * The one classification of database failures. A SQLSTATE class or code (or
  * a client-side connection failure, which has none) maps to what the caller
  * sees: `unavailable` → 503 with Retry-After (the request changed nothing and
  * may be retried), `retry` → run the transaction again (serialization,
- * deadlock), anything else stays an internal error (a bug of ours).
- * h15a's input-side classes (22/23 → 4xx) belong in this same table.
+ * deadlock), `input` → 422 and `conflict` → 409, the request's own fault (a
+ * value Postgres refuses, a constraint it breaks: applying it again would fail
+ * again, and it must fail alone, never its neighbours in a batch), anything
+ * else stays an internal error (a bug of ours).
  */
-export type DbFailure = 'unavailable' | 'retry'
+export type DbFailure = 'unavailable' | 'retry' | 'input' | 'conflict'
 
 /** SQLSTATE classes and codes; a full code wins over its class. */
 const SQLSTATE: Record<string, DbFailure> = {
@@ -21,8 +23,13 @@ const SQLSTATE: Record<string, DbFailure> = {
   '57014': 'unavailable', // query_canceled (statement_timeout)
   '55P03': 'unavailable', // lock_not_available (lock_timeout)
   '25P03': 'unavailable', // idle_in_transaction_session_timeout
+  '58': 'unavailable', // system error (I/O)
+  '25006': 'unavailable', // read_only_sql_transaction (a replica, a failover in progress)
   '40001': 'retry', // serialization_failure
   '40P01': 'retry', // deadlock_detected
+  '22': 'input', // data exception: 22P05 NUL in text, 22021 bad encoding, 22003 out of range, 22007 bad datetime
+  '23': 'input', // integrity constraint: foreign key, check, not null
+  '23505': 'conflict', // unique_violation
 }
 
 /** Socket and client errors of a connection that failed or died (no SQLSTATE). */
@@ -87,4 +94,44 @@ export function dbUnavailable(error: unknown): Unavailable | undefined {
     DB_RETRY_AFTER_SECONDS,
     error,
   )
+}
+
+/** True for a failure of the request's own making (SQLSTATE class 22/23, or a 4xx AppError). */
+export function isRequestFault(error: unknown): boolean {
+  if (error instanceof AppError) return error.status >= 400 && error.status < 500
+  const failure = classifyDbError(error)
+  return failure === 'input' || failure === 'conflict'
+}
+
+/**
+ * The AppError a caller gets for a database failure (AppErrors pass
+ * through); undefined for our own bugs, which the edge renders as a 500.
+ */
+export function toDbAppError(error: unknown): AppError | undefined {
+  if (error instanceof AppError) return error
+  switch (classifyDbError(error)) {
+    case 'input':
+      // Postgres' message names SQL and values: it is not passed on
+      return new ValidationFailed(
+        [{ path: '/', message: 'A value of this request cannot be stored' }],
+        'The request holds a value that cannot be stored',
+      )
+    case 'conflict':
+      return new Conflict('This conflicts with something that already exists')
+    case 'retry':
+      return new Unavailable('The database was busy with a conflicting change; retry', 1, error)
+    case 'unavailable':
+      return dbUnavailable(error)
+    case undefined:
+      return undefined
+  }
+}
+
+/**
+ * The error a command of the user actor fails with. Unclassified failures
+ * stay a 503 there, as before this table knew input errors: nothing of the
+ * command was committed, so a retry is safe.
+ */
+export function toCommandError(error: unknown): Error {
+  return toDbAppError(error) ?? new Unavailable('Could not complete the command; retry', 1, error)
 }

@@ -2,7 +2,8 @@ import { sql, type Kysely, type Transaction } from 'kysely'
 import type { BatchHandler, Outcome } from '../actors/actor-system'
 import { jsonb } from '../db/json'
 import type { DB } from '../db/schema'
-import { AppError, NotFound, RateLimited, Unavailable } from '../errors'
+import { toCommandError } from '../db/errors'
+import { NotFound, RateLimited } from '../errors'
 import type { EventName, Publish } from '../events/event'
 import type { LedgerCommand, LedgerResult } from '../ledger/commands'
 import type { MediaUrls } from '../media/signed-urls'
@@ -354,11 +355,9 @@ export function generationHandler(
       try {
         out.push({ ok: true, value: await run(userId, message.command) })
       } catch (error) {
-        const e =
-          error instanceof AppError
-            ? error
-            : new Unavailable('Could not complete the command; retry', 1, error)
-        out.push({ ok: false, error: e })
+        // each command in its own transaction: one at fault fails alone, with its own
+        // 4xx; a database that did not answer is a 503 (src/db/errors.ts)
+        out.push({ ok: false, error: toCommandError(error) })
       }
     }
     return out

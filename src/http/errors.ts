@@ -8,7 +8,7 @@ import {
   ValidationFailed,
   toError,
 } from '../errors'
-import { dbUnavailable } from '../db/errors'
+import { toDbAppError } from '../db/errors'
 import { SAFE_TEXT_MESSAGE, SAFE_TEXT_PATTERN } from './text'
 
 /**
@@ -25,9 +25,10 @@ export function toAppError(code: string | number, error: unknown): AppError | un
   // errors thrown by our parse hook (413 on a long chunked body) arrive wrapped
   const cause = (error as { cause?: unknown } | undefined)?.cause
   if (cause instanceof AppError) return cause
-  // the database down, restarting or past a deadline: 503 with Retry-After, never a 500
-  const unavailable = dbUnavailable(error)
-  if (unavailable) return unavailable
+  // a database failure, by the one table (src/db/errors.ts): down, restarting or past a
+  // deadline is a 503 with Retry-After, never a 500; a value it refuses is the request's 4xx
+  const fromDb = toDbAppError(error)
+  if (fromDb) return fromDb
   switch (code) {
     case 'NOT_FOUND':
       return new NotFound('Route')

@@ -1,5 +1,5 @@
 import type { BatchHandler } from '../actors/actor-system'
-import { AppError, Unavailable } from '../errors'
+import { toCommandError } from '../db/errors'
 import type { LedgerCommand, LedgerResult } from './commands'
 import { toOutcomes } from './service'
 import type { LedgerWriter } from './writer'
@@ -28,9 +28,9 @@ export function ledgerHandler(
       )
       outcomes = toOutcomes(applied)
     } catch (error) {
-      if (error instanceof AppError) throw error
-      // the database did not answer or refused the batch: nothing was applied, retry is safe
-      throw new Unavailable('Could not reach the ledger; retry', 1, error)
+      // nothing was applied: a 503 when the database did not answer (retry is safe), the
+      // request's own 4xx when it refused this batch (src/db/errors.ts)
+      throw toCommandError(error)
     }
     // committed: one credits.changed per entry written (a replay changed nothing)
     for (const o of outcomes)

@@ -9,6 +9,8 @@ export type AppliedRow =
   | { ok: true; replayed?: boolean; entry: Record<string, unknown> }
   | { ok: false; code: 'insufficient_credits'; required: number; available: number }
   | { ok: false; code: 'idempotency_conflict' }
+  /** Refused by the database for a reason of its own (src/ledger/writer.ts). */
+  | { ok: false; code: 'refused'; error: Error }
 
 export type AppliedBatch = { balance: number; results: AppliedRow[] }
 

@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely'
 import type { Outcome } from '../actors/actor-system'
 import type { DB } from '../db/schema'
-import { IdempotencyConflict, InsufficientCredits } from '../errors'
+import { IdempotencyConflict, InsufficientCredits, unreachable } from '../errors'
 import { decodeCursor, encodeCursor, isSeqCursor } from '../http/schemas'
 import type { LedgerCommand, LedgerEntry, LedgerResult } from './commands'
 import * as repo from './repository'
@@ -41,9 +41,19 @@ export function toOutcomes({ balance, results }: repo.AppliedBatch): Outcome<Led
         ok: true,
         value: { entry: toLedgerEntry(r.entry), balance, replayed: r.replayed === true },
       }
-    if (r.code === 'insufficient_credits')
-      return { ok: false, error: new InsufficientCredits(Number(r.required), Number(r.available)) }
-    return { ok: false, error: new IdempotencyConflict() }
+    switch (r.code) {
+      case 'insufficient_credits':
+        return {
+          ok: false,
+          error: new InsufficientCredits(Number(r.required), Number(r.available)),
+        }
+      case 'idempotency_conflict':
+        return { ok: false, error: new IdempotencyConflict() }
+      case 'refused':
+        return { ok: false, error: r.error }
+      default:
+        throw unreachable(r)
+    }
   })
 }
 

@@ -1,7 +1,8 @@
 import { sql, type Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import type { LedgerCommand } from './commands'
-import { applyCommands, prepareBatch, type AppliedBatch } from './repository'
+import { isRequestFault, toCommandError } from '../db/errors'
+import { applyCommands, prepareBatch, type AppliedBatch, type AppliedRow } from './repository'
 
 /**
  * Group commit across actors. Each actor sends one batch at a time; the
@@ -11,6 +12,10 @@ import { applyCommands, prepareBatch, type AppliedBatch } from './repository'
  * instead of 8. Nothing waits on a timer: an idle slot sends at once.
  *
  *   idle ──apply──▶ flushing (≤ slots calls) ──settled──▶ next queued group, or idle
+ *
+ * One command at fault (a value Postgres refuses, SQLSTATE class 22/23)
+ * fails alone: the group falls back to one transaction per user, and that
+ * user's batch to one per command (src/db/errors.ts decides whose fault).
  */
 export type LedgerWriter = ReturnType<typeof makeLedgerWriter>
 
@@ -52,13 +57,37 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
         select ledger_apply_many(${JSON.stringify(payload)}::text::jsonb) as r`.execute(db)
       group.forEach((w, i) => w.resolve(batches[i]!.expand(rows[0]!.r[w.userId]!)))
     } catch (error) {
-      if (group.length === 1) return group[0]!.reject(error as Error)
-      // the combined call rolled back whole: each batch again on its own, so
-      // a bad batch (a user deleted meanwhile) fails alone
-      await Promise.all(
-        group.map((w) => applyCommands(db, w.userId, w.commands).then(w.resolve, w.reject)),
-      )
+      // the combined call rolled back whole. A database that does not answer
+      // fails everyone (a retry per user would only hammer it); a command at
+      // fault fails alone: each batch again on its own, then, within a batch
+      // at fault, each command on its own
+      if (!isRequestFault(error)) return group.forEach((w) => w.reject(toCommandError(error)))
+      await Promise.all(group.map((w) => applyAlone(w).then(w.resolve, w.reject)))
     }
+  }
+
+  /** One user's batch in its own transaction; when it is at fault, command by command. */
+  async function applyAlone(w: Waiting): Promise<AppliedBatch> {
+    try {
+      return await applyCommands(db, w.userId, w.commands)
+    } catch (error) {
+      if (!isRequestFault(error) || w.commands.length === 1) throw toCommandError(error)
+    }
+    // in order, one transaction each: rare (a value Postgres refuses got past
+    // the edge), so simplicity over round trips
+    const results: AppliedRow[] = []
+    let balance: number | undefined
+    for (const command of w.commands) {
+      try {
+        const applied = await applyCommands(db, w.userId, [command])
+        balance = applied.balance
+        results.push(applied.results[0]!)
+      } catch (error) {
+        if (!isRequestFault(error)) throw toCommandError(error)
+        results.push({ ok: false, code: 'refused', error: toCommandError(error) })
+      }
+    }
+    return { balance: balance ?? 0, results }
   }
 
   return {

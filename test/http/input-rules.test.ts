@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'bun:test'
+import { describe, expect, it, setDefaultTimeout } from 'bun:test'
 import { signPayload } from '../../src/ledger/webhook-signature'
 import { checkLedger, readBalance } from '../../src/ledger/service'
 import { SAFE_TEXT_MESSAGE } from '../../src/http/text'
@@ -11,6 +11,8 @@ import { client } from '../support/http'
  * the field's path, never a 503 from the database; forged cursors are 422,
  * never a 500; the prompt rules hold against invisible and control characters.
  */
+// several registrations (argon2) per test: more than bun's 5 s default on a busy machine
+setDefaultTimeout(30_000)
 const env = await useTestEnv()
 const SECRET = 'whsec_input_rules_0123456789'
 const inst = await env.instance({

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'bun:test'
+import { afterAll, describe, expect, it, setDefaultTimeout } from 'bun:test'
 import type { Instance } from '../../src/server'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
@@ -15,11 +15,14 @@ inst.app.listen({ port: 0, hostname: '127.0.0.1' })
 const url = `ws://127.0.0.1:${inst.app.server!.port}/v1/ws`
 afterAll(() => inst.app.server?.stop(true))
 const api = client(inst)
+// each socket waits for its own frames with a 5 s deadline (test/support/ws.ts)
+setDefaultTimeout(30_000)
 
+// one registered user (argon2 is slow on a busy machine); its history has one event
+const { user, token: userToken } = await api.register()
+await inst.events.append(user.id, 'credits.changed', { balance: 1, delta: 1, kind: 'grant' })
 async function session() {
-  const { user, token } = await api.register()
-  await inst.events.append(user.id, 'credits.changed', { balance: 1, delta: 1, kind: 'grant' })
-  return { userId: user.id, token }
+  return { userId: user.id, token: userToken }
 }
 
 const TOO_BIG = ['99999999999999999999-0', '0-99999999999999999999', '18446744073709551616-0']
