@@ -4,6 +4,7 @@ import { makeDatabase } from './db/database'
 import { makeSchemaCheck, migrate } from './db/migrator'
 import { installProcessHandlers } from './lifecycle/process-handlers'
 import { createApp } from './http/app'
+import { BUN_MAX_REQUEST_BODY } from './http/body'
 import { makeGuards } from './http/guards'
 import { makeMemoryRateLimiter, makeRedisRateLimiter } from './http/rate-limit'
 import { healthRoutes } from './http/health-routes'
@@ -343,6 +344,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     redis,
     metrics,
     tokens,
+    guards,
     userActors,
     credits,
     generations,
@@ -358,6 +360,16 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
 }
 
 export type Instance = Awaited<ReturnType<typeof buildInstance>>
+
+/** Bun.serve's options for the listener (tests listen with them on port 0). */
+export function serveOptions(config: Config) {
+  return {
+    port: config.PORT,
+    hostname: config.HOST,
+    // far above every route's limit: the app answers every over-limit body itself (http/body.ts)
+    maxRequestBodySize: BUN_MAX_REQUEST_BODY,
+  }
+}
 
 async function main() {
   let config: Config
@@ -379,12 +391,7 @@ async function main() {
     log.warn({ dataDir: config.DATA_DIR }, 'embedded mode: PGlite, in-memory events, one instance')
 
   const instance = await buildInstance(config, log)
-  const server = instance.app.listen({
-    port: config.PORT,
-    hostname: config.HOST,
-    // a backstop for bodies without Content-Length; the app refuses declared sizes first
-    maxRequestBodySize: config.MAX_BODY_BYTES * 2,
-  }).server!
+  const server = instance.app.listen(serveOptions(config)).server!
   log.info({ url: `http://${server.hostname}:${server.port}`, mode: config.mode }, 'listening')
 
   let stopping = false

@@ -3,7 +3,7 @@ import { Elysia, type AnyElysia } from 'elysia'
 import type { Logger } from 'pino'
 import type { Lifecycle } from '../lifecycle/lifecycle'
 import type { Metrics } from '../obs/metrics'
-import { checkDeclaredLength, parseBody } from './body'
+import { checkDeclaredLength, makeBodyLimits, parseBody } from './body'
 import { renderError } from './errors'
 import type { Guards } from './guards'
 import { FlyReplay, type RegionEdge } from './region'
@@ -31,7 +31,9 @@ export type AppDeps = {
 
 export function createApp(deps: AppDeps) {
   const { log, metrics, lifecycle } = deps
-  return new Elysia()
+  // MAX_BODY_BYTES, or a route's own (bodyLimit() in its detail); read once the routes are in
+  const limits = makeBodyLimits(deps.maxBodyBytes)
+  const app = new Elysia()
     .use(
       openapi({
         path: '/openapi',
@@ -57,10 +59,10 @@ export function createApp(deps: AppDeps) {
       // before the body's size is judged or a byte of it read: a write outside the
       // primary region is answered at once (FlyReplay, rendered by onError)
       deps.region?.(request, set)
-      checkDeclaredLength(request, deps.maxBodyBytes)
+      checkDeclaredLength(request, limits.largest)
     })
-    .onParse(({ request, contentType }) =>
-      parseBody(request, contentType, deps.maxBodyBytes, (text) => {
+    .onParse(({ request, contentType, route }) =>
+      parseBody(request, contentType, limits.of(request.method, route), (text) => {
         contextOf(request).rawBody = text
       }),
     )
@@ -99,6 +101,8 @@ export function createApp(deps: AppDeps) {
           (g) => deps.adminRoutes.reduce<AnyElysia>((a, r) => a.use(r), g) as typeof g,
         ),
     )
+  limits.index(app.routes)
+  return app
 }
 
 export type App = ReturnType<typeof createApp>

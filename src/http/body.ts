@@ -31,15 +31,11 @@ export function checkDeclaredLength(request: Request, limit: number) {
 }
 
 /**
- * Parses every body type Elysia would read (JSON, text, urlencoded, octet-stream)
- * through readLimited, so a chunked body of any of them stops at `limit` instead
- * of being buffered whole by Elysia's default parser. Other types (multipart is
- * the uploads room's, with its own limit) return undefined: Elysia decides.
- */
-/**
  * The API takes JSON (API.md: "JSON in"). A JSON body is read up to `limit`
- * and parsed (malformed → 400); multipart is left to the upload routes; any
- * other declared type is refused with 415 before a byte of it is read.
+ * and parsed (malformed → 400); a multipart body (uploads) is read up to
+ * `limit` too and handed on as its fields; any other declared type is refused
+ * with 415 before a byte of it is read. Every body the app reads is counted as
+ * it arrives, so Bun's own limit (BUN_MAX_REQUEST_BODY) never answers first.
  */
 export async function parseBody(
   request: Request,
@@ -48,11 +44,79 @@ export async function parseBody(
   onText: (text: string) => void,
 ): Promise<unknown> {
   const type = contentType?.split(';')[0]!.trim().toLowerCase()
-  if (!type || type === 'multipart/form-data') return undefined
+  if (!type) return undefined
+  if (type === 'multipart/form-data') return parseMultipart(request, limit)
   if (!isJson(type)) throw new UnsupportedMediaType('Send the body as application/json')
   const decoded = new TextDecoder().decode(await readLimited(request, limit))
   onText(decoded)
   return parseJson(decoded)
+}
+
+/**
+ * A multipart body, read up to `limit`, as `{ field: value }` (a repeated
+ * field: an array of its values; files are File objects), the shape Elysia
+ * gives a `t.Object({ file: t.File() })` body schema.
+ */
+async function parseMultipart(request: Request, limit: number) {
+  const bytes = await readLimited(request, limit)
+  let form: FormData
+  try {
+    const headers = { 'content-type': request.headers.get('content-type') ?? '' }
+    form = await new Response(bytes as BodyInit, { headers }).formData()
+  } catch (error) {
+    throw new BadRequest('The multipart body could not be parsed', error)
+  }
+  const body: Record<string, unknown> = Object.create(null)
+  for (const key of new Set(form.keys())) {
+    const values = form.getAll(key)
+    body[key] = values.length === 1 ? values[0] : values
+  }
+  return { ...body }
+}
+
+/** Where a route declares its own body limit: a key of its OpenAPI `detail`, so the document shows it. */
+export const BODY_LIMIT_KEY = 'x-max-body-bytes'
+
+/**
+ * A route's own body limit, for routes that take more (or less) than
+ * MAX_BODY_BYTES, e.g. uploads: `detail: { summary: '…', ...bodyLimit(10 * 2 ** 20) }`.
+ * Bodies over it get the JSON 413 before they are read past the limit.
+ */
+export function bodyLimit(bytes: number) {
+  return { [BODY_LIMIT_KEY]: bytes }
+}
+
+/**
+ * Bun's own limit on a request body (Bun.serve's maxRequestBodySize). Over
+ * it Bun answers a bare 413, without our error shape or request id, before
+ * the app sees the request; every limit of ours is far below it, and the app
+ * counts every body it reads, so this is never the one that answers.
+ */
+export const BUN_MAX_REQUEST_BODY = 2 ** 40
+
+/** The body limit of each route: its own (bodyLimit) or the default, MAX_BODY_BYTES. */
+export function makeBodyLimits(defaultBytes: number) {
+  const byRoute = new Map<string, number>()
+  let largest = defaultBytes
+  return {
+    /** Reads every route's declared limit; called once the app has all its routes. */
+    index(routes: readonly { method: string; path: string; hooks?: unknown }[]) {
+      for (const r of routes) {
+        const own = (r.hooks as { detail?: Record<string, unknown> } | undefined)?.detail?.[
+          BODY_LIMIT_KEY
+        ]
+        if (typeof own !== 'number') continue
+        byRoute.set(`${r.method} ${r.path}`, own)
+        largest = Math.max(largest, own)
+      }
+      if (largest >= BUN_MAX_REQUEST_BODY) throw new Error('a route body limit is above Bun’s own')
+    },
+    of: (method: string, route: string) => byRoute.get(`${method} ${route}`) ?? defaultBytes,
+    /** No route takes more: a declared length above it is refused before routing. */
+    get largest() {
+      return largest
+    },
+  }
 }
 
 export function isJson(contentType: string | null | undefined) {
