@@ -28,6 +28,8 @@ function fitsU64(digits: string) {
  */
 export function isIssuableId(value: string): boolean {
   const dash = value.indexOf('-')
+  // the largest id: nothing can follow it, and Redis refuses a range that starts after it
+  if (value === `${U64_MAX}-${U64_MAX}`) return false
   return fitsU64(value.slice(0, dash)) && fitsU64(value.slice(dash + 1))
 }
 

@@ -25,7 +25,12 @@ async function session() {
   return { userId: user.id, token: userToken }
 }
 
-const TOO_BIG = ['99999999999999999999-0', '0-99999999999999999999', '18446744073709551616-0']
+const TOO_BIG = [
+  '99999999999999999999-0',
+  '0-99999999999999999999',
+  '18446744073709551616-0',
+  '18446744073709551615-18446744073709551615', // the largest: nothing follows it
+]
 
 describe('resumeAfter and resume.after', () => {
   it('answers an id above 2^64 in resumeAfter with resync, then live events', async () => {
