@@ -225,13 +225,17 @@ describe('postgres faults under load', () => {
       targets: () => (frozen ? [b.url] : [a.url, b.url]),
       fault: async () => {
         // stop A at a moment it has a transaction open holding locks (it is under load)
-        const deadline = performance.now() + 15_000
+        const deadline = performance.now() + 30_000
         for (;;) {
           a.proc.kill('SIGSTOP')
           frozen = true
-          const [row] = await sql`select count(*)::int as n from pg_stat_activity
-            where application_name = ${`atelier:${a.instance}`.slice(0, 63)}
-              and state = 'idle in transaction' and backend_xid is not null`
+          // …one that holds an account row (FOR UPDATE takes RowShareLock on the table): the
+          // lock every money command of that user needs
+          const [row] = await sql`select count(*)::int as n from pg_stat_activity a
+            where a.application_name = ${`atelier:${a.instance}`.slice(0, 63)}
+              and a.state = 'idle in transaction' and a.backend_xid is not null
+              and exists (select 1 from pg_locks l where l.pid = a.pid
+                and l.relation = 'credit_accounts'::regclass and l.mode = 'RowShareLock')`
           if (row!.n > 0) break
           a.proc.kill('SIGCONT')
           frozen = false
