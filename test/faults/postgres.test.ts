@@ -229,14 +229,23 @@ describe('postgres faults under load', () => {
         for (;;) {
           a.proc.kill('SIGSTOP')
           frozen = true
-          // …one that holds an account row (FOR UPDATE takes RowShareLock on the table): the
-          // lock every money command of that user needs
-          const [row] = await sql`select count(*)::int as n from pg_stat_activity a
-            where a.application_name = ${`atelier:${a.instance}`.slice(0, 63)}
-              and a.state = 'idle in transaction' and a.backend_xid is not null
-              and exists (select 1 from pg_locks l where l.pid = a.pid
-                and l.relation = 'credit_accounts'::regclass and l.mode = 'RowShareLock')`
-          if (row!.n > 0) break
+          // …holding an account row lock: the rows this probe cannot lock are the ones every
+          // money command of their user waits for (it commits at once, releasing its own locks).
+          // B holds such locks too, for milliseconds: a row still locked 300 ms later is A's
+          const ids = users.map((x) => x.id)
+          const locked = async () => {
+            const free = await sql.begin(
+              (tx) => tx`select user_id from credit_accounts
+                where user_id in ${tx(ids)} for update skip locked`,
+            )
+            const got = new Set(free.map((r) => r.user_id as string))
+            return ids.filter((id) => !got.has(id))
+          }
+          const first = await locked()
+          if (first.length > 0) await Bun.sleep(300)
+          const again = first.length > 0 ? await locked() : []
+          const row = { n: first.filter((id) => again.includes(id)).length }
+          if (row.n > 0) break
           a.proc.kill('SIGCONT')
           frozen = false
           if (performance.now() > deadline) throw new Error('never caught A inside a transaction')
@@ -284,6 +293,8 @@ describe('postgres faults under load', () => {
     figures['frozen instance']!.worstBlockMs = Math.round(worst)
     // idle_in_transaction_session_timeout (5 s) ends the frozen session; 25 s before the fix
     expect(worst).toBeLessThan(10_000)
+    // and the freeze did block someone: the scenario is real, not a lucky moment between locks
+    expect(worst).toBeGreaterThan(1000)
   }, 90_000)
 
   it('drains on SIGTERM under load with 0 failed requests; readiness turns 503 first', async () => {
