@@ -525,8 +525,17 @@ async function atelierServer(start: Start): Promise<Emitter> {
   })
   const inst = await buildInstance(config, makeLogger({ level: 'silent', pretty: false }))
   const server = inst.app.listen({ port: 0, hostname: '127.0.0.1' }).server!
-  // the gateway only verifies the token: users need no rows for a socket
+  // tokens name real users: one row each, inserted in one statement
   const users = Array.from({ length: start.n }, () => Bun.randomUUIDv7())
+  for (let i = 0; i < users.length; i += 5000)
+    await inst.database.db
+      .insertInto('users')
+      .values(
+        users
+          .slice(i, i + 5000)
+          .map((id) => ({ id, email: `${id}@bench.example`, password_hash: null, role: 'user' })),
+      )
+      .execute()
   const tokens = await Promise.all(users.map((u) => inst.tokens.sign(u, 'user')))
   return {
     url: `ws://127.0.0.1:${server.port}/v1/ws`,

@@ -47,6 +47,7 @@ import { makeMediaUrls } from './media/signed-urls'
 import { makeMediaStorage } from './media/storage-factory'
 import { userRoutes } from './users/routes'
 import { makeUsers } from './users/service'
+import { makeAuthenticator } from './users/principals'
 import { makeTokens } from './users/tokens'
 // realtime: event log + WebSocket gateway
 import { makeEventLog } from './events/event-log'
@@ -63,6 +64,10 @@ export type InstanceOptions = {
   authTimeoutMs?: number
   /** The clock token expiries are checked and timed by (default Date.now); tests move it. */
   now?: () => number
+  /** How long a resolved user record is trusted (default 30,000 ms). */
+  userCacheTtlMs?: number
+  /** Resolved user records kept (default 10,000). */
+  userCacheMax?: number
 }
 
 export async function buildInstance(config: Config, log: Logger, options: InstanceOptions = {}) {
@@ -96,7 +101,6 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     ttlSeconds: config.JWT_TTL_SECONDS,
     now: options.now,
   })
-  const guards = makeGuards(tokens)
 
   const media = makeMediaStorage(config)
   // loadConfig refuses production without MEDIA_URL_SECRET and derives one elsewhere
@@ -205,7 +209,8 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
       .catch((err) => log.error({ err, userId, name }, 'event append failed'))
   const gateway = makeGateway({
     events,
-    tokens,
+    // resolved lazily: the users service is wired further down
+    tokens: { verify: (token) => principals.verify(token) },
     instanceId: config.instanceId,
     log: log.child({ room: 'realtime' }),
     metrics,
@@ -250,6 +255,17 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
       windowSeconds: config.LOGIN_RATE_WINDOW_SECONDS,
     },
   })
+
+  // every token is resolved to the user record it names; the record's role counts
+  const principals = makeAuthenticator({
+    tokens,
+    findUser: users.findById,
+    provision: users.provision,
+    cacheTtlMs: options.userCacheTtlMs,
+    cacheMax: options.userCacheMax,
+    now: options.now,
+  })
+  const guards = makeGuards(principals)
 
   const schemaIsCurrent = makeSchemaCheck(database.db)
   const checks: Record<string, () => Promise<void>> = {
@@ -299,7 +315,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
       creditRoutes(ledgerDeps),
       libraryRoutes({ db: database.db }),
       generationRoutes({ generations, guards, idempotency }),
-      mediaRoutes({ db: database.db, storage: media, urls: mediaUrls, tokens }),
+      mediaRoutes({ db: database.db, storage: media, urls: mediaUrls, tokens: principals }),
       realtimeRoutes({ gateway, allowedOrigins: config.allowedOrigins }), // realtime
       webRoutes({ log: log.child({ room: 'web' }) }), // browser client at /
     ],
@@ -345,6 +361,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     metrics,
     tokens,
     guards,
+    principals,
     userActors,
     credits,
     generations,

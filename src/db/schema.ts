@@ -3,11 +3,12 @@ import type { IdempotencyKeyTable } from '../idempotency/table'
 import type { CreditAccountTable, LedgerEntryTable, ProcessedWebhookTable } from '../ledger/table'
 import type { PoseCategoryTable, PoseTable } from '../library/table'
 import type { MediaTable } from '../media/table'
-import type { UserTable } from '../users/table'
+import type { UserIdentityTable, UserTable } from '../users/table'
 
 /** Every table kysely knows, by SQL name. Each room owns its table types. */
 export interface DB {
   users: UserTable
+  user_identities: UserIdentityTable
   credit_accounts: CreditAccountTable
   ledger_entries: LedgerEntryTable
   processed_webhooks: ProcessedWebhookTable

@@ -47,7 +47,15 @@ export function createApp(deps: AppDeps) {
               " Regions (Fly.io, with PRIMARY_REGION set): outside the primary region every request whose method is not GET, HEAD or OPTIONS is answered, before its body is read, with an empty 409 and the header `fly-replay: region=<primary>` (Fly replays it there; bodies over 1 MB cannot be replayed, so send uploads with `fly-prefer-region: <primary>`); a write that already carries `fly-replay-src` gets 503 `unavailable` with Retry-After. The primary answers writes with the cookie `atelier_last_write=<epoch ms>`; for READ_YOUR_WRITES_MS (default 5 s) after it, that client's /v1 reads (not the WebSocket) are replayed to the primary too.",
           },
           components: {
-            securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+            securitySchemes: {
+              bearer: {
+                type: 'http',
+                scheme: 'bearer',
+                bearerFormat: 'JWT',
+                description:
+                  "A token must name a user that exists (401 otherwise; a deleted user's tokens stop within 30 s); the role that counts is the user record's, not the token's claim. With JWKS_URL, the provider's (issuer, subject) is mapped to a local user created on first sight.",
+              },
+            },
           },
         },
       }),

@@ -1,12 +1,14 @@
 import { Elysia } from 'elysia'
 import { Forbidden, Unauthorized } from '../errors'
-import type { Principal, Tokens } from '../users/tokens'
+import type { Authenticator, Principal } from '../users/principals'
 import { contextOf } from './request-context'
 
 /**
  * Authentication and authorization as route options, never as code in a
  * handler: `{ auth: true }` resolves `principal` or answers 401; `{ admin: true }`
  * also answers 403 for non-admins. app.ts puts `admin` on the whole /v1/admin group.
+ * The principal is the user record the token names (401 when there is none),
+ * with the record's role (principals.ts).
  */
 export type Guards = ReturnType<typeof makeGuards>
 
@@ -16,7 +18,7 @@ export function bearerToken(header: string | undefined): string {
   return match[1]!
 }
 
-export function makeGuards(tokens: Tokens) {
+export function makeGuards(tokens: Pick<Authenticator, 'verify'>) {
   async function authenticate(request: Request): Promise<Principal> {
     const principal = await tokens.verify(
       bearerToken(request.headers.get('authorization') ?? undefined),

@@ -4,7 +4,7 @@ import type { DB } from '../db/schema'
 import { NotFound } from '../errors'
 import { errors } from '../http/schemas'
 import { SafeString } from '../http/text'
-import type { Tokens } from '../users/tokens'
+import type { Authenticator } from '../users/principals'
 import { bearerToken } from '../http/guards'
 import { findMedia } from './repository'
 import type { MediaUrls } from './signed-urls'
@@ -14,7 +14,7 @@ export type MediaRoutesDeps = {
   db: Kysely<DB>
   storage: BlobStorage
   urls: MediaUrls
-  tokens: Tokens
+  tokens: Pick<Authenticator, 'verify'>
 }
 
 /**

@@ -3,7 +3,7 @@ import { Unauthorized, toError } from '../errors'
 import type { Event, EventLog } from '../events/event'
 import { compareIds, isEventId, isIssuableId } from '../events/ids'
 import type { Metrics } from '../obs/metrics'
-import type { Tokens } from '../users/tokens'
+import type { Authenticator } from '../users/principals'
 import {
   MAX_TIMER_MS,
   isFlooding,
@@ -39,7 +39,8 @@ import { Close, frames, parseClientMessage, type CloseReason } from './messages'
 
 export type GatewayOptions = {
   events: EventLog
-  tokens: Pick<Tokens, 'verify'>
+  /** Resolves a token to the user record it names (4401 when there is none). */
+  tokens: Pick<Authenticator, 'verify'>
   instanceId: string
   log: Logger
   metrics?: Metrics

@@ -11,7 +11,9 @@ export const Credentials = t.Object(
 
 export const PublicUserSchema = t.Object({
   id: t.String(),
-  email: t.String(),
+  email: t.Union([t.String(), t.Null()], {
+    description: 'null only for a user provisioned from an identity provider without a free email',
+  }),
   role: t.Union([t.Literal('user'), t.Literal('admin')]),
   createdAt: t.String({ format: 'date-time' }),
 })
@@ -20,7 +22,9 @@ export const Session = t.Object({ user: PublicUserSchema, token: t.String() })
 
 export const Me = t.Object({
   id: t.String(),
-  email: t.String(),
+  email: t.Union([t.String(), t.Null()], {
+    description: 'null only for a user provisioned from an identity provider without a free email',
+  }),
   role: t.Union([t.Literal('user'), t.Literal('admin')]),
   balance: t.Integer(),
   createdAt: t.String({ format: 'date-time' }),

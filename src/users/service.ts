@@ -2,11 +2,19 @@ import type { Kysely } from 'kysely'
 import { Conflict, RateLimited, Unauthorized } from '../errors'
 import type { DB } from '../db/schema'
 import type { RateLimiter } from '../http/rate-limit'
-import { findUserByEmail, findUserById, insertUser } from './repository'
+import type { ExternalIdentity } from './principals'
+import {
+  findUserByEmail,
+  findUserById,
+  findUserByIdentity,
+  insertIdentity,
+  insertProvisionedUser,
+  insertUser,
+} from './repository'
 import type { Role, UserRow } from './table'
 import type { Tokens } from './tokens'
 
-export type PublicUser = { id: string; email: string; role: Role; createdAt: string }
+export type PublicUser = { id: string; email: string | null; role: Role; createdAt: string }
 
 export type UsersOptions = {
   adminEmails: ReadonlySet<string>
@@ -19,6 +27,8 @@ export type UsersOptions = {
 }
 
 export type Users = ReturnType<typeof makeUsers>
+
+class IdentityTaken extends Error {}
 
 export function toPublicUser(row: UserRow): PublicUser {
   return { id: row.id, email: row.email, role: row.role, createdAt: row.created_at.toISOString() }
@@ -62,8 +72,9 @@ export function makeUsers(
     if (!byIp.allowed || !byEmail.allowed)
       throw new RateLimited(Math.max(byIp.retryAfterSeconds, byEmail.retryAfterSeconds))
     const row = await findUserByEmail(db, normalized)
+    // a user provisioned from an identity has no password: it fails like an unknown email
     const ok = await Bun.password.verify(password, row?.password_hash ?? (await decoyHash))
-    if (!row || !ok) throw new Unauthorized('Email or password is incorrect')
+    if (!row?.password_hash || !ok) throw new Unauthorized('Email or password is incorrect')
     return { user: toPublicUser(row), token: await tokens.sign(row.id, row.role) }
   }
 
@@ -73,5 +84,45 @@ export function makeUsers(
     return toPublicUser(row)
   }
 
-  return { register, login, get }
+  /**
+   * Just-in-time provisioning (JWKS_URL mode): the local user an identity
+   * names, created the first time it is seen. Its email is the provider's
+   * claim when no other account has it; ADMIN_EMAILS count only for a claim
+   * the provider marked verified. Signup credits as at registration.
+   */
+  async function provision(identity: ExternalIdentity) {
+    const known = await findUserByIdentity(db, identity.issuer, identity.subject)
+    if (known) return known
+    const email = identity.email?.trim().toLowerCase() || undefined
+    const role: Role =
+      email !== undefined && identity.emailVerified && options.adminEmails.has(email)
+        ? 'admin'
+        : 'user'
+    const created = await db
+      .transaction()
+      .execute(async (trx) => {
+        const row = await insertProvisionedUser(trx, { id: Bun.randomUUIDv7(), email, role })
+        const linked = await insertIdentity(trx, { ...identity, email, userId: row.id })
+        // another instance linked it first: roll this user back, use theirs
+        if (!linked) throw new IdentityTaken()
+        return row
+      })
+      .catch((error: unknown) => {
+        // IdentityTaken, or our email check lost a race (23505): the identity's row decides
+        if (error instanceof IdentityTaken || (error as { code?: string }).code === '23505')
+          return undefined
+        throw error
+      })
+    if (!created) {
+      const linked = await findUserByIdentity(db, identity.issuer, identity.subject)
+      if (linked) return linked
+      if (email === undefined) throw new Error('provisioning an identity failed twice')
+      // the email was taken between the check and the insert: provision without it
+      return provision({ ...identity, email: undefined })
+    }
+    await options.onRegistered?.(created.id)
+    return created
+  }
+
+  return { register, login, get, provision, findById: (id: string) => findUserById(db, id) }
 }

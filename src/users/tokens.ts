@@ -13,9 +13,23 @@ import type { Role } from './table'
  * against an external key set when JWKS_URL is set. The token's header only
  * chooses which of those two verifiers runs; each verifier accepts only its
  * own algorithms, so `none` and HS256-signed-with-a-public-key both fail.
+ *
+ * A verified token only says who signed it for whom: principals.ts turns it
+ * into a user record (the role claim is not trusted; the record's role is).
  */
 
-export type Principal = { userId: string; role: Role; expiresAt: number }
+export type VerifiedToken =
+  /** Signed by this deployment: `sub` should be a user id. */
+  | { kind: 'local'; subject: string; expiresAt: number }
+  /** Signed by the identity provider behind JWKS_URL: (issuer, subject) names an identity. */
+  | {
+      kind: 'external'
+      issuer: string
+      subject: string
+      email: string | undefined
+      emailVerified: boolean
+      expiresAt: number
+    }
 
 export type TokenOptions = {
   secret?: string
@@ -44,8 +58,9 @@ export function makeTokens(options: TokenOptions) {
       .sign(secret)
   }
 
-  async function verify(token: string): Promise<Principal> {
+  async function verify(token: string): Promise<VerifiedToken> {
     let payload: JWTPayload
+    let external = false
     try {
       const { alg } = decodeProtectedHeader(token)
       if (alg === 'HS256' && secret) {
@@ -57,6 +72,7 @@ export function makeTokens(options: TokenOptions) {
           })
         ).payload
       } else if (alg && EXTERNAL_ALGORITHMS.includes(alg) && jwks) {
+        external = true
         payload = (
           await jwtVerify(token, jwks, {
             algorithms: EXTERNAL_ALGORITHMS,
@@ -71,9 +87,23 @@ export function makeTokens(options: TokenOptions) {
       if (error instanceof Unauthorized) throw error
       throw new Unauthorized('Invalid or expired token')
     }
-    const role = payload.role ?? 'user'
-    if (role !== 'user' && role !== 'admin') throw new Unauthorized('Invalid token role')
-    return { userId: payload.sub!, role, expiresAt: payload.exp! * 1000 }
+    const expiresAt = payload.exp! * 1000
+    const subject = payload.sub!
+    if (!external) return { kind: 'local', subject, expiresAt }
+    // kept only when it looks like an address: it is stored, never trusted for more
+    const email =
+      typeof payload.email === 'string' && /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u.test(payload.email)
+        ? payload.email.slice(0, 254)
+        : undefined
+    return {
+      kind: 'external',
+      // a provider that sets no `iss` is named by its key set
+      issuer: payload.iss ?? options.jwksUrl!,
+      subject,
+      email,
+      emailVerified: payload.email_verified === true,
+      expiresAt,
+    }
   }
 
   return { sign, verify }

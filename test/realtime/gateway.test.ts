@@ -47,11 +47,19 @@ async function start(
 }
 
 const main = await start()
-const newUser = () => crypto.randomUUID()
-const token = (inst: Instance, userId: string) => inst.tokens.sign(userId, 'user')
+const newUser = () => Bun.randomUUIDv7()
+/** Tokens name real users: the row is created the first time a test signs for an id. */
+async function ensureUser(userId: string) {
+  await env.sql`insert into users (id, email, password_hash) values (${userId}, ${`${userId}@example.com`}, 'x') on conflict do nothing`
+}
+const token = async (inst: Instance, userId: string) => {
+  await ensureUser(userId)
+  return inst.tokens.sign(userId, 'user')
+}
 
 /** A token with an explicit expiry, signed with the instance's secret. */
-function tokenExpiringAt(inst: Instance, userId: string, expSeconds: number) {
+async function tokenExpiringAt(inst: Instance, userId: string, expSeconds: number) {
+  await ensureUser(userId)
   return new SignJWT({ role: 'user' })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(userId)
