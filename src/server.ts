@@ -215,6 +215,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     log: log.child({ room: 'realtime' }),
     metrics,
     sendBufferBytes: config.WS_SEND_BUFFER_BYTES,
+    maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
     authTimeoutMs: options.authTimeoutMs,
     now: options.now,
   })

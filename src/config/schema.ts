@@ -157,6 +157,12 @@ export const EnvSchema = T.Object({
     1024 * 1024,
     'bytes queued per WebSocket before a slow client is closed with 1013',
   ),
+  WS_MAX_SOCKETS_PER_USER: Int(
+    1,
+    100_000,
+    32,
+    'authenticated WebSockets per user per instance; the next one closes with 1008',
+  ),
 })
 
 export type Env = Static<typeof EnvSchema>

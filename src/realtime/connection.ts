@@ -28,6 +28,8 @@ export type Connection = {
   socket: Socket
   state: ConnectionState
   userId?: string
+  /** Counted among its user's sockets (the per-user cap); uncounted on release. */
+  counted?: boolean
   unsubscribe?: () => void
   authTimer?: ReturnType<typeof setTimeout>
   expiryTimer?: ReturnType<typeof setTimeout>

@@ -46,8 +46,10 @@ export type GatewayOptions = {
   metrics?: Metrics
   /** Time for the auth message (default 5000 ms, API.md). */
   authTimeoutMs?: number
-  /** Messages per second per socket before 1008 (default 20, API.md). */
+  /** Messages per second per socket before 1008, protocol pings included (default 20, API.md). */
   maxMessagesPerSecond?: number
+  /** Authenticated sockets per user on this instance; the next closes with 1008 (default 32). */
+  maxSocketsPerUser?: number
   /** Bytes queued to one socket before it is closed with 1013 (default 1 MiB). */
   sendBufferBytes?: number
   /** How long drain() waits for clients to close before terminating them (default 3000 ms). */
@@ -74,6 +76,9 @@ export function makeGateway(options: GatewayOptions) {
   const drainGraceMs = options.drainGraceMs ?? 3000
   const replayPage = options.replayPage ?? 256
   const now = options.now ?? Date.now
+  const maxSocketsPerUser = options.maxSocketsPerUser ?? 32
+  /** Authenticated sockets of each user on this instance. */
+  const socketsOfUser = new Map<string, number>()
   const conns = new Map<string, Connection>()
   let state: 'accepting' | 'draining' | 'closed' = 'accepting'
 
@@ -117,6 +122,12 @@ export function makeGateway(options: GatewayOptions) {
   }
 
   function release(conn: Connection) {
+    if (conn.counted) {
+      conn.counted = false
+      const left = (socketsOfUser.get(conn.userId!) ?? 1) - 1
+      if (left > 0) socketsOfUser.set(conn.userId!, left)
+      else socketsOfUser.delete(conn.userId!)
+    }
     clearTimeout(conn.authTimer)
     clearTimeout(conn.expiryTimer)
     conn.unsubscribe?.()
@@ -243,8 +254,12 @@ export function makeGateway(options: GatewayOptions) {
       return closeWith(conn, Close.invalidMessage)
     if (state !== 'accepting') return closeWith(conn, Close.draining)
     const { userId } = principal
-    conn.state = 'live'
     conn.userId = userId
+    const open = socketsOfUser.get(userId) ?? 0
+    if (open >= maxSocketsPerUser) return closeWith(conn, Close.tooManySockets)
+    socketsOfUser.set(userId, open + 1)
+    conn.counted = true
+    conn.state = 'live'
     armExpiry(conn, principal.expiresAt)
     if (conn.state !== 'live') return
     // subscribe first: from here every new event reaches the socket or its replay buffer
@@ -283,6 +298,13 @@ export function makeGateway(options: GatewayOptions) {
         return closeWith(conn, Close.draining)
       }
       conn.authTimer = setTimeout(() => closeWith(conn, Close.authTimeout), authTimeoutMs)
+    },
+
+    /** A protocol-level ping from the client: it counts like a message (Bun answers it). */
+    pinged(id: string) {
+      const conn = conns.get(id)
+      if (!conn || conn.state === 'closing') return
+      if (isFlooding(conn, rate, performance.now())) closeWith(conn, Close.rateLimited)
     },
 
     message(id: string, raw: unknown) {

@@ -56,6 +56,7 @@ export const Close = {
   draining: { code: 1012, reason: 'server draining: reconnect and resume' },
   invalidMessage: { code: 1008, reason: 'invalid message' },
   rateLimited: { code: 1008, reason: 'too many messages' },
+  tooManySockets: { code: 1008, reason: 'too many sockets for this user' },
   tooBig: { code: 1009, reason: 'message too big' },
   internal: { code: 1011, reason: 'internal error: reconnect and resume' },
   slowConsumer: { code: 1013, reason: 'too slow: reconnect and resume' },

@@ -33,6 +33,8 @@ export function realtimeRoutes(deps: RealtimeDeps) {
     },
     open: (ws) => gateway.sockets.open(ws.id, bunSocket(ws)),
     message: (ws, message) => gateway.sockets.message(ws.id, message),
+    // Elysia hands this one Bun's own socket, whose data carries the same id
+    ping: (ws) => gateway.sockets.pinged((ws as unknown as { data: { id: string } }).data.id),
     drain: (ws) => gateway.sockets.writable(ws.id),
     close: (ws, code, reason) => gateway.sockets.closed(ws.id, code, reason),
   })

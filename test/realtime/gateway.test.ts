@@ -210,6 +210,39 @@ describe('limits', () => {
     expect(socket.unread().length).toBeLessThanOrEqual(19)
   })
 
+  it('counts protocol-level pings in the 20 messages a second', async () => {
+    const socket = await connect(main, newUser())
+    const ws = socket.ws as unknown as { ping(data?: string): void }
+    for (let i = 0; i < 25; i++) ws.ping()
+    expect(await socket.closed()).toMatchObject({ code: 1008, reason: 'too many messages' })
+    expect(socket.unread()).toEqual([])
+  })
+
+  it('closes the socket past WS_MAX_SOCKETS_PER_USER with 1008, per user, and frees a place on close', async () => {
+    const capped = await start({ WS_MAX_SOCKETS_PER_USER: '3' })
+    const userId = newUser()
+    const open = [] as TestSocket[]
+    for (let i = 0; i < 3; i++) open.push(await connect(capped, userId))
+    const fourth = await openSocket(capped.url)
+    fourth.send({ type: 'auth', token: await token(capped.inst, userId) })
+    expect(await fourth.closed()).toMatchObject({
+      code: 1008,
+      reason: 'too many sockets for this user',
+    })
+    expect(fourth.unread()).toEqual([])
+    // another user is not held back by this one's sockets
+    const other = await connect(capped, newUser())
+    // a socket that goes makes room for the next
+    await open.shift()!.close()
+    await waitFor(
+      () => capped.inst.gateway.connections() === 3,
+      5000,
+      'the server to see the close',
+    )
+    open.push(await connect(capped, userId))
+    for (const s of [...open, other]) await s.close()
+  })
+
   it("frames an event the same from the log's JSON text as from its data", () => {
     const data = { text: 'line\none "quoted" \u2028', n: [1, 2.5], nested: { ok: true } }
     const base = { id: '1700-3', name: 'generation.item' as const, data, at: 1700 }
