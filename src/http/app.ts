@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Lifecycle } from '../lifecycle/lifecycle'
 import type { Metrics } from '../obs/metrics'
 import { checkDeclaredLength, makeBodyLimits, parseBody } from './body'
+import { DOCS_SCALAR_OPTIONS, docsRoutes } from './docs-routes'
 import { renderError } from './errors'
 import type { Guards } from './guards'
 import { FlyReplay, type RegionEdge } from './region'
@@ -38,6 +39,8 @@ export function createApp(deps: AppDeps) {
       openapi({
         path: '/openapi',
         specPath: '/openapi/json',
+        // the pinned bundle, served by docsRoutes below: no CDN, no @latest
+        scalar: DOCS_SCALAR_OPTIONS,
         documentation: {
           info: {
             title: 'Atelier',
@@ -100,6 +103,7 @@ export function createApp(deps: AppDeps) {
         'request',
       )
     })
+    .use(docsRoutes('/openapi'))
     .use((app) => deps.routes.reduce<AnyElysia>((a, r) => a.use(r), app) as typeof app)
     .group('/v1/admin', (admin) =>
       admin

@@ -130,4 +130,23 @@ describe('openapi', () => {
     expect(res.status).toBe(200)
     expect(res.headers.get('content-type')).toContain('text/html')
   })
+
+  it('serves the pinned Scalar bundle itself, immutable, under a CSP allowing only its own scripts', async () => {
+    const page = await api.get('/openapi')
+    const csp = page.headers.get('content-security-policy') ?? ''
+    expect(csp).toContain("script-src 'self'")
+    expect(csp).toContain("default-src 'none'")
+    const sources = [...page.text.matchAll(/<script[^>]*\ssrc="([^"]+)"/g)].map((m) => m[1]!)
+    const { version } = await Bun.file('node_modules/@scalar/api-reference/package.json').json()
+    expect(sources).toEqual([`/openapi/assets/scalar-api-reference-${version}.js`])
+    expect(page.text).not.toContain('cdn.jsdelivr.net')
+    const bundle = await api.get(sources[0]!)
+    expect(bundle.status).toBe(200)
+    expect(bundle.headers.get('content-type')).toStartWith('text/javascript')
+    expect(bundle.headers.get('cache-control')).toBe('public, max-age=31536000, immutable')
+    expect(bundle.text).toContain('@scalar/api-reference')
+    // pinned to an exact version in package.json, never a range or latest
+    const pkg = await Bun.file('package.json').json()
+    expect(pkg.dependencies['@scalar/api-reference']).toBe(version)
+  })
 })

@@ -192,3 +192,41 @@ describe('browser client', () => {
     TIMEOUT_MS,
   )
 })
+
+describe('API docs', () => {
+  it.skipIf(!hasChromium)(
+    'list the operations at /openapi with every other host unreachable, and no CSP violation',
+    async () => {
+      const docs = await browser!.newPage({ viewport: { width: 1280, height: 900 } })
+      const elsewhere: string[] = []
+      const violations: string[] = []
+      // the network to other hosts is closed: the page must need nothing from them
+      await docs.route(
+        (url) => url.origin !== base,
+        (route) => {
+          elsewhere.push(route.request().url())
+          return route.abort('blockedbyclient')
+        },
+      )
+      docs.on('console', (m) => {
+        if (/content security policy/i.test(m.text())) violations.push(m.text())
+      })
+      const res = await docs.goto(`${base}/openapi`)
+      expect(res!.headers()['content-security-policy']).toContain("script-src 'self'")
+      // the operations as Scalar lists them, from /openapi/json: the first group open,
+      // the others opened by a click
+      await docs
+        .getByText('Ready: Postgres (and Redis) answer')
+        .first()
+        .waitFor({ timeout: 30_000 })
+      await docs.getByRole('button', { name: 'Open Group - auth' }).click()
+      await docs.getByText('Exchange email and password for a token').first().waitFor()
+      await docs.screenshot({ path: join(screenshots, 'browser-docs.png') })
+      await docs.close()
+      expect(elsewhere).toEqual([])
+      // the inline element carrying Scalar's configuration is data: refusing to run it is fine
+      expect(violations.filter((v) => !/inline/i.test(v))).toEqual([])
+    },
+    TIMEOUT_MS,
+  )
+})
