@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'bun:test'
 import { SignJWT } from 'jose'
 import pino from 'pino'
+import type { EventLog } from '../../src/events/event'
 import { makeEventLog } from '../../src/events/event-log'
 import { compareIds } from '../../src/events/ids'
 import { isFlooding, makeConnection, type Socket } from '../../src/realtime/connection'
@@ -475,6 +476,91 @@ async function fakeGateway(options: Partial<GatewayOptions> & { history?: number
       await waitFor(() => sent.length === 1, 1000, 'ready')
     },
   }
+}
+
+describe('resume while events arrive live', () => {
+  for (const mode of ['redis', 'memory'] as const) {
+    it(`sends every event once, in order, when events are appended during the replay read (${mode})`, async () => {
+      const log = pino({ level: 'silent' })
+      const real =
+        mode === 'redis'
+          ? main.inst.events
+          : await makeEventLog({ keys: makeRedisKeys('unused:'), history: 100, log })
+      const userId = newUser()
+      // the replay read waits at this latch; live events reach the socket meanwhile
+      const latch = Promise.withResolvers<void>()
+      const readStarted = Promise.withResolvers<void>()
+      const live: string[] = []
+      const liveSeen = { count: 0, wake: () => {} }
+      const events: EventLog = {
+        ...real,
+        async readAfter(user, after, limit) {
+          readStarted.resolve()
+          await latch.promise
+          return real.readAfter(user, after, limit)
+        },
+        subscribe: (user, listener) =>
+          real.subscribe(user, (event) => {
+            live.push(event.id)
+            listener(event)
+            liveSeen.wake()
+          }),
+      }
+      const gateway = makeGateway({
+        events,
+        tokens: { verify: async () => ({ userId, role: 'user', expiresAt: Date.now() + 60_000 }) },
+        instanceId: 'test',
+        log,
+      })
+      const sent: any[] = []
+      const socket: Socket = {
+        send: (frame) => sent.push(JSON.parse(frame)),
+        close: () => {},
+        terminate() {},
+        getBufferedAmount: () => 0,
+      }
+      try {
+        const before = []
+        for (let i = 0; i < 3; i++) before.push(await real.append(userId, 'generation.item', { i }))
+        gateway.sockets.open('s1', socket)
+        gateway.sockets.message('s1', { type: 'auth', token: 't', resumeAfter: before[0] })
+        await within(readStarted.promise, 2000, 'the replay read to start')
+        // appended while the read is held: delivered live, and in the log the read will see
+        const during = []
+        for (let i = 3; i < 6; i++) during.push(await real.append(userId, 'generation.item', { i }))
+        await within(
+          new Promise<void>((resolve) => {
+            liveSeen.wake = () => live.length >= 3 && resolve()
+            liveSeen.wake()
+          }),
+          2000,
+          'the live tail to deliver the three events appended during the read',
+        )
+        expect(live).toEqual(during)
+        latch.resolve()
+        const after = await real.append(userId, 'generation.item', { i: 6 })
+        await waitFor(() => sent.some((f) => f.id === after), 2000, 'the event after the replay')
+        expect(sent[0]).toMatchObject({ type: 'ready', userId })
+        // no gap, no duplicate: the replay's overlap with the live buffer is sent once
+        expect(sent.slice(1).map((f) => f.id)).toEqual([...before.slice(1), ...during, after])
+      } finally {
+        latch.resolve()
+        await gateway.close()
+        if (mode === 'memory') await real.close()
+      }
+    })
+  }
+})
+
+/** Resolves as `promise` does, or fails after `ms` naming what it waited for. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)
+    }),
+  ]).finally(() => clearTimeout(timer))
 }
 
 describe('the gateway without a server', () => {
