@@ -2,6 +2,7 @@ import pkg from '../package.json'
 import { ConfigError, loadConfig, type Config } from './config/config'
 import { makeDatabase } from './db/database'
 import { makeSchemaCheck, migrate } from './db/migrator'
+import { makeReadDatabase } from './db/read-database'
 import { installProcessHandlers } from './lifecycle/process-handlers'
 import { createApp } from './http/app'
 import { BUN_MAX_REQUEST_BODY } from './http/body'
@@ -73,7 +74,7 @@ export type InstanceOptions = {
 export async function buildInstance(config: Config, log: Logger, options: InstanceOptions = {}) {
   const metrics = makeMetrics({ instance: config.instanceId })
   const lifecycle = makeLifecycle(log)
-  const database = await makeDatabase({
+  const databaseOptions = {
     url: config.DATABASE_URL,
     dataDir: config.DATA_DIR,
     poolMax: config.DB_POOL_MAX,
@@ -82,13 +83,20 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     idleInTransactionMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
     applicationName: `atelier:${config.instanceId}`.slice(0, 63),
-    onError: (err) => log.warn({ err }, 'postgres connection lost'),
-  })
+    onError: (err: Error) => log.warn({ err }, 'postgres connection lost'),
+  }
+  const database = await makeDatabase(databaseOptions)
   // a read region (Fly.io) never writes, not even the schema: the primary's machines migrate
   if (config.MIGRATE_ON_START && config.isPrimaryRegion) {
     const applied = await migrate(database.migrationTarget)
     if (applied.length > 0) log.info({ applied }, 'migrations applied')
   }
+  // DATABASE_READ_URL: the replica (server mode only), or the primary's database when there is none
+  const readDatabase = await makeReadDatabase(config.DATABASE_READ_URL, databaseOptions)
+  const readDb = readDatabase?.db ?? database.db
+  // a user's own generations and media: the replica only outside the primary region, where
+  // read-your-writes already replays a writer's reads to the primary (in it, reads follow writes)
+  const regionReadDb = config.isPrimaryRegion ? database.db : readDb
   const redis = config.REDIS_URL
     ? await connectRedis(config.REDIS_URL, (err) => log.error({ err }, 'redis error'))
     : undefined
@@ -225,6 +233,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
   // --- end realtime ---
   const generations = makeGenerations({
     db: database.db,
+    readDb: regionReadDb,
     ask: askGeneration,
     urls: mediaUrls,
     pricing: { perImage: config.CREDITS_PER_IMAGE, perBackground: config.CREDITS_PER_BACKGROUND },
@@ -316,7 +325,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
       creditRoutes(ledgerDeps),
       libraryRoutes({ db: database.db }),
       generationRoutes({ generations, guards, idempotency }),
-      mediaRoutes({ db: database.db, storage: media, urls: mediaUrls, tokens: principals }),
+      mediaRoutes({ db: regionReadDb, storage: media, urls: mediaUrls, tokens: principals }),
       realtimeRoutes({ gateway, allowedOrigins: config.allowedOrigins }), // realtime
       webRoutes({ log: log.child({ room: 'web' }) }), // browser client at /
     ],
@@ -349,6 +358,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     await gateway.close() // realtime
     await events.close() // realtime
     await redis?.quit().catch(() => {})
+    await readDatabase?.close()
     await database.close()
   }
 

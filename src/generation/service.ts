@@ -10,11 +10,14 @@ import * as repo from './repository'
 import type { GenerationRequest, GenerationRow, GenerationStatus } from './table'
 
 /**
- * What the HTTP edge asks of generations. Reads go to Postgres; every change
- * goes through the user's actor (`ask`).
+ * What the HTTP edge asks of generations. Reads go to Postgres (`readDb` for
+ * the GET endpoints, `db` for the generation an accept or cancel returns);
+ * every change goes through the user's actor (`ask`).
  */
 export type GenerationsDeps = {
   db: Kysely<DB>
+  /** Where GET /v1/generations[/:id] reads: a replica outside the primary region (default `db`). */
+  readDb?: Kysely<DB>
   ask: (userId: string, command: GenerationCommand) => Promise<GenerationResult>
   urls: MediaUrls
   pricing: { perImage: number; perBackground: number }
@@ -29,6 +32,7 @@ export type Generations = ReturnType<typeof makeGenerations>
 const HEX_COLOUR = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i
 
 export function makeGenerations(deps: GenerationsDeps) {
+  const readDb = deps.readDb ?? deps.db
   async function normalize(body: GenerationRequest): Promise<GenerationRequest> {
     const issues: ValidationIssue[] = []
     const out: GenerationRequest = { ...body }
@@ -92,15 +96,16 @@ export function makeGenerations(deps: GenerationsDeps) {
       commandKey,
     })
     deps.wake()
-    return get(userId, generationId)
+    // from the database the actor just wrote: a replica may not have it yet
+    return load(deps.db, userId, generationId)
   }
 
-  async function get(userId: string, id: string) {
-    const row = await repo.findGeneration(deps.db, id, userId)
+  async function load(db: Kysely<DB>, userId: string, id: string) {
+    const row = await repo.findGeneration(db, id, userId)
     if (!row) throw new NotFound('Generation')
     const [items, positions] = await Promise.all([
-      repo.itemsOf(deps.db, id),
-      repo.queuePositions(deps.db, [id]),
+      repo.itemsOf(db, id),
+      repo.queuePositions(db, [id]),
     ])
     return { ...summary(row, positions), items: items.map((i) => presentItem(i, deps.urls)) }
   }
@@ -111,14 +116,14 @@ export function makeGenerations(deps: GenerationsDeps) {
   ) {
     const limit = pageLimit(query.limit)
     const after = decodeCursor(query.cursor, isTimeIdCursor)
-    const rows = await repo.listGenerations(deps.db, userId, {
+    const rows = await repo.listGenerations(readDb, userId, {
       limit: limit + 1,
       status: query.status,
       before: after,
     })
     const page = rows.slice(0, limit)
     const positions = await repo.queuePositions(
-      deps.db,
+      readDb,
       page.filter((r) => r.status === 'queued' || r.status === 'running').map((r) => r.id),
     )
     const last = page.at(-1)
@@ -131,9 +136,10 @@ export function makeGenerations(deps: GenerationsDeps) {
 
   async function cancel(userId: string, id: string) {
     await deps.ask(userId, { kind: 'cancel', generationId: id, reason: 'user' })
-    return get(userId, id)
+    return load(deps.db, userId, id)
   }
 
+  const get = (userId: string, id: string) => load(readDb, userId, id)
   return { accept, get, list, cancel }
 }
 
