@@ -41,8 +41,10 @@ import { generationRoutes, queueAdminRoutes } from './generation/routes'
 import { makeGenerations } from './generation/service'
 import { makeSweeper } from './generation/sweeper'
 import { lockAccount } from './ledger/repository'
-import { findPosesByIds } from './library/repository'
-import { libraryRoutes } from './library/routes'
+import { makePoseCache } from './library/cache'
+import { makeLibraryInvalidation } from './library/invalidation'
+import { libraryAdminRoutes, libraryRoutes } from './library/routes'
+import { makeLibrary } from './library/service'
 import { mediaRoutes } from './media/routes'
 import { makeMediaUrls } from './media/signed-urls'
 import { makeMediaStorage } from './media/storage-factory'
@@ -113,14 +115,25 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
   const media = makeMediaStorage(config)
   // loadConfig refuses production without MEDIA_URL_SECRET and derives one elsewhere
   const mediaUrls = makeMediaUrls(config.mediaUrlSecret!, config.MEDIA_URL_TTL_SECONDS)
-  const poses = {
-    existing: async (ids: string[]) =>
-      new Set((await findPosesByIds(database.db, ids)).map((p) => p.id)),
-    load: async (id: string) => {
-      const [pose] = await findPosesByIds(database.db, [id])
-      return pose && { id: pose.id, name: pose.name, keypoints: pose.keypoints }
-    },
-  }
+  const poseCache = makePoseCache({
+    maxEntries: config.POSE_CACHE_ENTRIES,
+    ttlMs: config.POSE_CACHE_TTL_SECONDS * 1000,
+    metrics,
+  })
+  const libraryInvalidation = await makeLibraryInvalidation({
+    redis,
+    keys,
+    instanceId: config.instanceId,
+    clear: poseCache.clear,
+    log: log.child({ room: 'library' }),
+  })
+  const library = makeLibrary({
+    db: database.db,
+    readDb,
+    cache: poseCache,
+    invalidation: libraryInvalidation,
+  })
+  const poses = { existing: library.existing, load: library.load }
   // events appended by the user actor after each commit (wired to the event log below)
   let publish: Publish = () => {}
 
@@ -287,6 +300,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     },
   }
   if (redis) checks.redis = async () => void (await redis.ping())
+  if (readDatabase) checks['postgres-read'] = readDatabase.ping
 
   const ledgerDeps = {
     db: database.db,
@@ -323,7 +337,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
         balanceOf: (userId) => readBalance(database.db, userId),
       }),
       creditRoutes(ledgerDeps),
-      libraryRoutes({ db: database.db }),
+      libraryRoutes({ library }),
       generationRoutes({ generations, guards, idempotency }),
       mediaRoutes({ db: regionReadDb, storage: media, urls: mediaUrls, tokens: principals }),
       realtimeRoutes({ gateway, allowedOrigins: config.allowedOrigins }), // realtime
@@ -331,6 +345,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     ],
     adminRoutes: [
       creditAdminRoutes(ledgerDeps),
+      libraryAdminRoutes({ library }),
       queueAdminRoutes({ db: database.db }),
       adminStatsRoutes({
         db: database.db,
@@ -357,6 +372,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     limiter.close()
     await gateway.close() // realtime
     await events.close() // realtime
+    await libraryInvalidation.close()
     await redis?.quit().catch(() => {})
     await readDatabase?.close()
     await database.close()
@@ -368,6 +384,9 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     app,
     lifecycle,
     database,
+    readDb,
+    library,
+    poseCache,
     redis,
     metrics,
     tokens,

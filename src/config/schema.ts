@@ -148,6 +148,8 @@ export const EnvSchema = T.Object({
   S3_REGION: Opt('the bucket region, e.g. auto or us-east-1'),
   S3_ACCESS_KEY_ID: Opt('the access key id'),
   S3_SECRET_ACCESS_KEY: Opt('the secret access key'),
+  POSE_CACHE_ENTRIES: Int(0, 1_000_000, 1000, 'pose reads cached per instance (0: no cache)'),
+  POSE_CACHE_TTL_SECONDS: Int(1, 86400, 60, 'seconds a cached pose read is served'),
 
   EVENT_HISTORY: Int(10, 1_000_000, 1000, 'events kept per user for resume, e.g. 1000'),
   EVENT_TTL_SECONDS: Int(60, 365 * 86400, 7 * 86400, 'seconds an event stream lives unwritten'),

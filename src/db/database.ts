@@ -1,4 +1,5 @@
 import { PGlite } from '@electric-sql/pglite'
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import { mkdirSync } from 'node:fs'
 import pg from 'pg'
@@ -53,6 +54,9 @@ function parserOf(oid: number, format?: 'text' | 'binary') {
     ? Number
     : pg.types.getTypeParser(oid, format as 'text')
 }
+
+/** Extensions the migrations need, from PGlite's bundle: library search runs the same SQL as on Postgres. */
+export const PGLITE_EXTENSIONS = { pg_trgm }
 
 export async function makeDatabase(options: DatabaseOptions): Promise<Database> {
   if (!options.url) return makePGlite(options.dataDir)
@@ -139,7 +143,10 @@ function makePostgres(url: string, options: DatabaseOptions): Database {
 
 async function makePGlite(dataDir: string): Promise<Database> {
   mkdirSync(dataDir, { recursive: true })
-  const pg = await PGlite.create(`${dataDir}/pglite`, { parsers: { [INT8]: Number } })
+  const pg = await PGlite.create(`${dataDir}/pglite`, {
+    parsers: { [INT8]: Number },
+    extensions: PGLITE_EXTENSIONS,
+  })
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: makePGlitePool(pg) }) })
   return {
     kind: 'pglite',

@@ -1,5 +1,9 @@
-import type { Kysely } from 'kysely'
+import { sql, type Kysely, type Transaction } from 'kysely'
+import { jsonb } from '../db/json'
+import { containsPattern } from '../db/like'
 import type { DB } from '../db/schema'
+import type { Keypoint } from './keypoints'
+import type { Difficulty } from './table'
 
 const POSE_COLUMNS = [
   'poses.id',
@@ -11,43 +15,84 @@ const POSE_COLUMNS = [
   'poses.thumbnail_url',
 ] as const
 
-/** A keyset page in (name, id) order, optionally within one category. */
-export function listPoses(
-  db: Kysely<DB>,
-  options: { limit: number; category?: string; after?: [string, string] },
-) {
+type Db = Kysely<DB> | Transaction<DB>
+
+export type PoseFilter = {
+  /** Substring of the name or of any tag, case-insensitive, taken literally. */
+  q?: string
+  /** Every one of these tags. */
+  tags?: readonly string[]
+  category?: string
+}
+
+/**
+ * A keyset page of the library in (name, id) order under any filter. Every
+ * value is a bound parameter; q goes through the one LIKE escape.
+ *  - q: `name ilike $p or pose_tags_text(tags) ilike $p`, two trigram GIN
+ *    indexes (a BitmapOr); pose_tags_text is the function the index is on.
+ *  - tags: `tags @> $t`, the GIN index on tags.
+ *  - after: `(name, id) > ($1, $2)`, one range of poses_name_id, or of
+ *    poses_category_name_id after the category's equality.
+ */
+export function listPoses(db: Db, options: PoseListOptions) {
+  return poseListQuery(db, options).execute()
+}
+
+export type PoseListOptions = PoseFilter & { limit: number; after?: [string, string] }
+
+/** listPoses's query, unexecuted (the tests and the benchmark EXPLAIN it). */
+export function poseListQuery(db: Db, options: PoseListOptions) {
   let q = db
     .selectFrom('poses')
     .select(POSE_COLUMNS)
+    .where('deleted_at', 'is', null)
     .orderBy('name')
     .orderBy('id')
     .limit(options.limit)
   if (options.category) q = q.where('category_id', '=', options.category)
-  // a row comparison, (name, id) > ($1, $2), is one range scan of poses_name_id
-  // (or poses_category_name_id after the category's equality)
+  if (options.tags && options.tags.length > 0) {
+    const tags = [...options.tags]
+    q = q.where(sql<boolean>`tags @> ${sql.val(tags)}::text[]`)
+  }
+  if (options.q !== undefined) {
+    const pattern = containsPattern(options.q)
+    q = q.where(sql<boolean>`(name ilike ${pattern} or pose_tags_text(tags) ilike ${pattern})`)
+  }
   const after = options.after
   if (after) q = q.where((eb) => eb(eb.refTuple('name', 'id'), '>', eb.tuple(after[0], after[1])))
-  return q.execute()
+  return q
 }
 
-export function findPose(db: Kysely<DB>, id: string) {
-  return db.selectFrom('poses').select(POSE_COLUMNS).where('id', '=', id).executeTakeFirst()
-}
-
-export function findPosesByIds(db: Kysely<DB>, ids: readonly string[]) {
-  if (ids.length === 0) return Promise.resolve([])
+/** One pose of the library (not a deleted one). */
+export function findPose(db: Db, id: string) {
   return db
     .selectFrom('poses')
     .select(POSE_COLUMNS)
+    .where('id', '=', id)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst()
+}
+
+/**
+ * Poses by id, deleted ones included (a queued item of a deleted pose still
+ * renders it), each with `deleted` so callers choose.
+ */
+export function findPosesByIds(db: Db, ids: readonly string[]) {
+  if (ids.length === 0) return Promise.resolve([])
+  return db
+    .selectFrom('poses')
+    .select([...POSE_COLUMNS, sql<boolean>`deleted_at is not null`.as('deleted')])
     .where('id', 'in', [...ids])
     .execute()
 }
 
-/** Every category with its number of poses, in one grouped query. */
-export function listCategories(db: Kysely<DB>) {
+/** Every category with its number of poses in the library, in one grouped query. */
+export function listCategories(db: Db) {
   return db
     .selectFrom('pose_categories')
-    .leftJoin('poses', 'poses.category_id', 'pose_categories.id')
+    .leftJoin('poses', (join) =>
+      join.onRef('poses.category_id', '=', 'pose_categories.id').on('poses.deleted_at', 'is', null),
+    )
     .select((eb) => [
       'pose_categories.id',
       'pose_categories.name',
@@ -56,4 +101,65 @@ export function listCategories(db: Kysely<DB>) {
     .groupBy(['pose_categories.id', 'pose_categories.name'])
     .orderBy('pose_categories.name')
     .execute()
+}
+
+export async function categoryExists(db: Db, id: string) {
+  const row = await db
+    .selectFrom('pose_categories')
+    .select('id')
+    .where('id', '=', id)
+    .executeTakeFirst()
+  return row !== undefined
+}
+
+export type PoseValues = {
+  name: string
+  category: string
+  tags: string[]
+  difficulty: Difficulty
+  keypoints: Keypoint[]
+}
+
+export function insertPose(db: Db, id: string, v: PoseValues) {
+  return db
+    .insertInto('poses')
+    .values({
+      id,
+      name: v.name,
+      category_id: v.category,
+      tags: v.tags,
+      difficulty: v.difficulty,
+      keypoints: jsonb(v.keypoints),
+    })
+    .returning(POSE_COLUMNS)
+    .executeTakeFirstOrThrow()
+}
+
+/** Replaces a pose of the library; undefined when there is none with that id. */
+export function replacePose(db: Db, id: string, v: PoseValues) {
+  return db
+    .updateTable('poses')
+    .set({
+      name: v.name,
+      category_id: v.category,
+      tags: v.tags,
+      difficulty: v.difficulty,
+      keypoints: jsonb(v.keypoints),
+      updated_at: sql<Date>`now()`,
+    })
+    .where('id', '=', id)
+    .where('deleted_at', 'is', null)
+    .returning(POSE_COLUMNS)
+    .executeTakeFirst()
+}
+
+/** Takes a pose out of the library; its row stays for the generations that used it. */
+export async function markPoseDeleted(db: Db, id: string) {
+  const result = await db
+    .updateTable('poses')
+    .set({ deleted_at: sql<Date>`now()`, updated_at: sql<Date>`now()` })
+    .where('id', '=', id)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
 }

@@ -1,76 +1,100 @@
 import { Elysia, t } from 'elysia'
-import type { Kysely } from 'kysely'
-import type { DB } from '../db/schema'
-import { NotFound } from '../errors'
+import { ValidationFailed } from '../errors'
 import { IdParam, Page, encodeCursor, errors, pageLimit } from '../http/schemas'
-import { CategorySchema, PoseListQuery, PoseSchema, readPoseCursor } from './model'
-import { findPose, listCategories, listPoses } from './repository'
-import type { PoseRow } from './table'
-
-type PoseColumns = Pick<
-  PoseRow,
-  'id' | 'name' | 'category_id' | 'tags' | 'difficulty' | 'keypoints' | 'thumbnail_url'
->
-
-function toPose(row: PoseColumns) {
-  return {
-    id: row.id,
-    name: row.name,
-    category: row.category_id,
-    tags: row.tags,
-    difficulty: row.difficulty,
-    keypoints: row.keypoints,
-    thumbnailUrl: row.thumbnail_url,
-  }
-}
+import {
+  CategorySchema,
+  PoseInputSchema,
+  PoseListQuery,
+  PoseSchema,
+  readPoseCursor,
+  readTags,
+} from './model'
+import type { Library } from './service'
 
 /** The pose library, readable without a token (it is the same for everyone). */
-export function libraryRoutes(deps: { db: Kysely<DB> }) {
+export function libraryRoutes(deps: { library: Library }) {
+  const { library } = deps
   return new Elysia({ detail: { tags: ['library'] } })
     .get(
       '/v1/library/poses',
       async ({ query }) => {
+        if (query.q !== undefined && !query.q.isWellFormed())
+          throw new ValidationFailed([{ path: '/q', message: 'Expected text' }])
         const limit = pageLimit(query.limit)
-        const after = readPoseCursor(query.cursor)
-        const rows = await listPoses(deps.db, { limit: limit + 1, category: query.category, after })
+        const rows = await library.list({
+          limit: limit + 1,
+          q: query.q,
+          tags: readTags(query.tag),
+          category: query.category,
+          after: readPoseCursor(query.cursor),
+        })
         const page = rows.slice(0, limit)
         const last = page.at(-1)
         return {
-          items: page.map(toPose),
+          items: page,
           nextCursor: rows.length > limit && last ? encodeCursor([last.name, last.id]) : null,
         }
       },
       {
         query: PoseListQuery,
-        detail: { summary: 'Poses in name order (keyset pages); ?category= filters. Public.' },
+        detail: {
+          summary: 'Search the library: poses in (name, id) order, keyset pages. Public.',
+          description:
+            'Filters combine: ?q= (name or any tag contains it, case-insensitive, % _ \\ literal), ?tag= (repeatable, all must match), ?category=. A cursor continues the same filters.',
+        },
         response: { 200: Page(PoseSchema), ...errors(422) },
       },
     )
-    .get(
-      '/v1/library/poses/:id',
-      async ({ params }) => {
-        const row = await findPose(deps.db, params.id)
-        if (!row) throw new NotFound('Pose')
-        return toPose(row)
+    .get('/v1/library/poses/:id', ({ params }) => library.get(params.id), {
+      params: IdParam,
+      detail: { summary: 'One pose. Public.' },
+      response: { 200: PoseSchema, ...errors(404, 422) },
+    })
+    .get('/v1/library/categories', async () => ({ items: await library.categories() }), {
+      detail: { summary: 'Categories with their pose counts. Public.' },
+      response: { 200: t.Object({ items: t.Array(CategorySchema) }) },
+    })
+}
+
+/** Pose management; mounted under /v1/admin behind the admin guard. */
+export function libraryAdminRoutes(deps: { library: Library }) {
+  const { library } = deps
+  return new Elysia({ detail: { tags: ['admin', 'library'] } })
+    .post(
+      '/library/poses',
+      async ({ body, set }) => {
+        set.status = 201
+        return library.create(body)
+      },
+      {
+        body: PoseInputSchema,
+        detail: {
+          summary: 'Add a pose to the library',
+          description:
+            'Keypoints: the 17 COCO keypoints [x, y, visibility] in 0..1. 409 conflict for a name already in that category (ignoring case); 422 for an unknown category.',
+        },
+        response: { 201: PoseSchema, ...errors(401, 403, 409, 422) },
+      },
+    )
+    .put('/library/poses/:id', ({ params, body }) => library.replace(params.id, body), {
+      params: IdParam,
+      body: PoseInputSchema,
+      detail: { summary: 'Replace a pose of the library' },
+      response: { 200: PoseSchema, ...errors(401, 403, 404, 409, 422) },
+    })
+    .delete(
+      '/library/poses/:id',
+      async ({ params, set }) => {
+        await library.remove(params.id)
+        set.status = 204
       },
       {
         params: IdParam,
-        detail: { summary: 'One pose. Public.' },
-        response: { 200: PoseSchema, ...errors(404, 422) },
-      },
-    )
-    .get(
-      '/v1/library/categories',
-      async () => ({
-        items: (await listCategories(deps.db)).map((c) => ({
-          id: c.id,
-          name: c.name,
-          poseCount: Number(c.pose_count),
-        })),
-      }),
-      {
-        detail: { summary: 'Categories with their pose counts. Public.' },
-        response: { 200: t.Object({ items: t.Array(CategorySchema) }) },
+        detail: {
+          summary: 'Remove a pose from the library',
+          description: 'Generations that used it keep it (and a queued item still renders it).',
+        },
+        response: { 204: t.Void(), ...errors(401, 403, 404, 422) },
       },
     )
 }

@@ -22,6 +22,8 @@ export interface PoseTable {
   thumbnail_url: ColumnType<string | null, string | null | undefined, string | null>
   created_at: ColumnType<Date, never, never>
   updated_at: ColumnType<Date, never, Date>
+  /** Set when an admin deletes the pose: it leaves the library, generations keep it. */
+  deleted_at: ColumnType<Date | null, never, Date | null>
 }
 
 export type PoseCategoryRow = Selectable<PoseCategoryTable>

@@ -15,5 +15,11 @@ export function makeRedisKeys(prefix: string) {
     userEvents: (userId: string) => `${prefix}events:user:${userId}`,
     /** A pub/sub channel, not a key: carries the user id of every append. */
     eventNotifications: () => `${prefix}events:notify`,
+    /** A pub/sub channel: an admin changed the pose library (clear pose caches). */
+    libraryChanged: () => `${prefix}library:changed`,
+    /** Each instance's live figures for /v1/admin/stats, a record that expires unless refreshed. */
+    instanceStats: (instanceId: string) => `${prefix}stats:instance:${instanceId}`,
+    /** A sorted set of instance ids by last heartbeat (ms), to find the records above. */
+    instanceStatsIndex: () => `${prefix}stats:instances`,
   }
 }

@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { sql, type Kysely } from 'kysely'
+import { PGLITE_EXTENSIONS } from '../../src/db/database'
 import { jsonb } from '../../src/db/json'
 import type { DB } from '../../src/db/schema'
 import { SQL_DIR, readMigrations } from '../../src/db/migrator'
@@ -59,7 +60,7 @@ describe('seed library on Postgres', () => {
 })
 
 describe('seed library in embedded mode (PGlite)', () => {
-  const pg = PGlite.create()
+  const pg = PGlite.create({ extensions: PGLITE_EXTENSIONS })
   afterAll(async () => (await pg).close())
 
   it(

@@ -1,0 +1,53 @@
+import type { Logger } from '../obs/logger'
+import type { Redis } from '../redis/client'
+import type { RedisKeys } from '../redis/keys'
+
+/**
+ * Tells every instance that the library changed, so each clears its pose
+ * cache. With Redis: one PUBLISH per admin write, and one subscriber
+ * connection per instance (opened here once, never per request). When
+ * embedded there is one instance: the clear is a function call.
+ *
+ * A subscriber that reconnects may have missed messages, so it clears on
+ * every reconnect too; the cache's TTL bounds staleness even then.
+ */
+export type LibraryInvalidation = {
+  /** Clears this instance's cache now and every other instance's through Redis. */
+  publish(): Promise<void>
+  close(): Promise<void>
+}
+
+export async function makeLibraryInvalidation(deps: {
+  redis?: Redis
+  keys: RedisKeys
+  instanceId: string
+  clear: () => void
+  log: Logger
+}): Promise<LibraryInvalidation> {
+  const { redis, clear, log } = deps
+  if (!redis) return { publish: async () => clear(), close: async () => {} }
+  const channel = deps.keys.libraryChanged()
+  const subscriber = redis.duplicate()
+  let ready = false
+  subscriber.on('error', (err) => log.warn({ err }, 'library subscriber error'))
+  subscriber.on('ready', () => {
+    if (ready) clear() // a reconnect: messages may have been missed
+  })
+  await subscriber.connect()
+  await subscriber.subscribe(channel, (from) => {
+    if (from !== deps.instanceId) clear()
+  })
+  ready = true
+  return {
+    async publish() {
+      clear()
+      // the write is committed: a failed publish leaves other instances stale until their TTL
+      await redis
+        .publish(channel, deps.instanceId)
+        .catch((err) => log.error({ err }, 'library change not published'))
+    },
+    close: async () => {
+      await subscriber.quit().catch(() => {})
+    },
+  }
+}
