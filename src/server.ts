@@ -25,7 +25,9 @@ import type { LedgerResult } from './ledger/commands'
 import { creditAdminRoutes, creditRoutes } from './ledger/routes'
 import { applyLedgerBatch, readBalance } from './ledger/service'
 import { makeLedgerWriter } from './ledger/writer'
-import { adminStatsRoutes } from './stats/admin-routes'
+import { makeHeartbeat } from './stats/heartbeat'
+import { adminStatsRoutes, statsRoutes } from './stats/routes'
+import { makeStats } from './stats/service'
 import {
   generationHandler,
   type GenerationCommand,
@@ -290,6 +292,23 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
   })
   const guards = makeGuards(principals)
 
+  const startedAt = Date.now()
+  const heartbeat = await makeHeartbeat({
+    redis,
+    keys,
+    log: log.child({ room: 'stats' }),
+    read: () => ({
+      id: config.instanceId,
+      region: config.region ?? null,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      actorsLive: userActors.stats().live,
+      websocketConnections: gateway.connections(), // realtime
+      inflightRequests: lifecycle.inflight,
+      at: new Date().toISOString(),
+    }),
+  })
+  const stats = makeStats({ db: readDb })
+
   const schemaIsCurrent = makeSchemaCheck(database.db)
   const checks: Record<string, () => Promise<void>> = {
     // answering is not enough: with MIGRATE_ON_START=false on a database nobody migrated,
@@ -338,6 +357,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
       }),
       creditRoutes(ledgerDeps),
       libraryRoutes({ library }),
+      statsRoutes({ stats, guards }),
       generationRoutes({ generations, guards, idempotency }),
       mediaRoutes({ db: regionReadDb, storage: media, urls: mediaUrls, tokens: principals }),
       realtimeRoutes({ gateway, allowedOrigins: config.allowedOrigins }), // realtime
@@ -347,16 +367,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
       creditAdminRoutes(ledgerDeps),
       libraryAdminRoutes({ library }),
       queueAdminRoutes({ db: database.db }),
-      adminStatsRoutes({
-        db: database.db,
-        instanceId: config.instanceId,
-        region: config.region,
-        sources: {
-          inflightRequests: () => lifecycle.inflight,
-          actorsLive: () => userActors.stats().live,
-          websocketConnections: () => gateway.connections(), // realtime
-        },
-      }),
+      adminStatsRoutes({ stats, heartbeat }),
     ],
   })
   // --- realtime: Bun's WebSocket settings are per server; listen() takes the root app's ---
@@ -364,6 +375,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
   // --- end realtime ---
 
   async function close() {
+    await heartbeat.close()
     idempotency.close()
     await pool.close()
     await sweeper.close()
@@ -387,6 +399,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     readDb,
     library,
     poseCache,
+    libraryInvalidation,
     redis,
     metrics,
     tokens,

@@ -14,6 +14,8 @@ import type { RedisKeys } from '../redis/keys'
 export type LibraryInvalidation = {
   /** Clears this instance's cache now and every other instance's through Redis. */
   publish(): Promise<void>
+  /** Changes this instance published, and heard of from others (in order: Redis pub/sub keeps it). */
+  counts(): { published: number; received: number }
   close(): Promise<void>
 }
 
@@ -25,7 +27,16 @@ export async function makeLibraryInvalidation(deps: {
   log: Logger
 }): Promise<LibraryInvalidation> {
   const { redis, clear, log } = deps
-  if (!redis) return { publish: async () => clear(), close: async () => {} }
+  let published = 0
+  let received = 0
+  const counts = () => ({ published, received })
+  if (!redis) {
+    const publish = async () => {
+      published++
+      clear()
+    }
+    return { publish, counts, close: async () => {} }
+  }
   const channel = deps.keys.libraryChanged()
   const subscriber = redis.duplicate()
   let ready = false
@@ -35,11 +46,15 @@ export async function makeLibraryInvalidation(deps: {
   })
   await subscriber.connect()
   await subscriber.subscribe(channel, (from) => {
-    if (from !== deps.instanceId) clear()
+    if (from === deps.instanceId) return
+    received++
+    clear()
   })
   ready = true
   return {
+    counts,
     async publish() {
+      published++
       clear()
       // the write is committed: a failed publish leaves other instances stale until their TTL
       await redis

@@ -35,14 +35,21 @@ const put = (id: string, body: unknown, token = admin.token) =>
 const remove = (id: string, token = admin.token) =>
   api.call('DELETE', `/v1/admin/library/poses/${id}`, { token })
 
-/** Resolves at the next clear of `inst`'s pose cache; fails after `ms`. */
-function nextClear(inst: Instance, ms = 5000) {
+/**
+ * Resolves once `inst` has heard of every change `writer` published so far
+ * (pub/sub delivers one publisher's messages in order); fails after `ms`.
+ */
+function caughtUp(inst: Instance, writer: Instance, ms = 5000) {
+  const target = writer.libraryInvalidation.counts().published
+  const done = () => inst.libraryInvalidation.counts().received >= target
   return new Promise<void>((resolve, reject) => {
+    if (done()) return resolve()
     const timer = setTimeout(() => {
       off()
-      reject(new Error(`pose cache of ${inst.config.instanceId} not cleared within ${ms} ms`))
+      reject(new Error(`${inst.config.instanceId} did not hear of ${target} changes in ${ms} ms`))
     }, ms)
     const off = inst.poseCache.onClear(() => {
+      if (!done()) return
       clearTimeout(timer)
       off()
       resolve()
@@ -164,9 +171,8 @@ describe('admin pose management', () => {
 
 describe('pose cache', () => {
   it('serves repeated reads from the cache and is cleared on every instance by an admin write', async () => {
-    const added = nextClear(two)
     const created = (await create(pose())).json
-    await added
+    await caughtUp(two, one)
     const path = `/v1/library/poses/${created.id}`
     const listPath = `/v1/library/poses?q=${encodeURIComponent(created.name)}`
     expect((await apiTwo.get(path)).json.name).toBe(created.name)
@@ -177,16 +183,14 @@ describe('pose cache', () => {
     expect(two.poseCache.stats().hits).toBe(hits + 2)
 
     // a write on instance one: instance two hears of it through Redis
-    const cleared = nextClear(two)
     const renamed = pose()
     expect((await put(created.id, renamed)).status).toBe(200)
-    await cleared
+    await caughtUp(two, one)
     expect((await apiTwo.get(path)).json.name).toBe(renamed.name)
     expect((await apiTwo.get(listPath)).json.items).toEqual([])
 
-    const deleted = nextClear(two)
     expect((await remove(created.id)).status).toBe(204)
-    await deleted
+    await caughtUp(two, one)
     expect((await apiTwo.get(path)).status).toBe(404)
   })
 
