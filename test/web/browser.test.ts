@@ -129,6 +129,62 @@ describe('browser client', () => {
   )
 
   it.skipIf(!hasChromium)(
+    'searches the library by text and tag chips, and charts the day’s images and credits',
+    async () => {
+      const api = client(inst)
+      const shown = () =>
+        page.locator('#poses .pose-name').evaluateAll((els) => els.map((e) => e.textContent))
+      const namesFor = async (query: string) =>
+        (await api.get(`/v1/library/poses?limit=24${query}`)).json.items.map((p: any) => p.name)
+
+      // typing filters the picker to what ?q= answers
+      await page.getByLabel('Search poses').fill('side-view')
+      const expected = await namesFor('&q=side-view')
+      expect(expected.length).toBeGreaterThan(1)
+      await page.waitForFunction(
+        (names) =>
+          JSON.stringify(
+            Array.from(document.querySelectorAll('#poses .pose-name')).map((e) => e.textContent),
+          ) === JSON.stringify(names),
+        expected,
+      )
+
+      // a chip narrows it further: every pressed tag must match
+      const chip = page.locator('#tag-chips .chip').first()
+      const tag = (await chip.getAttribute('data-tag'))!
+      await chip.click()
+      expect(await chip.getAttribute('aria-pressed')).toBe('true')
+      const both = await namesFor(`&q=side-view&tag=${tag}`)
+      await page.waitForFunction(
+        (names) =>
+          JSON.stringify(
+            Array.from(document.querySelectorAll('#poses .pose-name')).map((e) => e.textContent),
+          ) === JSON.stringify(names),
+        both,
+      )
+      expect(await shown()).toEqual(both)
+      await page.getByLabel('Search poses').fill('no pose is called this')
+      await page.locator('#poses-status', { hasText: 'No poses match this search.' }).waitFor()
+      await page.getByLabel('Search poses').fill('')
+      await chip.click()
+      await page.locator('#poses .pose').nth(23).waitFor()
+
+      // the stats panel: 4 images and 120 credits today, one bar per day of 30
+      await page.waitForFunction(() => {
+        const s = document.getElementById('stats-summary')
+        return s?.dataset.images === '4' && s.dataset.credits === '120'
+      })
+      const bars = page.locator('#stats-chart svg rect.bar')
+      expect(await bars.count()).toBe(30)
+      const today = new Date().toISOString().slice(0, 10)
+      expect(await bars.last().getAttribute('data-date')).toBe(today)
+      expect(await bars.last().getAttribute('data-images')).toBe('4')
+      expect(await page.locator('#stats-chart svg polyline').count()).toBe(1)
+    },
+    TIMEOUT_MS,
+  )
+
+  it.skipIf(!hasChromium)(
     'states a 402 as a plain sentence',
     async () => {
       await page.getByRole('radio', { name: 'A prompt' }).check()
@@ -169,6 +225,11 @@ describe('browser client', () => {
       expect(balance).toBe(120)
       // the ledger follows live too: grant, first charge, this charge
       await page.locator('#ledger-rows tr').nth(2).waitFor()
+      // and so does the stats panel
+      await page.waitForFunction(() => {
+        const s = document.getElementById('stats-summary')
+        return s?.dataset.images === '6' && s.dataset.credits === '180'
+      })
       await page.waitForFunction(
         (b) => document.getElementById('balance')?.textContent === String(b),
         balance,

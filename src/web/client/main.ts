@@ -6,6 +6,7 @@ import { makeGenerations } from './generations'
 import { makeLedger } from './ledger'
 import { makePosePicker } from './poses'
 import { makeRealtime, type Connection } from './realtime'
+import { makeStatsPanel } from './stats'
 import type { User } from './types'
 
 /**
@@ -29,6 +30,7 @@ const notify = (message: string) => {
 const poses = makePosePicker(() => form.selectionChanged())
 const generations = makeGenerations({ nameOf: poses.nameOf, notify })
 const ledger = makeLedger()
+const stats = makeStatsPanel()
 const form = makeGenerateForm({ poses, added: generations.added, notify })
 
 // a REST balance read that started before the latest credits.changed is stale: drop it
@@ -44,6 +46,7 @@ async function loadBalance() {
 
 // a generation's charge and refunds arrive in bursts: one reload per burst
 const refreshLedger = debounce(() => void ledger.reload(), 300)
+const refreshStats = debounce(() => void stats.reload(), 300)
 
 const CONNECTION_TEXT: Record<Connection, string> = {
   connecting: 'connecting…',
@@ -59,7 +62,11 @@ const realtime = makeRealtime({
       balanceVersion++
       if (typeof data.balance === 'number') showBalance(data.balance)
       refreshLedger()
-    } else generations.event(name, data)
+      refreshStats()
+    } else {
+      generations.event(name, data)
+      if (name === 'generation.item' || name === 'generation.finished') refreshStats()
+    }
   },
   resync: () => void reload(),
   status(state) {
@@ -74,6 +81,7 @@ async function reload() {
     loadBalance().catch(() => {}),
     generations.reload().catch((e) => notify(sentence(e, 'request'))),
     ledger.reload(),
+    stats.reload(),
   ])
 }
 
@@ -93,6 +101,7 @@ function signOut(message = '') {
   session.clear()
   generations.clear()
   ledger.clear()
+  stats.clear()
   poses.clear()
   workspace.hidden = true
   account.hidden = true

@@ -1,16 +1,19 @@
 import { get } from './api'
-import { byId, h } from './dom'
+import { byId, debounce, h } from './dom'
 import { sentence } from './errors'
 import { stickFigure } from './figure'
 import type { Category, Page, Pose } from './types'
 
 /**
- * The pose library as a picker: a category filter, pages of poses (each a
+ * The pose library as a picker: a search box (name or tag), tag chips (all
+ * pressed tags must match), a category filter, pages of poses (each a
  * checkbox whose label is its stick figure and name) and "More poses".
  * Selections survive filtering; names are kept for the gallery's alt text.
  */
 const PAGE = 24
 export const MAX_POSES = 20
+/** Chips offered: the tags most common in the first page of the whole library. */
+const CHIPS = 10
 
 export type PosePicker = ReturnType<typeof makePosePicker>
 
@@ -19,10 +22,15 @@ export function makePosePicker(onChange: () => void) {
   const more = byId<HTMLButtonElement>('more-poses')
   const category = byId<HTMLSelectElement>('category')
   const status = byId('poses-status')
+  const search = byId<HTMLInputElement>('pose-search')
+  const chips = byId('tag-chips')
+  const tags = new Set<string>()
   const selected = new Set<string>()
   const names = new Map<string, string>()
   let cursor: string | null = null
   let loading = false
+  // a search typed while a page loads runs when that page is in
+  let again = false
 
   async function loadCategories() {
     const { items } = await get<{ items: Category[] }>('/v1/library/categories')
@@ -32,26 +40,66 @@ export function makePosePicker(onChange: () => void) {
     )
   }
 
+  async function loadTags() {
+    const { items } = await get<Page<Pose>>('/v1/library/poses?limit=100')
+    const counts = new Map<string, number>()
+    for (const pose of items)
+      for (const tag of pose.tags) counts.set(tag, (counts.get(tag) ?? 0) + 1)
+    const top = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, CHIPS)
+    chips.replaceChildren(...top.map(([tag]) => chip(tag)))
+  }
+
+  function chip(tag: string): HTMLButtonElement {
+    const button = h(
+      'button',
+      { type: 'button', class: 'chip', 'aria-pressed': String(tags.has(tag)), 'data-tag': tag },
+      tag,
+    )
+    button.addEventListener('click', () => {
+      if (tags.has(tag)) tags.delete(tag)
+      else tags.add(tag)
+      button.setAttribute('aria-pressed', String(tags.has(tag)))
+      void loadPage(true)
+    })
+    return button
+  }
+
   async function loadPage(reset: boolean) {
-    if (loading) return
+    if (loading) {
+      again ||= reset
+      return
+    }
     loading = true
     more.disabled = true
     status.textContent = 'Loading poses…'
     try {
       const query = new URLSearchParams({ limit: String(PAGE) })
       if (category.value) query.set('category', category.value)
+      const text = search.value.trim()
+      if (text) query.set('q', text.slice(0, 100))
+      for (const tag of tags) query.append('tag', tag)
       if (!reset && cursor) query.set('cursor', cursor)
       const page = await get<Page<Pose>>(`/v1/library/poses?${query}`)
       if (reset) list.replaceChildren()
       list.append(...page.items.map(card))
       cursor = page.nextCursor
-      status.textContent = list.children.length === 0 ? 'No poses in this category.' : ''
+      const filtered = text !== '' || tags.size > 0
+      status.textContent =
+        list.children.length > 0
+          ? ''
+          : filtered
+            ? 'No poses match this search.'
+            : 'No poses in this category.'
     } catch (error) {
       status.textContent = `Poses could not be loaded. ${sentence(error, 'request')}`
     } finally {
       loading = false
       more.hidden = cursor === null
       more.disabled = false
+    }
+    if (again) {
+      again = false
+      await loadPage(true)
     }
   }
 
@@ -85,11 +133,18 @@ export function makePosePicker(onChange: () => void) {
   }
 
   category.addEventListener('change', () => void loadPage(true))
+  // one request per pause in typing, not per key
+  const searchSoon = debounce(() => void loadPage(true), 250)
+  search.addEventListener('input', searchSoon)
   more.addEventListener('click', () => void loadPage(false))
 
   return {
     async load() {
-      await Promise.all([loadCategories().catch(() => {}), loadPage(true)])
+      await Promise.all([
+        loadCategories().catch(() => {}),
+        loadTags().catch(() => {}),
+        loadPage(true),
+      ])
     },
     selected: () => [...selected],
     nameOf: (id: string) => names.get(id),
