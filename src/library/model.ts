@@ -12,7 +12,7 @@ const NO_CONTROL = '[^\\u0000-\\u001f\\u007f]'
 const PRINTABLE = '[^\\s\\u0000-\\u001f\\u007f]'
 
 /** A tag: lowercase words joined by hyphens, as the seed's (`front-view`). */
-export const TagSchema = t.String({
+export const TagSchema = SafeString({
   pattern: '^[a-z0-9][a-z0-9-]{0,39}$',
   description: 'a tag: lowercase letters, digits and hyphens, up to 40 characters',
 })
@@ -66,7 +66,7 @@ export const PoseListQuery = t.Object({
   // the tag pattern is checked by readTags: Elysia reports a failed item of a
   // query array without its path
   tag: t.Optional(
-    t.Array(t.String({ maxLength: 40 }), {
+    t.Array(SafeString({ maxLength: 40 }), {
       maxItems: 20,
       description:
         'repeatable (?tag=a&tag=b): poses that have every one of these tags (lowercase letters, digits and hyphens)',

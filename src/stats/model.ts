@@ -1,8 +1,9 @@
 import { t } from 'elysia'
+import { SafeString } from '../http/text'
 
 const DateParam = (what: string) =>
   t.Optional(
-    t.String({
+    SafeString({
       maxLength: 10,
       description: `${what}: an RFC 3339 full-date, YYYY-MM-DD (UTC days)`,
       examples: ['2026-12-01'],
