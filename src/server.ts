@@ -48,6 +48,8 @@ import { makeLibraryInvalidation } from './library/invalidation'
 import { libraryAdminRoutes, libraryRoutes } from './library/routes'
 import { makeLibrary } from './library/service'
 import { mediaRoutes } from './media/routes'
+import { uploadRoutes } from './media/upload-routes'
+import { makeUploads } from './media/uploads'
 import { makeMediaUrls } from './media/signed-urls'
 import { makeMediaStorage } from './media/storage-factory'
 import { userRoutes } from './users/routes'
@@ -259,7 +261,15 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     sweeps: config.isPrimaryRegion,
     holdMs: config.IDEMPOTENCY_HOLD_MS,
   })
-  const signupCredits = config.SIGNUP_CREDITS
+
+  const uploads = makeUploads({
+    db: database.db,
+    storage: media,
+    urls: mediaUrls,
+    log: log.child({ room: 'media' }),
+    limits: { perHour: config.MAX_UPLOADS_PER_HOUR, quotaBytes: config.UPLOAD_QUOTA_BYTES },
+  })
+  const signupCredits = config.signupCredits
 
   const users = makeUsers(database.db, tokens, limiter, {
     // at registration only, idempotent per user (key 'signup')
@@ -360,6 +370,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
       statsRoutes({ stats, guards }),
       generationRoutes({ generations, guards, idempotency }),
       mediaRoutes({ db: regionReadDb, storage: media, urls: mediaUrls, tokens: principals }),
+      uploadRoutes({ uploads, guards, idempotency, maxFileBytes: config.MAX_UPLOAD_BYTES }),
       realtimeRoutes({ gateway, allowedOrigins: config.allowedOrigins }), // realtime
       webRoutes({ log: log.child({ room: 'web' }) }), // browser client at /
     ],
@@ -413,6 +424,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     media,
     mediaUrls,
     idempotency,
+    uploads,
     events, // realtime
     gateway, // realtime
     close,

@@ -32,6 +32,7 @@ export type Config = Readonly<
     mediaUrlSecret: string | undefined
     /** RENDER_CONCURRENCY, or the number of CPU cores. */
     renderConcurrency: number
+    signupCredits: number
   }
 >
 
@@ -90,6 +91,8 @@ function derive(env: Env): Config {
       env.MEDIA_URL_SECRET ??
       (env.NODE_ENV === 'production' ? undefined : (env.JWT_SECRET ?? DEV_JWT_SECRET)),
     renderConcurrency: env.RENDER_CONCURRENCY ?? navigator.hardwareConcurrency,
+    // embedded mode is for trying Atelier: a newcomer can generate at once
+    signupCredits: env.SIGNUP_CREDITS ?? (mode === 'embedded' ? 1000 : 0),
   }
 }
 

@@ -57,7 +57,14 @@ export const EnvSchema = T.Object({
   JWKS_URL: Opt('the https URL of an identity provider key set', { pattern: '^https?://' }),
   JWT_TTL_SECONDS: Int(60, 30 * 86400, 86400, 'token lifetime in seconds, e.g. 86400'),
   ADMIN_EMAILS: T.String({ default: '', description: 'comma-separated emails' }),
-  SIGNUP_CREDITS: Int(0, 1_000_000_000, 0, 'credits granted at registration, e.g. 0'),
+  SIGNUP_CREDITS: T.Optional(
+    T.Integer({
+      minimum: 0,
+      maximum: 1_000_000_000,
+      description:
+        'credits granted at registration (default: 1000 in embedded mode, 0 in server mode)',
+    }),
+  ),
   LOGIN_RATE_PER_EMAIL: Int(1, 100_000, 10, 'login attempts per email per window'),
   LOGIN_RATE_PER_IP: Int(1, 1_000_000, 50, 'login attempts per IP per window'),
   LOGIN_RATE_WINDOW_SECONDS: Int(1, 86400, 900, 'seconds, e.g. 900'),
@@ -139,6 +146,19 @@ export const EnvSchema = T.Object({
     default: 'local',
     description: 'local (DATA_DIR/media) or s3 (S3_* variables)',
   }),
+  MAX_UPLOAD_BYTES: Int(
+    1024,
+    100 * 1024 * 1024,
+    10 * 1024 * 1024,
+    'bytes per uploaded file, e.g. 10485760',
+  ),
+  MAX_UPLOADS_PER_HOUR: Int(1, 1_000_000, 100, 'uploads per user per rolling hour'),
+  UPLOAD_QUOTA_BYTES: Int(
+    1024,
+    Number.MAX_SAFE_INTEGER,
+    1024 ** 3,
+    'bytes of uploads kept per user, e.g. 1073741824',
+  ),
   MEDIA_URL_SECRET: Opt(
     'a random string of at least 32 bytes that signs media URLs (openssl rand -hex 32); required in production',
   ),

@@ -2,7 +2,7 @@ import type { GenerationItemTable, GenerationTable } from '../generation/table'
 import type { IdempotencyKeyTable } from '../idempotency/table'
 import type { CreditAccountTable, LedgerEntryTable, ProcessedWebhookTable } from '../ledger/table'
 import type { PoseCategoryTable, PoseTable } from '../library/table'
-import type { MediaTable } from '../media/table'
+import type { MediaTable, UploadTable } from '../media/table'
 import type { UserIdentityTable, UserTable } from '../users/table'
 
 /** Every table kysely knows, by SQL name. Each room owns its table types. */
@@ -16,6 +16,7 @@ export interface DB {
   pose_categories: PoseCategoryTable
   poses: PoseTable
   media: MediaTable
+  uploads: UploadTable
   generations: GenerationTable
   generation_items: GenerationItemTable
 }

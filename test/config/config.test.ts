@@ -180,8 +180,10 @@ describe('defaults and shape', () => {
       MIGRATE_ON_START: true,
       REDIS_PREFIX: 'atelier:',
       JWT_TTL_SECONDS: 86_400,
-      SIGNUP_CREDITS: 0,
       TRUST_PROXY: false,
+      MAX_UPLOAD_BYTES: 10 * 1024 * 1024,
+      MAX_UPLOADS_PER_HOUR: 100,
+      UPLOAD_QUOTA_BYTES: 1024 ** 3,
       MAX_BODY_BYTES: 1024 * 1024,
       DRAIN_TIMEOUT_MS: 10_000,
       mode: 'embedded',
@@ -190,6 +192,15 @@ describe('defaults and shape', () => {
     expect(config.REDIS_URL).toBeUndefined()
     expect(config.allowedOrigins).toEqual(['http://localhost:3000', 'http://127.0.0.1:3000'])
     expect(config.instanceId.length).toBeGreaterThan(0)
+  })
+
+  it('grants 1,000 signup credits in embedded mode and none in server mode, unless set', () => {
+    expect(loadConfig({}).signupCredits).toBe(1000)
+    expect(loadConfig({ DATABASE_URL: 'postgres://db/x' }).signupCredits).toBe(0)
+    expect(loadConfig({ SIGNUP_CREDITS: '0' }).signupCredits).toBe(0)
+    expect(
+      loadConfig({ DATABASE_URL: 'postgres://db/x', SIGNUP_CREDITS: '25' }).signupCredits,
+    ).toBe(25)
   })
 
   it('derives instance id, region, admin emails and origins', () => {

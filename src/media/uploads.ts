@@ -1,0 +1,153 @@
+import type { Kysely } from 'kysely'
+import type { Logger } from 'pino'
+import type { DB } from '../db/schema'
+import { RateLimited } from '../errors'
+import { decodeCursor, encodeCursor, isTimeIdCursor, pageLimit } from '../http/schemas'
+import type { MediaUrls } from './signed-urls'
+import type { BlobStorage } from './storage'
+import type { UploadRow } from './table'
+import { cleanUpload, uploadContentType } from './upload-image'
+import * as repo from './upload-repository'
+
+/**
+ * Uploads: validate and clean the bytes (upload-image.ts), store the image
+ * and its thumbnail, then record both under the user's upload lock, where
+ * the hourly count and the byte quota are checked. The limits are checked
+ * once before the CPU work too, so a user over a limit costs no decode.
+ * Blobs are stored before their rows, so a row never names a missing blob;
+ * a refused or failed insert deletes them again.
+ */
+export type UploadsDeps = {
+  db: Kysely<DB>
+  storage: BlobStorage
+  urls: Pick<MediaUrls, 'url'>
+  log: Logger
+  limits: { perHour: number; quotaBytes: number }
+}
+
+export type Uploads = ReturnType<typeof makeUploads>
+
+const EXTENSION = { png: 'png', jpeg: 'jpg', webp: 'webp' } as const
+
+export function makeUploads(deps: UploadsDeps) {
+  const { db, storage, limits } = deps
+
+  function present(u: UploadRow) {
+    return {
+      id: u.id,
+      width: u.width,
+      height: u.height,
+      format: u.format,
+      bytes: Number(u.bytes),
+      imageUrl: deps.urls.url(u.id, u.user_id),
+      thumbnailUrl: deps.urls.url(u.thumbnail_media_id, u.user_id),
+      createdAt: u.created_at.toISOString(),
+    }
+  }
+
+  async function checkLimits(
+    q: Parameters<typeof repo.uploadUsage>[0],
+    userId: string,
+    adding: number,
+  ) {
+    const usage = await repo.uploadUsage(q, userId)
+    if (usage.lastHour >= limits.perHour) {
+      const freesAt = (usage.oldestInHour?.getTime() ?? Date.now()) + 3_600_000
+      throw new RateLimited(
+        (freesAt - Date.now()) / 1000,
+        `At most ${limits.perHour} uploads per hour`,
+      )
+    }
+    // nothing frees quota over time (uploads are kept): an hour is a polite retry
+    if (usage.bytes + adding > limits.quotaBytes)
+      throw new RateLimited(3600, `The upload quota of ${limits.quotaBytes} bytes is used up`)
+  }
+
+  async function create(userId: string, input: Uint8Array, commandKey: string) {
+    const prior = await repo.findUploadByKey(db, userId, commandKey)
+    if (prior) return present(prior)
+    await checkLimits(db, userId, 0)
+    const clean = await cleanUpload(input)
+    const id = Bun.randomUUIDv7()
+    const thumbId = Bun.randomUUIDv7()
+    const base = `uploads/${userId}/${id}`
+    const imageKey = `${base}.${EXTENSION[clean.format]}`
+    const thumbKey = `${base}-thumb.webp`
+    const contentType = uploadContentType(clean.format)
+    await Promise.all([
+      storage.put(imageKey, clean.bytes, contentType),
+      storage.put(thumbKey, clean.thumbnail.bytes, 'image/webp'),
+    ])
+    try {
+      const row = await db.transaction().execute(async (trx) => {
+        await repo.lockUserUploads(trx, userId)
+        const raced = await repo.findUploadByKey(trx, userId, commandKey)
+        if (raced) return { row: raced, created: false }
+        await checkLimits(trx, userId, clean.bytes.byteLength)
+        const inserted = await repo.insertUpload(
+          trx,
+          {
+            id,
+            userId,
+            storageKey: imageKey,
+            contentType,
+            bytes: clean.bytes.byteLength,
+            width: clean.width,
+            height: clean.height,
+          },
+          {
+            id: thumbId,
+            userId,
+            storageKey: thumbKey,
+            contentType: 'image/webp',
+            bytes: clean.thumbnail.bytes.byteLength,
+            width: clean.thumbnail.width,
+            height: clean.thumbnail.height,
+          },
+          {
+            id,
+            user_id: userId,
+            thumbnail_media_id: thumbId,
+            format: clean.format,
+            width: clean.width,
+            height: clean.height,
+            bytes: clean.bytes.byteLength,
+            command_key: commandKey,
+          },
+        )
+        return { row: inserted, created: true }
+      })
+      if (!row.created) await removeBlobs(imageKey, thumbKey)
+      return present(row.row)
+    } catch (error) {
+      await removeBlobs(imageKey, thumbKey)
+      throw error
+    }
+  }
+
+  async function removeBlobs(...keys: string[]) {
+    await Promise.all(
+      keys.map((k) =>
+        storage.delete(k).catch((err) => deps.log.warn({ err, key: k }, 'upload blob not removed')),
+      ),
+    )
+  }
+
+  async function list(userId: string, query: { limit?: string; cursor?: string }) {
+    const limit = pageLimit(query.limit)
+    const before = decodeCursor(query.cursor, isTimeIdCursor)
+    const rows = await repo.listUploads(db, userId, { limit: limit + 1, before })
+    const page = rows.slice(0, limit)
+    const last = page.at(-1)
+    return {
+      items: page.map(present),
+      nextCursor:
+        rows.length > limit && last ? encodeCursor([last.created_at.toISOString(), last.id]) : null,
+    }
+  }
+
+  /** The upload if it is this user's (a generation's uploadId, the renderer's backdrop). */
+  const findOwn = (userId: string, id: string) => repo.findOwnUpload(db, userId, id)
+
+  return { create, list, findOwn }
+}
