@@ -138,6 +138,13 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     invalidation: libraryInvalidation,
   })
   const poses = { existing: library.existing, load: library.load }
+  const uploads = makeUploads({
+    db: database.db,
+    storage: media,
+    urls: mediaUrls,
+    log: log.child({ room: 'media' }),
+    limits: { perHour: config.MAX_UPLOADS_PER_HOUR, quotaBytes: config.UPLOAD_QUOTA_BYTES },
+  })
   // events appended by the user actor after each commit (wired to the event log below)
   let publish: Publish = () => {}
 
@@ -193,7 +200,13 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
   const pool = makeRendererPool({
     db: database.db,
     instanceId: config.instanceId,
-    produce: makeProducer({ db: database.db, storage: media, renderer, size: config.RENDER_SIZE }),
+    produce: makeProducer({
+      db: database.db,
+      storage: media,
+      renderer,
+      size: config.RENDER_SIZE,
+      loadUpload: uploads.load,
+    }),
     report: askGeneration,
     loadPose: poses.load,
     log: log.child({ room: 'generation' }),
@@ -255,6 +268,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     urls: mediaUrls,
     pricing: { perImage: config.CREDITS_PER_IMAGE, perBackground: config.CREDITS_PER_BACKGROUND },
     existingPoses: poses.existing,
+    ownsUpload: async (userId, id) => (await uploads.findOwn(userId, id)) !== undefined,
     wake: () => void pool.wake(),
   })
   const idempotency = makeIdempotency(database.db, log.child({ room: 'idempotency' }), {
@@ -262,13 +276,6 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     holdMs: config.IDEMPOTENCY_HOLD_MS,
   })
 
-  const uploads = makeUploads({
-    db: database.db,
-    storage: media,
-    urls: mediaUrls,
-    log: log.child({ room: 'media' }),
-    limits: { perHour: config.MAX_UPLOADS_PER_HOUR, quotaBytes: config.UPLOAD_QUOTA_BYTES },
-  })
   const signupCredits = config.signupCredits
 
   const users = makeUsers(database.db, tokens, limiter, {

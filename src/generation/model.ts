@@ -31,7 +31,8 @@ export const CreateGenerationBody = t.Object({
   uploadId: t.Optional(
     SafeString({
       format: 'uuid',
-      description: 'one of the caller’s uploads (shape checked; uploads arrive later)',
+      description:
+        'one of the caller’s uploads (422 otherwise, nothing charged): the picture’s backdrop, behind the figure',
     }),
   ),
   background: t.Optional(

@@ -1,6 +1,14 @@
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
-import { EXPORT_SIZES, applyBackground, exportFormat, probeImage, thumbnail } from '../media/images'
+import { PermanentError } from '../errors'
+import {
+  EXPORT_SIZES,
+  applyBackground,
+  exportFormat,
+  overReference,
+  probeImage,
+  thumbnail,
+} from '../media/images'
 import { upsertMedia, type NewMedia } from '../media/repository'
 import type { BlobStorage } from '../media/storage'
 import type { Keypoint, RenderOutput, Renderer, Thumbnail } from './renderers/renderer'
@@ -39,6 +47,8 @@ export function makeProducer(deps: {
   storage: BlobStorage
   renderer: Renderer
   size: number
+  /** The clean bytes of the user's upload a generation names as its reference. */
+  loadUpload: (userId: string, uploadId: string) => Promise<Uint8Array | undefined>
 }) {
   /** Writes the blobs and records them, in order; a size not given is read from the image's header. */
   async function store(userId: string, blobs: Blob[]): Promise<string[]> {
@@ -68,6 +78,11 @@ export function makeProducer(deps: {
     onRendered: () => void = () => {},
   ): Promise<Produced> {
     const { item, request } = ctx
+    const reference = request.uploadId
+      ? await deps.loadUpload(item.user_id, request.uploadId)
+      : undefined
+    if (request.uploadId && !reference)
+      throw new PermanentError('upload_missing', 'The reference upload of this generation is gone')
     const rendered = await deps.renderer.render(
       {
         generationId: item.generation_id,
@@ -77,7 +92,8 @@ export function makeProducer(deps: {
         pose: ctx.pose,
         prompt: request.prompt,
         size: deps.size,
-        transparent: request.background !== undefined,
+        // the upload or the background goes behind the figure
+        transparent: reference !== undefined || request.background !== undefined,
       },
       signal,
     )
@@ -86,6 +102,11 @@ export function makeProducer(deps: {
     let contentType: string = rendered.contentType
     // the renderer's thumbnail shows its picture, which the background step changes (not its size)
     let drawn = rendered.thumbnail
+    if (reference) {
+      main = await overReference(main, reference)
+      contentType = 'image/png'
+      drawn = undefined
+    }
     if (request.background) {
       main = await applyBackground(main, request.background)
       contentType = 'image/png'

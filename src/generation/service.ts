@@ -23,6 +23,8 @@ export type GenerationsDeps = {
   pricing: { perImage: number; perBackground: number }
   /** The ids among `ids` that are poses of the library. */
   existingPoses: (ids: string[]) => Promise<Set<string>>
+  /** Whether `uploadId` is one of this user's uploads. */
+  ownsUpload: (userId: string, uploadId: string) => Promise<boolean>
   /** Tells this instance's renderer pool that work arrived (no wait for its next poll). */
   wake: () => void
 }
@@ -33,7 +35,7 @@ const HEX_COLOUR = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i
 
 export function makeGenerations(deps: GenerationsDeps) {
   const readDb = deps.readDb ?? deps.db
-  async function normalize(body: GenerationRequest): Promise<GenerationRequest> {
+  async function normalize(userId: string, body: GenerationRequest): Promise<GenerationRequest> {
     const issues: ValidationIssue[] = []
     const out: GenerationRequest = { ...body }
     if (body.mode === 'library') {
@@ -56,6 +58,9 @@ export function makeGenerations(deps: GenerationsDeps) {
         out.prompt = checked.prompt
       }
     }
+    // someone else's upload is "no such upload" too: no existence leak
+    if (body.uploadId !== undefined && !(await deps.ownsUpload(userId, body.uploadId)))
+      issues.push({ path: '/uploadId', message: 'No such upload' })
     if (body.background?.mode === 'color' && !HEX_COLOUR.test(body.background.value))
       issues.push({ path: '/background/value', message: 'Expected a colour like #aabbcc' })
     if (body.background?.mode === 'prompt') {
@@ -81,7 +86,7 @@ export function makeGenerations(deps: GenerationsDeps) {
   }
 
   async function accept(userId: string, body: GenerationRequest, commandKey: string) {
-    const request = await normalize(body)
+    const request = await normalize(userId, body)
     const items = itemsOf(request)
     const pricePerItem =
       deps.pricing.perImage + (request.background ? deps.pricing.perBackground : 0)

@@ -100,6 +100,21 @@ export async function applyBackground(png: Uint8Array, background: Background): 
 }
 
 /**
+ * The picture over a reference image: the reference scaled to cover the
+ * picture's size (centred, cropped, never stretched) behind it. The
+ * picture is drawn transparent for this, so the reference shows wherever
+ * the figure is not. The result is a PNG of the picture's size.
+ */
+export async function overReference(png: Uint8Array, reference: Uint8Array): Promise<Buffer> {
+  const { width, height } = await sharp(png).metadata()
+  return sharp(reference, { limitInputPixels: DEFAULT_MAX_PIXELS })
+    .resize(width, height, { fit: 'cover' })
+    .composite([{ input: asBuffer(png) }])
+    .png()
+    .toBuffer()
+}
+
+/**
  * Exactly 1080×1080, 1080×1350 or 1080×1920 PNG. The whole picture is kept
  * (contain, never cover: a square pose cropped to 9:16 would lose its hands);
  * the padding is the picture itself, scaled to cover and blurred, so it

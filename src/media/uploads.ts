@@ -149,5 +149,13 @@ export function makeUploads(deps: UploadsDeps) {
   /** The upload if it is this user's (a generation's uploadId, the renderer's backdrop). */
   const findOwn = (userId: string, id: string) => repo.findOwnUpload(db, userId, id)
 
-  return { create, list, findOwn }
+  /** The stored (clean) bytes of one of this user's uploads; undefined if there is none. */
+  async function load(userId: string, id: string): Promise<Uint8Array | undefined> {
+    const upload = await findOwn(userId, id)
+    const blob = upload && (await storage.get(upload.storage_key))
+    if (!blob) return undefined
+    return blob.body instanceof Uint8Array ? blob.body : await new Response(blob.body).bytes()
+  }
+
+  return { create, list, findOwn, load }
 }
