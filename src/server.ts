@@ -472,6 +472,15 @@ async function main() {
   const instance = await buildInstance(config, log)
   const server = instance.app.listen(serveOptions(config)).server!
   log.info({ url: `http://${server.hostname}:${server.port}`, mode: config.mode }, 'listening')
+  if (config.mode === 'embedded') {
+    const host = ['0.0.0.0', '::'].includes(server.hostname!) ? 'localhost' : server.hostname
+    const url = `http://${host}:${server.port}`
+    // the one line a newcomer reads, so the URL and the credits are in the message itself
+    log.info(
+      { url, signupCredits: config.signupCredits },
+      `open ${url} to try Atelier: every new account starts with ${config.signupCredits} credits (SIGNUP_CREDITS)`,
+    )
+  }
 
   let stopping = false
   const shutdown = async (signal: string, exitCode = 0) => {

@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config/config'
 import { buildInstance, type Instance } from '../../src/server'
 import { client } from '../support/http'
 import { silentLog } from '../support/env'
+import { within } from '../support/server-process'
 
 // PGlite boots in seconds; `bun test` alone gives a test 5 s
 const SLOW_MS = 30_000
@@ -61,6 +62,15 @@ describe('embedded mode', () => {
       const me = await api.get('/v1/me', login.json.token)
       expect(me.status).toBe(200)
       expect(me.json).toMatchObject({ id: reg.json.user.id, email: 'embedded@example.com' })
+      // a newcomer can try a generation at once: SIGNUP_CREDITS is 1000 in embedded mode
+      expect(me.json.balance).toBe(1000)
+      const [pose] = (await api.get('/v1/library/poses?limit=1', login.json.token)).json.items
+      const generation = await api.post(
+        '/v1/generations',
+        { mode: 'library', poseIds: [pose.id], variations: 1 },
+        login.json.token,
+      )
+      expect(generation.status).toBe(202)
       expect(
         (
           await api.post('/v1/auth/login', {
@@ -69,6 +79,35 @@ describe('embedded mode', () => {
           })
         ).status,
       ).toBe(401)
+    },
+    SLOW_MS,
+  )
+
+  it(
+    'bun start prints the URL and says a new account gets the signup credits',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'atelier-embedded-start-'))
+      const proc = Bun.spawn([process.execPath, 'src/server.ts'], {
+        cwd: join(import.meta.dir, '..', '..'),
+        env: { PATH: process.env.PATH ?? '', PORT: '0', DATA_DIR: dir, LOG_LEVEL: 'info' },
+        stdout: 'pipe',
+        stderr: 'inherit',
+      })
+      try {
+        const line = await within(
+          greeting(proc.stdout),
+          SLOW_MS - 5000,
+          'the embedded greeting on stdout',
+        )
+        expect(line.msg).toMatch(
+          /^open http:\/\/localhost:\d+ to try Atelier: every new account starts with 1000 credits/,
+        )
+        expect(line.signupCredits).toBe(1000)
+      } finally {
+        proc.kill('SIGKILL')
+        await proc.exited
+        rmSync(dir, { recursive: true, force: true })
+      }
     },
     SLOW_MS,
   )
@@ -87,3 +126,26 @@ describe('embedded mode', () => {
     SLOW_MS,
   )
 })
+
+/** The first JSON log line whose message starts with "open "; rejects if the stream ends first. */
+async function greeting(stream: ReadableStream<Uint8Array>) {
+  let text = ''
+  const reader = stream.getReader()
+  const decoder = new TextDecoder()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    text += decoder.decode(value, { stream: true })
+    for (const raw of text.split('\n')) {
+      const line = (() => {
+        try {
+          return JSON.parse(raw) as { msg: string; [k: string]: unknown }
+        } catch {
+          return undefined
+        }
+      })()
+      if (line?.msg?.startsWith('open ')) return line
+    }
+  }
+  throw new Error(`the process ended without the greeting; it wrote:\n${text}`)
+}

@@ -4,7 +4,7 @@ import sharp from 'sharp'
 import { serveOptions, type Instance } from '../../src/server'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
-import { within } from '../support/wait'
+import { within } from '../support/server-process'
 
 const env = await useTestEnv()
 const inst = await env.instance({ RENDER_CONCURRENCY: '0' })

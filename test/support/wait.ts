@@ -10,19 +10,3 @@ export async function waitFor(
     await Bun.sleep(10)
   }
 }
-
-/** `promise`, or a rejection naming `what` once `timeoutMs` pass first. */
-export async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: Timer | undefined
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`timed out after ${timeoutMs} ms: ${what}`)),
-      timeoutMs,
-    )
-  })
-  try {
-    return await Promise.race([promise, deadline])
-  } finally {
-    clearTimeout(timer)
-  }
-}
