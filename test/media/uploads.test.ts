@@ -429,3 +429,15 @@ describe('GET /v1/uploads and Idempotency-Key', () => {
     expect(row!.n).toBe(1)
   })
 })
+
+describe('OpenAPI', () => {
+  it('documents POST /v1/uploads as multipart with a file part, and GET /v1/uploads', async () => {
+    const doc = (await api.get('/openapi/json')).json
+    const post = doc.paths['/v1/uploads'].post
+    expect(post.requestBody.content['multipart/form-data'].schema.required).toEqual(['file'])
+    expect(Object.keys(post.responses)).toEqual(
+      expect.arrayContaining(['201', '400', '413', '415', '422', '429']),
+    )
+    expect(doc.paths['/v1/uploads'].get.responses['200']).toBeDefined()
+  })
+})

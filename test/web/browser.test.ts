@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'bun:test'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
+import sharp from 'sharp'
 import type { Instance } from '../../src/server'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
@@ -234,6 +235,62 @@ describe('browser client', () => {
         (b) => document.getElementById('balance')?.textContent === String(b),
         balance,
       )
+    },
+    TIMEOUT_MS,
+  )
+
+  it.skipIf(!hasChromium)(
+    'uploads a reference image, shows it, and the result has it behind the figure',
+    async () => {
+      const png = await sharp({
+        create: { width: 512, height: 512, channels: 3, background: '#22aa44' },
+      })
+        .png()
+        .toBuffer()
+      await page.setInputFiles('#reference', {
+        name: 'reference.png',
+        mimeType: 'image/png',
+        buffer: png,
+      })
+      // the preview is the server's thumbnail of what it stored
+      await page.waitForFunction(() => {
+        const img = document.querySelector<HTMLImageElement>('#reference-img')
+        return !!img && img.complete && img.naturalWidth === 320
+      })
+      const uploadId = await page.locator('#reference-img').getAttribute('data-upload-id')
+      expect(uploadId).toBeString()
+
+      await page.getByRole('radio', { name: 'Poses' }).check()
+      await page.locator('#poses').getByRole('checkbox').nth(2).check()
+      await page.getByLabel('Variations').fill('1')
+      const cards = await page.locator('.gen').count()
+      await page.getByRole('button', { name: 'Generate' }).click()
+      await page.waitForFunction((n) => document.querySelectorAll('.gen').length === n, cards + 1)
+      const card = page.locator('.gen').first()
+      const id = await card.getAttribute('data-generation-id')
+      expect(id).toBeString()
+      const generation = (await client(inst).get(`/v1/generations/${id}`, await token())).json
+      expect(generation.totalItems).toBe(1)
+      await page.locator(`.gen[data-generation-id="${id}"][data-status="succeeded"]`).waitFor()
+      await card.locator('.gallery img').waitFor()
+      // a corner pixel of the picture the page shows is backdrop: the upload's green
+      const corner = await card.locator('.gallery img').evaluate(async (img: HTMLImageElement) => {
+        if (!img.complete || img.naturalWidth === 0)
+          await new Promise((resolve, reject) => {
+            img.addEventListener('load', resolve, { once: true })
+            img.addEventListener('error', reject, { once: true })
+          })
+        const canvas = document.createElement('canvas')
+        canvas.width = img.naturalWidth
+        canvas.height = img.naturalHeight
+        const ctx = canvas.getContext('2d')!
+        ctx.drawImage(img, 0, 0)
+        return [...ctx.getImageData(1, 1, 1, 1).data.slice(0, 3)]
+      })
+      // the gallery shows the lossy WebP thumbnail: within a few levels of #22aa44
+      const green = [0x22, 0xaa, 0x44]
+      expect(corner.map((v, i) => Math.abs(v - green[i]!))).toSatisfy((d) => d.every((x) => x <= 8))
+      await page.screenshot({ path: join(screenshots, 'browser-reference.png'), fullPage: true })
     },
     TIMEOUT_MS,
   )

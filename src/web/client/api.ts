@@ -30,15 +30,17 @@ export class NetworkError extends Error {
   override name = 'NetworkError'
 }
 
-type Options = { body?: unknown; idempotencyKey?: string }
+/** `form`: a multipart body (the browser sets its boundary); otherwise `body` goes as JSON. */
+type Options = { body?: unknown; form?: FormData; idempotencyKey?: string }
 
 export async function api<T>(method: string, path: string, options: Options = {}): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' }
   const token = session.token()
   if (token) headers.authorization = `Bearer ${token}`
   if (options.idempotencyKey) headers['idempotency-key'] = options.idempotencyKey
-  let body: string | undefined
-  if (options.body !== undefined) {
+  let body: string | FormData | undefined
+  if (options.form) body = options.form
+  else if (options.body !== undefined) {
     headers['content-type'] = 'application/json'
     body = JSON.stringify(options.body)
   }

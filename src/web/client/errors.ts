@@ -4,7 +4,10 @@ import { ApiError, NetworkError } from './api'
  * Errors as plain sentences for people. `doing` names what failed, for the
  * cases where the server's code alone does not say it ("generations").
  */
-export function sentence(error: unknown, doing: 'generations' | 'sign-in' | 'request'): string {
+export function sentence(
+  error: unknown,
+  doing: 'generations' | 'sign-in' | 'upload' | 'request',
+): string {
   if (error instanceof NetworkError)
     return 'The server cannot be reached. Check your connection and try again.'
   if (!(error instanceof ApiError)) return 'Something went wrong. Please try again.'
@@ -17,7 +20,12 @@ export function sentence(error: unknown, doing: 'generations' | 'sign-in' | 'req
         return `You need ${plural(d.required - d.available, 'more credit')} for this: it costs ${d.required} and your balance is ${d.available}.`
       return 'You do not have enough credits for this.'
     }
+    case 'unsupported_media_type':
+      return doing === 'upload' ? 'That file is not a JPEG, PNG or WebP image.' : error.message
+    case 'payload_too_large':
+      return doing === 'upload' ? 'That image is too large to upload.' : error.message
     case 'rate_limited':
+      if (doing === 'upload') return `Too many uploads; ${wait}.`
       if (doing === 'generations') return `Too many generations right now; ${wait}.`
       if (doing === 'sign-in') return `Too many sign-in attempts; ${wait}.`
       return `Too many requests right now; ${wait}.`

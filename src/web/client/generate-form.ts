@@ -12,6 +12,8 @@ import type { Generation } from './types'
  */
 export function makeGenerateForm(deps: {
   poses: PosePicker
+  /** The reference upload to send as `uploadId`, if one is chosen. */
+  uploadId: () => string | undefined
   added: (gen: Generation) => void
   notify: (message: string) => void
 }) {
@@ -46,10 +48,19 @@ export function makeGenerateForm(deps: {
           : `${n} pose${n === 1 ? '' : 's'} selected: ${n * perPose} images`
   }
 
-  function body() {
+  function body(): {
+    mode: string
+    variations: number
+    prompt?: string
+    poseIds?: string[]
+    uploadId?: string
+  } {
     const count = Number(variations.value)
-    if (mode() === 'text') return { mode: 'text', prompt: prompt.value.trim(), variations: count }
-    return { mode: 'library', poseIds: deps.poses.selected(), variations: count }
+    const uploadId = deps.uploadId()
+    const reference = uploadId ? { uploadId } : {}
+    if (mode() === 'text')
+      return { mode: 'text', prompt: prompt.value.trim(), variations: count, ...reference }
+    return { mode: 'library', poseIds: deps.poses.selected(), variations: count, ...reference }
   }
 
   form.addEventListener('change', (e) => {

@@ -7,6 +7,7 @@ import { makeLedger } from './ledger'
 import { makePosePicker } from './poses'
 import { makeRealtime, type Connection } from './realtime'
 import { makeStatsPanel } from './stats'
+import { makeReference } from './reference'
 import type { User } from './types'
 
 /**
@@ -31,7 +32,13 @@ const poses = makePosePicker(() => form.selectionChanged())
 const generations = makeGenerations({ nameOf: poses.nameOf, notify })
 const ledger = makeLedger()
 const stats = makeStatsPanel()
-const form = makeGenerateForm({ poses, added: generations.added, notify })
+const reference = makeReference({ notify })
+const form = makeGenerateForm({
+  poses,
+  uploadId: reference.uploadId,
+  added: generations.added,
+  notify,
+})
 
 // a REST balance read that started before the latest credits.changed is stale: drop it
 let balanceVersion = 0
@@ -103,6 +110,7 @@ function signOut(message = '') {
   ledger.clear()
   stats.clear()
   poses.clear()
+  reference.clear()
   workspace.hidden = true
   account.hidden = true
   authSection.hidden = false

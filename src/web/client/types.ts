@@ -77,3 +77,15 @@ export const FINISHED: ReadonlySet<GenerationStatus> = new Set([
   'failed',
   'cancelled',
 ])
+
+/** POST /v1/uploads and GET /v1/uploads items. */
+export type Upload = {
+  id: string
+  width: number
+  height: number
+  format: 'png' | 'jpeg' | 'webp'
+  bytes: number
+  imageUrl: string
+  thumbnailUrl: string
+  createdAt: string
+}
