@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import sharp from 'sharp'
 import { loadConfig } from '../../src/config/config'
 import { buildInstance, type Instance } from '../../src/server'
 import { client } from '../support/http'
@@ -73,6 +74,26 @@ describe('embedded mode', () => {
         login.json.token,
       )
       expect(generation.status).toBe(202)
+      // uploads run the same SQL on PGlite (advisory lock, millisecond timestamps)
+      const form = new FormData()
+      const png = await sharp({
+        create: { width: 300, height: 300, channels: 3, background: '#123456' },
+      })
+        .png()
+        .toBuffer()
+      form.append('file', new File([png as BlobPart], 'ref.png'))
+      const uploaded = await inst.app.handle(
+        new Request('http://localhost/v1/uploads', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${login.json.token}` },
+          body: form,
+        }),
+      )
+      expect(uploaded.status).toBe(201)
+      const listed = await api.get('/v1/uploads', login.json.token)
+      expect(listed.json.items.map((u: { id: string }) => u.id)).toEqual([
+        (await uploaded.json()).id,
+      ])
       expect(
         (
           await api.post('/v1/auth/login', {

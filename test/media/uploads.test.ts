@@ -155,16 +155,21 @@ describe('POST /v1/uploads: what is stored', () => {
 })
 
 describe('POST /v1/uploads: what is refused', () => {
-  it('refuses SVG, GIF and a text file named .png with 415', async () => {
+  it('refuses SVG, GIF, HEIF, PDF and a text file named .png with 415', async () => {
     const { token } = await api.register()
     const svg =
       '<svg xmlns="http://www.w3.org/2000/svg" width="512" height="512"><rect width="512" height="512"/></svg>'
     const gif = await solid(300, 300).gif().toBuffer()
+    // HEIF with AV1 (AVIF): the HEIC container, which libvips would happily decode
+    const heif = await solid(300, 300).heif({ compression: 'av1' }).toBuffer()
+    expect((await sharp(heif).metadata()).format).toBe('heif')
     for (const [bytes, name, type] of [
       [svg, 'drawing.svg', 'image/svg+xml'],
       [svg, 'drawing.png', 'image/png'],
       [gif, 'anim.gif', 'image/gif'],
       [gif, 'anim.png', 'image/png'],
+      [heif, 'photo.heic', 'image/heic'],
+      [heif, 'photo.jpg', 'image/jpeg'],
       ['just some text, not an image at all', 'notes.png', 'image/png'],
       ['%PDF-1.7\n%âãÏÓ\n1 0 obj\n<<>>\nendobj\n', 'doc.png', 'image/png'],
     ] as const) {
