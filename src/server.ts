@@ -34,7 +34,6 @@ import {
   type GenerationMessage,
   type GenerationResult,
 } from './generation/commands'
-import type { Publish } from './events/event'
 import { makeRendererPool } from './generation/pool'
 import { makeProducer } from './generation/produce'
 import { makeHttpRenderer } from './generation/renderers/http'
@@ -58,6 +57,8 @@ import { makeAuthenticator } from './users/principals'
 import { makeTokens } from './users/tokens'
 // realtime: event log + WebSocket gateway
 import { makeEventLog } from './events/event-log'
+import { lastEventId, writeEvents, type Outbox } from './events/outbox'
+import { makeOutboxRelay } from './events/outbox-relay'
 import { makeGateway } from './realtime/gateway'
 import { realtimeRoutes } from './realtime/routes'
 import { webRoutes } from './web/routes'
@@ -145,8 +146,10 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     log: log.child({ room: 'media' }),
     limits: { perHour: config.MAX_UPLOADS_PER_HOUR, quotaBytes: config.UPLOAD_QUOTA_BYTES },
   })
-  // events appended by the user actor after each commit (wired to the event log below)
-  let publish: Publish = () => {}
+  // events are written by the user actor in each transaction (the outbox); the
+  // relay, made with the event log below, moves them to the log
+  let relayNow = () => {}
+  const outbox: Outbox = { write: writeEvents, committed: () => relayNow() }
 
   // the user actor: serializes every credit and generation command of one user
   type UserMessage = LedgerMessage | GenerationMessage
@@ -154,13 +157,11 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
   const userActors = makeActorSystem<UserMessage, UserResult>({
     name: 'user_actor',
     handle: dispatchByType<UserMessage, UserResult>({
-      ledger: ledgerHandler(makeLedgerWriter(database.db), (userId, name, data) =>
-        publish(userId, name, data),
-      ),
+      ledger: ledgerHandler(makeLedgerWriter(database.db), outbox.committed),
       generation: generationHandler({
         db: database.db,
         ledger: { lock: lockAccount, apply: applyLedgerBatch },
-        publish: (userId, name, data) => publish(userId, name, data),
+        outbox,
         urls: mediaUrls,
         limits: {
           imagesPerHour: config.MAX_IMAGES_PER_HOUR,
@@ -239,12 +240,26 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     ttlSeconds: config.EVENT_TTL_SECONDS,
     log,
     metrics,
+    fallbackBaseline: (userId) => lastEventId(database.db, userId),
   })
-  // the actor calls this in commit order; appends go out over one connection in call order
-  publish = (userId, name, data) =>
-    void events
-      .append(userId, name, data)
-      .catch((err) => log.error({ err, userId, name }, 'event append failed'))
+  const relay = makeOutboxRelay({
+    db: database.db,
+    events,
+    log: log.child({ room: 'events' }),
+    metrics,
+    pollMs: config.OUTBOX_POLL_MS,
+    retentionSeconds: config.OUTBOX_RETENTION_SECONDS,
+    appendTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS * 2,
+  })
+  relayNow = relay.wake
+  // what a crashed instance left behind goes out now, not at the first poll
+  relay.wake()
+  // after 'actors', before 'sockets': their last events go out live; what cannot
+  // (Redis down) stays in the outbox for whichever instance relays next
+  lifecycle.onDrain('events', async () => {
+    if (!(await relay.flush(Math.floor(config.DRAIN_TIMEOUT_MS / 4))))
+      log.warn('events left in the outbox: another instance relays them')
+  })
   const gateway = makeGateway({
     events,
     // resolved lazily: the users service is wired further down
@@ -398,6 +413,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     await pool.close()
     await sweeper.close()
     await userActors.close()
+    await relay.close()
     await renderer.close()
     limiter.close()
     await gateway.close() // realtime
@@ -433,6 +449,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     idempotency,
     uploads,
     events, // realtime
+    relay, // realtime
     gateway, // realtime
     close,
   }

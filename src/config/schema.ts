@@ -52,6 +52,18 @@ export const EnvSchema = T.Object({
 
   REDIS_URL: Opt('a redis:// URL (Redis 7+)', { pattern: '^rediss?://' }),
   REDIS_PREFIX: T.String({ default: 'atelier:', description: 'a key prefix such as atelier:' }),
+  REDIS_COMMAND_TIMEOUT_MS: Int(
+    50,
+    60_000,
+    1000,
+    'milliseconds a Redis command may wait unsent (offline) before it fails',
+  ),
+  REDIS_QUEUE_MAX: Int(
+    100,
+    1_000_000,
+    20_000,
+    'Redis commands queued or in flight per connection before new ones fail at once',
+  ),
 
   JWT_SECRET: Opt('a random string of at least 32 bytes (openssl rand -hex 32)'),
   JWKS_URL: Opt('the https URL of an identity provider key set', { pattern: '^https?://' }),
@@ -173,6 +185,13 @@ export const EnvSchema = T.Object({
 
   EVENT_HISTORY: Int(10, 1_000_000, 1000, 'events kept per user for resume, e.g. 1000'),
   EVENT_TTL_SECONDS: Int(60, 365 * 86400, 7 * 86400, 'seconds an event stream lives unwritten'),
+  OUTBOX_POLL_MS: Int(
+    50,
+    60_000,
+    1000,
+    'milliseconds between outbox relay polls (crash leftovers)',
+  ),
+  OUTBOX_RETENTION_SECONDS: Int(0, 7 * 86400, 300, 'seconds relayed events stay in the outbox'),
   WS_SEND_BUFFER_BYTES: Int(
     16 * 1024,
     64 * 1024 * 1024,

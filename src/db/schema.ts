@@ -1,3 +1,4 @@
+import type { EventOutboxTable, EventSequenceTable } from '../events/table'
 import type { GenerationItemTable, GenerationTable } from '../generation/table'
 import type { IdempotencyKeyTable } from '../idempotency/table'
 import type { CreditAccountTable, LedgerEntryTable, ProcessedWebhookTable } from '../ledger/table'
@@ -19,4 +20,6 @@ export interface DB {
   uploads: UploadTable
   generations: GenerationTable
   generation_items: GenerationItemTable
+  event_sequences: EventSequenceTable
+  event_outbox: EventOutboxTable
 }

@@ -22,6 +22,8 @@ export type EventLogOptions = {
   ttlSeconds?: number
   log: Logger
   metrics?: Metrics
+  /** Where a live tail starts when Redis cannot say (redis-tails.ts); the outbox's newest id. */
+  fallbackBaseline?: (userId: string) => Promise<string>
 }
 
 export async function makeEventLog(options: EventLogOptions): Promise<EventLog> {

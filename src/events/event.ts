@@ -32,8 +32,33 @@ export function assertReadArgs(afterId: string, limit: number) {
   if (!Number.isInteger(limit) || limit < 1) throw new Error(`not a positive limit: ${limit}`)
 }
 
+/**
+ * An event as the outbox hands it to the log: its place in the user's
+ * sequence (from Postgres, sql/0014_event_outbox.sql) is its id, "<seq>-0".
+ */
+export type SequencedEvent = {
+  userId: string
+  /** 1, 2, 3, … per user, in commit order. */
+  seq: number
+  name: EventName
+  /** The data as JSON text, kept as it is. */
+  json: string
+  /** When it was committed (epoch ms, the database's clock). */
+  at: number
+}
+
+/** The log now holds the event: added by this call, or already there (relayed before). */
+export type AppendOutcome = 'appended' | 'present'
+
+/** A producer's mistake fails at its append, not later at some reader. */
+export function assertSequenced(event: SequencedEvent) {
+  assertEventName(event.name)
+  if (!Number.isSafeInteger(event.seq) || event.seq < 1)
+    throw new Error(`not an event seq: ${event.seq}`)
+}
+
 export type Event = {
-  /** A stream id, "<ms>-<seq>"; strictly increasing per user. */
+  /** A stream id, "<seq>-0" (ids.ts); strictly increasing per user. */
   id: string
   name: EventName
   data: unknown
@@ -64,8 +89,13 @@ export type ReadResult = {
 }
 
 export type EventLog = {
-  /** Appends one event; resolves to its id once the log holds it. */
-  append(userId: string, name: EventName, data: unknown): Promise<string>
+  /**
+   * Appends one event with its id; resolves once the log holds it. An event
+   * whose id the user's log already holds, or is past, is refused and
+   * resolves 'present': relaying an event twice never duplicates it. Appends
+   * of one user must come in seq order (the relay's per-user lock).
+   */
+  append(event: SequencedEvent): Promise<AppendOutcome>
   readAfter(userId: string, afterId: string, limit: number): Promise<ReadResult>
   /**
    * Live tail: every event appended after this call is passed to `listener`,
@@ -75,13 +105,6 @@ export type EventLog = {
   subscribe(userId: string, listener: EventListener): () => void
   close(): Promise<void>
 }
-
-/**
- * What producers (the user actor) call after a transaction committed: append
- * one event to the user's log. Fire-and-forget for the caller; the composition
- * root decides what a failed append does (it is logged).
- */
-export type Publish = (userId: string, name: EventName, data: Record<string, unknown>) => void
 
 /** events_appended_total by name, each name's child bound once: no label work per event. */
 export function countAppends(metrics: Metrics | undefined): (name: EventName) => void {

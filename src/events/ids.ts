@@ -1,9 +1,16 @@
 /**
- * Event ids are Redis stream ids, "<ms>-<seq>", in both implementations.
+ * Event ids are Redis stream ids. Atelier issues "<seq>-0", seq being the
+ * event's place in its user's sequence (the outbox, sql/0014): ids increase
+ * strictly per user and say nothing about time, in both implementations.
  * They are compared as pairs of unsigned integers: by digit count, then
  * lexically, which is exact for any length (seq can exceed 2^53).
  */
 export const ZERO_ID = '0-0'
+
+/** The id of a user's seq-th event. */
+export function seqId(seq: number): string {
+  return `${seq}-0`
+}
 
 const ID = /^(0|[1-9]\d{0,19})-(0|[1-9]\d{0,19})$/
 

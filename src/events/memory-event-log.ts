@@ -1,26 +1,28 @@
 import type { Logger } from 'pino'
 import type { Metrics } from '../obs/metrics'
 import {
-  assertEventName,
   assertReadArgs,
+  assertSequenced,
   countAppends,
   type Event,
   type EventListener,
   type EventLog,
-  type EventName,
+  type SequencedEvent,
 } from './event'
-import { compareIds, isTruncated } from './ids'
+import { compareIds, isTruncated, seqId } from './ids'
 
 /**
  * The embedded-mode event log: one bounded ring per user in this process,
- * with the Redis log's semantics (stream-style ids, trimming, `truncated`).
+ * with the Redis log's semantics (ids "<seq>-0", an id at or below the
+ * newest refused as present, trimming, `truncated`).
  *
  * States: open ──close()──▶ closed (appends refused, listeners dropped).
  * A user's ring lives until it is evicted: at most `maxUsers` rings are kept,
  * the least recently written goes first, as an idle Redis stream would expire.
  */
 
-type Ring = { events: Event[]; trimmed: boolean }
+/** `lastSeq`: the newest seq this ring was given (its top, even once trimmed). */
+type Ring = { events: Event[]; trimmed: boolean; lastSeq: number }
 
 export type MemoryEventLogOptions = {
   history: number
@@ -28,26 +30,16 @@ export type MemoryEventLogOptions = {
   maxUsers?: number
   log: Logger
   metrics?: Metrics
-  now?: () => number
 }
 
 export function makeMemoryEventLog(options: MemoryEventLogOptions): EventLog {
   const { history, log } = options
   const maxUsers = options.maxUsers ?? 10_000
-  const now = options.now ?? Date.now
   // Map order is insertion order: re-inserting on append keeps it least-recently-written first
   const rings = new Map<string, Ring>()
   const listeners = new Map<string, Set<EventListener>>()
-  const appended = countAppends(options.metrics)
-  let last = { ms: 0, seq: 0 }
+  const countAppended = countAppends(options.metrics)
   let closed = false
-
-  /** Ids like Redis's: the clock in ms, a sequence within the ms, never going back. */
-  function nextId(): string {
-    const ms = now()
-    last = ms > last.ms ? { ms, seq: 0 } : { ms: last.ms, seq: last.seq + 1 }
-    return `${last.ms}-${last.seq}`
-  }
 
   function publish(userId: string, event: Event) {
     const set = listeners.get(userId)
@@ -62,15 +54,18 @@ export function makeMemoryEventLog(options: MemoryEventLogOptions): EventLog {
   }
 
   return {
-    async append(userId: string, name: EventName, data: unknown) {
+    async append(appended: SequencedEvent) {
       if (closed) throw new Error('event log is closed')
-      assertEventName(name)
-      // stored as Redis stores it: a JSON copy, so a producer's later mutation changes nothing
-      const json = JSON.stringify(data ?? null)
-      const event: Event = { id: nextId(), name, data: JSON.parse(json), json, at: now() }
+      assertSequenced(appended)
+      const { userId, seq, name, json } = appended
       let ring = rings.get(userId)
+      // as Redis refuses an id at or below the stream's top
+      if (ring && seq <= ring.lastSeq) return 'present'
+      // parsed here, as Redis readers parse what they read: a JSON error fails the append
+      const event: Event = { id: seqId(seq), name, data: JSON.parse(json), json, at: appended.at }
       if (ring) rings.delete(userId)
-      else ring = { events: [], trimmed: false }
+      else ring = { events: [], trimmed: false, lastSeq: 0 }
+      ring.lastSeq = seq
       rings.set(userId, ring)
       ring.events.push(event)
       if (ring.events.length > history) {
@@ -78,10 +73,10 @@ export function makeMemoryEventLog(options: MemoryEventLogOptions): EventLog {
         ring.trimmed = true
       }
       if (rings.size > maxUsers) rings.delete(rings.keys().next().value!)
-      appended(name)
+      countAppended(name)
       // delivered after append resolves, in append order, as the Redis tail does
       queueMicrotask(() => publish(userId, event))
-      return event.id
+      return 'appended'
     },
 
     async readAfter(userId: string, afterId: string, limit: number) {

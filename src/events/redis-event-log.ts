@@ -3,15 +3,17 @@ import type { Metrics } from '../obs/metrics'
 import type { Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
 import {
-  assertEventName,
   assertReadArgs,
+  assertSequenced,
   countAppends,
+  type AppendOutcome,
   type Event,
   type EventLog,
   type EventName,
+  type SequencedEvent,
 } from './event'
 import { encodeEntry } from './entry'
-import { isTruncated } from './ids'
+import { isTruncated, seqId } from './ids'
 import { MAX_CARRIED_BYTES, isPlainUserId } from './notification'
 import { makeRedisTails, readEntry } from './redis-tails'
 
@@ -42,6 +44,7 @@ export type RedisEventLogOptions = {
   metrics?: Metrics
   /** How often at most an instance refreshes one stream's expiry (default 1 min; never over ttl / 10). */
   expiryRefreshMs?: number
+  fallbackBaseline?: (userId: string) => Promise<string>
 }
 
 const DEFAULT_TTL_SECONDS = 7 * 86400
@@ -68,80 +71,90 @@ return {1, trimmed, first, entries, last}
 `
 
 /**
- * Appends a batch in one round trip, atomically: per event XADD with the
- * approximate trim, then each stream's expiry, and ONE notification for the
- * batch, published in the same script so it follows its entries exactly: a
- * record per event (the event itself unless its data is large), records
- * joined by RECORD_SEPARATOR (notification.ts).
+ * Appends a batch in one round trip, atomically: per event XADD with its own
+ * id ("<seq>-0", from the outbox) and the approximate trim, then each
+ * stream's expiry, and ONE notification for the batch, published in the
+ * same script so it follows its entries exactly: a record per event added
+ * (the event itself unless its data is large), records joined by
+ * RECORD_SEPARATOR (notification.ts).
  * KEYS: the channel, then the batch's streams. ARGV: history, ttl ms, largest
  * entry carried, the length of the stream keys' prefix (a key is that prefix
  * and the user id), one character per stream ('1': refresh its expiry), then
- * per event: its stream's index in KEYS and its entry text (entry.ts), which
- * the script splits into the stream entry's fields and a record carries as
- * it is. Every argument per event counts here: the batch is encoded in
- * JavaScript and converted again for each call inside the script. A stream
- * the script creates always gets its expiry (XADD NOMKSTREAM tells), so no
- * stream is ever left without one.
- * XADD runs under redis.pcall: one that fails (a key holding something other
- * than a stream: WRONGTYPE, refused before anything is written) gives its
- * event '' for an id and the script goes on, so an error can never stop it
- * between an entry and its notification, and one bad key does not fail the
- * others' events.
+ * per event: its stream's index in KEYS and its text, "<id>\n" followed by
+ * the entry text (entry.ts), which the script splits into the stream entry's
+ * fields; a record carries "<user>\n" and the text as it is. Every argument
+ * per event counts here: the batch is encoded in JavaScript and converted
+ * again for each call inside the script. A stream the script creates always
+ * gets its expiry (XADD NOMKSTREAM tells), so no stream is ever left without
+ * one.
+ * Per event the script returns its id when it added it, '=' when the stream
+ * already holds that id or a newer one (Redis refuses an id that is not
+ * above the stream's top: an event relayed twice is refused, not
+ * duplicated), and '' when it failed. XADD runs under redis.pcall: one that
+ * fails (a key holding something other than a stream: WRONGTYPE, refused
+ * before anything is written) cannot stop the script between an entry and
+ * its notification, and fails only the rest of its own stream's events in
+ * this batch, so a stream never gets a later event before an earlier one.
  */
 const APPEND_BATCH = `
 local history, ttl, carry, skip, refresh = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local ids, records, users, failed, expire = {}, {}, {}, {}, {}
+local results, records, users, failed, added, expire = {}, {}, {}, {}, {}, {}
 for i = 6, #ARGV, 2 do
-  local k, entry = tonumber(ARGV[i]), ARGV[i + 1]
-  local a = string.find(entry, '\\n', 1, true)
-  local b = a and string.find(entry, '\\n', a + 1, true)
-  local id = false
-  if b then
-    local name, at, data = string.sub(entry, 1, a - 1), string.sub(entry, a + 1, b - 1), string.sub(entry, b + 1)
-    id = redis.pcall('XADD', KEYS[k], 'NOMKSTREAM', 'MAXLEN', '~', history, '*', 'n', name, 'd', data, 't', at)
-    if not id then
+  local k, text = tonumber(ARGV[i]), ARGV[i + 1]
+  local a = string.find(text, '\\n', 1, true)
+  local b = a and string.find(text, '\\n', a + 1, true)
+  local c = b and string.find(text, '\\n', b + 1, true)
+  local result = ''
+  if c and not failed[k] then
+    local id, name, at, data = string.sub(text, 1, a - 1), string.sub(text, a + 1, b - 1), string.sub(text, b + 1, c - 1), string.sub(text, c + 1)
+    local r = redis.pcall('XADD', KEYS[k], 'NOMKSTREAM', 'MAXLEN', '~', history, id, 'n', name, 'd', data, 't', at)
+    if not r then
       -- no stream (new, or expired): make it, and give it its expiry whatever was asked
-      id = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', history, '*', 'n', name, 'd', data, 't', at)
+      r = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', history, id, 'n', name, 'd', data, 't', at)
       expire[k] = true
     end
-  end
-  if type(id) == 'table' then failed[k] = true end
-  if type(id) ~= 'string' then
-    ids[#ids + 1] = ''
-  else
-    local user = users[k]
-    if not user then
-      user = string.sub(KEYS[k], skip + 1)
-      users[k] = user
-    end
-    ids[#ids + 1] = id
-    if #entry <= carry then
-      records[#records + 1] = user .. '\\n' .. id .. '\\n' .. entry
+    if type(r) == 'string' then
+      result = r
+      added[k] = true
+      local user = users[k]
+      if not user then
+        user = string.sub(KEYS[k], skip + 1)
+        users[k] = user
+      end
+      if #text <= carry then
+        records[#records + 1] = user .. '\\n' .. text
+      else
+        records[#records + 1] = user
+      end
+    elseif type(r) == 'table' and r.err and string.find(r.err, 'equal or smaller', 1, true) then
+      result = '='
     else
-      records[#records + 1] = user
+      failed[k] = true
     end
   end
+  results[#results + 1] = result
 end
 for k = 2, #KEYS do
-  if not failed[k] and (expire[k] or string.byte(refresh, k - 1) == 49) then
+  if added[k] and (expire[k] or string.byte(refresh, k - 1) == 49) then
     redis.call('PEXPIRE', KEYS[k], ttl)
   end
 end
 if #records > 0 then redis.call('PUBLISH', KEYS[1], table.concat(records, '\\30')) end
-return ids
+return results
 `
 
 /**
  * Events per script call: bounds how long one call holds Redis (128 take
  * about 0.5 ms of its time).
  */
-const MAX_BATCH = 128
+export const MAX_BATCH = 128
 
 type Pending = {
   userId: string
   name: EventName
-  entry: string
-  resolve: (id: string) => void
+  /** "<id>\n" and the entry text (entry.ts): one script argument. */
+  text: string
+  resolve: (outcome: AppendOutcome) => void
   reject: (error: unknown) => void
 }
 
@@ -174,7 +187,13 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
   // a tenth of the ttl at most: a stream written to all along never comes near expiring
   const refreshMs = Math.min(options.expiryRefreshMs ?? 60_000, ttlMs / 10)
   const appended = countAppends(options.metrics)
-  const tails = await makeRedisTails({ redis, keys, log, metrics: options.metrics })
+  const tails = await makeRedisTails({
+    redis,
+    keys,
+    log,
+    metrics: options.metrics,
+    fallbackBaseline: options.fallbackBaseline,
+  })
   const batches = options.metrics?.histogram(
     'events_append_batch_size',
     'Events per append script call',
@@ -199,8 +218,18 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
     const all = pending
     pending = []
     forgetRefreshes(performance.now())
-    for (let from = 0; from < all.length; from += MAX_BATCH)
-      void appendBatch(all.slice(from, from + MAX_BATCH))
+    // MAX_BATCH events per call, but a run of one user's consecutive appends is
+    // never split: its events land in one script, whole or up to the first
+    // that failed, never a later one without an earlier (the relay appends a
+    // user's events as one run of at most MAX_BATCH)
+    let from = 0
+    for (let to = MAX_BATCH; to < all.length; to++) {
+      if (all[to]!.userId === all[to - 1]!.userId) continue
+      void appendBatch(all.slice(from, to))
+      from = to
+      to = from + MAX_BATCH - 1
+    }
+    if (from < all.length) void appendBatch(all.slice(from))
   }
 
   async function appendBatch(batch: Pending[]) {
@@ -217,21 +246,22 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
         if (due) refreshes.push(key)
         args[4] += due ? '1' : '0'
       }
-      args.push(String(index), e.entry)
+      args.push(String(index), e.text)
     }
     try {
-      const ids = (await runScript(redis, APPEND_BATCH, appendSha, {
+      const results = (await runScript(redis, APPEND_BATCH, appendSha, {
         keys: [keys.eventNotifications(), ...streams.keys()],
         arguments: args,
       })) as string[]
       for (const key of refreshes) refreshedAt.set(key, now)
       batches?.observe(batch.length)
       batch.forEach((e, i) => {
-        const id = ids[i]
-        if (!id)
+        const result = results[i]
+        if (result === '=') return e.resolve('present')
+        if (!result)
           return e.reject(new Error(`could not append to the event stream of user ${e.userId}`))
         appended(e.name)
-        e.resolve(String(id))
+        e.resolve('appended')
       })
     } catch (error) {
       for (const e of batch) e.reject(error)
@@ -239,13 +269,13 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
   }
 
   return {
-    async append(userId: string, name: EventName, data: unknown) {
-      assertEventName(name)
+    async append(event: SequencedEvent) {
+      assertSequenced(event)
+      const { userId, name } = event
       if (!isPlainUserId(userId)) throw new Error(`not a user id: ${JSON.stringify(userId)}`)
-      // serialized now: the log keeps what was appended, not what the producer changes afterwards
-      const entry = encodeEntry(name, Date.now(), JSON.stringify(data ?? null))
-      return new Promise<string>((resolve, reject) => {
-        pending.push({ userId, name, entry, resolve, reject })
+      const text = `${seqId(event.seq)}\n${encodeEntry(name, event.at, event.json)}`
+      return new Promise<AppendOutcome>((resolve, reject) => {
+        pending.push({ userId, name, text, resolve, reject })
         if (pending.length === 1) queueMicrotask(flush)
       })
     },

@@ -46,8 +46,6 @@ type Tail = {
   dirty: boolean
   /** Every event after the cursor will arrive as a notification (see above). */
   inSync: boolean
-  /** When the tail was made (local clock): the fallback start if its baseline read fails. */
-  since: number
   retry?: ReturnType<typeof setTimeout>
 }
 
@@ -58,12 +56,6 @@ export type RedisTails = {
 
 /** Entries per XRANGE; a tail that is further behind reads again at once. */
 const PAGE = 256
-/**
- * A tail whose baseline read failed starts this far before it was made: it
- * may pass events from just before its subscribe (the contract allows it),
- * and misses none after it unless Redis's clock is behind ours by more.
- */
-const BASELINE_FALLBACK_MS = 5 * 60_000
 /** A failed read is tried again after this long, even if no notification comes. */
 const RETRY_MS = 1000
 
@@ -78,12 +70,21 @@ export function readEntry(
   return event
 }
 
-export async function makeRedisTails(options: {
+export type RedisTailsOptions = {
   redis: Redis
   keys: RedisKeys
   log: Logger
   metrics?: Metrics
-}): Promise<RedisTails> {
+  /**
+   * The id of the user's newest committed event (the outbox's, in Postgres):
+   * where a tail starts when Redis cannot give its baseline (Redis down while
+   * a socket subscribes). Every event after it is committed after the
+   * subscribe, so none the listener is owed is skipped.
+   */
+  fallbackBaseline?: (userId: string) => Promise<string>
+}
+
+export async function makeRedisTails(options: RedisTailsOptions): Promise<RedisTails> {
   const { redis, keys, log } = options
   const tails = new Map<string, Tail>()
   const reads = options.metrics?.counter('events_tail_reads_total', 'Stream reads by tails')
@@ -168,8 +169,10 @@ export async function makeRedisTails(options: {
           const [last] = await redis.xRevRange(key, '+', '-', { COUNT: 1 })
           tail.cursor ??= last?.id ?? ZERO_ID
         } catch (err) {
-          // a later baseline would skip what came meanwhile: start from the clock instead
-          tail.cursor ??= `${Math.max(0, tail.since - BASELINE_FALLBACK_MS)}-0`
+          // a later baseline from Redis would skip what is relayed meanwhile:
+          // start after what is committed now instead (or try both again later)
+          if (options.fallbackBaseline)
+            tail.cursor ??= await options.fallbackBaseline(tail.userId).catch(() => undefined)
           throw err
         }
       }
@@ -220,7 +223,6 @@ export async function makeRedisTails(options: {
           reading: false,
           dirty: false,
           inSync: false,
-          since: Date.now(),
         }
         tails.set(userId, tail)
         // issues the baseline read now, synchronously (see the states above)

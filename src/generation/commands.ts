@@ -4,7 +4,7 @@ import { jsonb } from '../db/json'
 import type { DB } from '../db/schema'
 import { toCommandError } from '../db/errors'
 import { NotFound, RateLimited } from '../errors'
-import type { EventName, Publish } from '../events/event'
+import type { NewEvent, Outbox } from '../events/outbox'
 import type { LedgerCommand, LedgerResult } from '../ledger/commands'
 import type { MediaUrls } from '../media/signed-urls'
 import { presentItem } from './present'
@@ -15,7 +15,9 @@ import type { GenerationItemRow, GenerationRequest, GenerationRow, GenerationSta
  * The user actor's generation commands. Each runs in one transaction that
  * first takes the user's account row lock (through the ledger port), so
  * limits, charge, rows and refunds are decided one at a time per user even
- * across instances; events are published only after the commit.
+ * across instances. Events are written into the outbox in the same
+ * transaction (a charge's or refund's credits.changed by ledger_apply itself),
+ * so they exist exactly when the change does.
  */
 export type ItemResult =
   | {
@@ -59,13 +61,13 @@ export type LedgerPort = {
 export type GenerationHandlerDeps = {
   db: Kysely<DB>
   ledger: LedgerPort
-  publish: Publish
+  outbox: Outbox
   /** Signs the item URLs events carry, as the REST item's. */
   urls: Pick<MediaUrls, 'url'>
   limits: { imagesPerHour: number; activeGenerations: number }
 }
 
-type Effects = { name: EventName; data: Record<string, unknown> }[]
+type Effects = NewEvent[]
 
 export function generationHandler(
   deps: GenerationHandlerDeps,
@@ -74,31 +76,39 @@ export function generationHandler(
 
   async function run(userId: string, command: GenerationCommand): Promise<GenerationResult> {
     const effects: Effects = []
-    // one statement, nothing to hold together: no transaction round trips
-    if (command.kind === 'started') {
-      const result = await started(db, userId, command, effects)
-      for (const e of effects) deps.publish(userId, e.name, e.data)
-      return result
-    }
     const result = await db.transaction().execute(async (trx) => {
       // money moves: take the account lock first, so two instances cannot
       // deadlock on one user; then a generation and its items (cancel) or an
       // item and its generation (outcome): cancel takes only queued items and
       // an outcome only its running one, so the two never wait on each other
       if (movesMoney(command)) await ledger.lock(trx, userId)
-      switch (command.kind) {
-        case 'start':
-          return start(trx, userId, command, effects)
-        case 'cancel':
-          return cancel(trx, userId, command.generationId, effects)
-        case 'outcome':
-          return outcome(trx, userId, command, effects)
-        default:
-          throw new Error(`unknown generation command ${(command as { kind: string }).kind}`)
-      }
+      const result = await apply(trx, userId, command, effects)
+      // the events commit with the change they describe (the outbox)
+      await deps.outbox.write(trx, userId, effects)
+      return result
     })
-    for (const e of effects) deps.publish(userId, e.name, e.data)
+    deps.outbox.committed()
     return result
+  }
+
+  function apply(
+    trx: Transaction<DB>,
+    userId: string,
+    command: GenerationCommand,
+    effects: Effects,
+  ): Promise<GenerationResult> {
+    switch (command.kind) {
+      case 'start':
+        return start(trx, userId, command, effects)
+      case 'cancel':
+        return cancel(trx, userId, command.generationId, effects)
+      case 'started':
+        return started(trx, userId, command, effects)
+      case 'outcome':
+        return outcome(trx, userId, command, effects)
+      default:
+        throw new Error(`unknown generation command ${(command as { kind: string }).kind}`)
+    }
   }
 
   async function start(
@@ -134,16 +144,11 @@ export function generationHandler(
       deadlineSeconds: c.deadlineSeconds,
       items: c.items,
     })
-    effects.push(
-      {
-        name: 'credits.changed',
-        data: { balance: charge!.value.balance, delta: -total, kind: 'charge' },
-      },
-      {
-        name: 'generation.queued',
-        data: { generationId: c.generationId, totalItems: c.items.length, creditsCharged: total },
-      },
-    )
+    // credits.changed for the charge is already in the outbox (ledger_apply)
+    effects.push({
+      name: 'generation.queued',
+      data: { generationId: c.generationId, totalItems: c.items.length, creditsCharged: total },
+    })
     return { generationId: c.generationId, applied: true }
   }
 
@@ -204,7 +209,7 @@ export function generationHandler(
   }
 
   async function started(
-    q: Kysely<DB>,
+    q: Transaction<DB>,
     userId: string,
     c: Extract<GenerationCommand, { kind: 'started' }>,
     effects: Effects,
@@ -322,16 +327,8 @@ export function generationHandler(
         refundOf: gen.charge_entry_id,
       })),
     )
-    const last = outcomes.at(-1)
-    if (!last?.ok) throw new Error('refund was not applied')
-    effects.push({
-      name: 'credits.changed',
-      data: {
-        balance: last.value.balance,
-        delta: gen.price_per_item * itemIds.length,
-        kind: 'refund',
-      },
-    })
+    // one credits.changed per refund entry is in the outbox already (ledger_apply)
+    if (!outcomes.every((o) => o.ok)) throw new Error('refund was not applied')
   }
 
   async function finishIfDone(trx: Transaction<DB>, gen: GenerationRow, effects: Effects) {

@@ -3,7 +3,6 @@ import { toCommandError } from '../db/errors'
 import type { LedgerCommand, LedgerResult } from './commands'
 import { toOutcomes } from './service'
 import type { LedgerWriter } from './writer'
-import type { Publish } from '../events/event'
 
 /** The user actor's ledger commands, as they travel through its mailbox. */
 export type LedgerMessage = { type: 'ledger'; command: LedgerCommand }
@@ -14,10 +13,12 @@ export type Ask = (userId: string, message: LedgerMessage) => Promise<LedgerResu
 /**
  * One ledger_apply per run of ledger commands: a batch of 256 charges is one
  * commit, and the writer puts several users' batches into that commit too.
+ * ledger_apply writes a credits.changed event per entry into the outbox in
+ * that commit (sql/0014); `committed` tells the relay there is something to send.
  */
 export function ledgerHandler(
   writer: LedgerWriter,
-  publish: Publish,
+  committed: () => void,
 ): BatchHandler<LedgerMessage, LedgerResult> {
   return async (userId, batch) => {
     let outcomes
@@ -32,14 +33,8 @@ export function ledgerHandler(
       // request's own 4xx when it refused this batch (src/db/errors.ts)
       throw toCommandError(error)
     }
-    // committed: one credits.changed per entry written (a replay changed nothing)
-    for (const o of outcomes)
-      if (o.ok && !o.value.replayed)
-        publish(userId, 'credits.changed', {
-          balance: o.value.entry.balanceAfter,
-          delta: o.value.entry.amount,
-          kind: o.value.entry.kind,
-        })
+    // committed, with one credits.changed per entry written (a replay wrote none)
+    if (outcomes.some((o) => o.ok && !o.value.replayed)) committed()
     return outcomes
   }
 }

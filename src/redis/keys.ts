@@ -12,9 +12,14 @@ export function makeRedisKeys(prefix: string) {
     actorLease: (key: string) => `${prefix}actor:lease:${key}`,
     actorEpoch: (key: string) => `${prefix}actor:epoch:${key}`,
     instanceInbox: (instanceId: string) => `${prefix}inbox:${instanceId}`,
-    userEvents: (userId: string) => `${prefix}events:user:${userId}`,
-    /** A pub/sub channel, not a key: carries the user id of every append. */
-    eventNotifications: () => `${prefix}events:notify`,
+    /**
+     * A user's event stream. "seq" streams hold ids "<seq>-0" from the outbox;
+     * the streams of earlier versions ("events:user:", ids from the clock) are
+     * left to expire: a client resuming from one of their ids gets resync.
+     */
+    userEvents: (userId: string) => `${prefix}events:seq:user:${userId}`,
+    /** A pub/sub channel, not a key: carries every append of the "seq" streams. */
+    eventNotifications: () => `${prefix}events:seq:notify`,
     /** A pub/sub channel: an admin changed the pose library (clear pose caches). */
     libraryChanged: () => `${prefix}library:changed`,
     /** Each instance's live figures for /v1/admin/stats, a record that expires unless refreshed. */

@@ -11,6 +11,7 @@ import { MAX_CARRIED_BYTES } from '../../src/events/notification'
 import { makeLogger } from '../../src/obs/logger'
 import { makeMetrics } from '../../src/obs/metrics'
 import { getServices, stopContainers } from '../support/services'
+import { appendEvent, nextSeq } from '../support/events'
 import { waitFor } from '../support/wait'
 
 /**
@@ -101,7 +102,9 @@ function listen(log: EventLog, userId: string) {
 async function appendMany(log: EventLog, userId: string, n: number, from = 0) {
   const ids: string[] = []
   for (let i = from; i < from + n; i++)
-    ids.push(await log.append(userId, 'credits.changed', { balance: i, delta: 1, kind: 'grant' }))
+    ids.push(
+      await appendEvent(log, userId, 'credits.changed', { balance: i, delta: 1, kind: 'grant' }),
+    )
   return ids
 }
 
@@ -137,7 +140,7 @@ for (const impl of impls) {
       const sequential = await appendMany(log, userId, 20)
       const concurrent = await Promise.all(
         Array.from({ length: 50 }, (_, i) =>
-          log.append(userId, 'generation.item', { generationId: 'g', i }),
+          appendEvent(log, userId, 'generation.item', { generationId: 'g', i }),
         ),
       )
       const ids = [...sequential, ...concurrent]
@@ -149,6 +152,33 @@ for (const impl of impls) {
       const { events } = await log.readAfter(userId, ZERO_ID, 1000)
       expect(events.map((e) => e.id)).toEqual([...ids].sort(compareIds))
       expect(compareIds(sequential.at(-1)!, [...concurrent].sort(compareIds)[0]!)).toBeLessThan(0)
+    })
+
+    it('takes ids from the outbox seq and refuses an event it holds, or one below its newest, as present', async () => {
+      const userId = newUser()
+      const live = listen(log, userId)
+      const event = (seq: number) => ({
+        userId,
+        seq,
+        name: 'credits.changed' as const,
+        json: JSON.stringify({ seq }),
+        at: Date.now(),
+      })
+      expect(await log.append(event(1))).toBe('appended')
+      expect(await log.append(event(2))).toBe('appended')
+      // relayed again (a relay whose commit failed after its append): refused, not duplicated
+      expect(await log.append(event(2))).toBe('present')
+      expect(await log.append(event(1))).toBe('present')
+      expect(await log.append(event(3))).toBe('appended')
+      const read = await log.readAfter(userId, ZERO_ID, 10)
+      expect(read.events.map((e) => [e.id, e.data])).toEqual([
+        ['1-0', { seq: 1 }],
+        ['2-0', { seq: 2 }],
+        ['3-0', { seq: 3 }],
+      ])
+      expect((await live.until(3)).map((e) => e.id)).toEqual(['1-0', '2-0', '3-0'])
+      expect(live.got).toHaveLength(3)
+      live.unsubscribe()
     })
 
     it('reads exactly the events after an id, in order, with their names, data and time', async () => {
@@ -276,7 +306,7 @@ for (const impl of impls) {
     it('refuses an unknown event name, a malformed id and a bad limit', async () => {
       const userId = newUser()
       await expect(
-        log.append(userId, 'generation.exploded' as 'generation.item', {}),
+        appendEvent(log, userId, 'generation.exploded' as 'generation.item', {}),
       ).rejects.toThrow('unknown event name')
       await expect(log.readAfter(userId, 'yesterday', 10)).rejects.toThrow('not an event id')
       await expect(log.readAfter(userId, '01-0', 10)).rejects.toThrow('not an event id')
@@ -287,7 +317,7 @@ for (const impl of impls) {
     it('keeps what was appended, not what the producer changes afterwards', async () => {
       const userId = newUser()
       const data = { balance: 1, item: { status: 'queued' } }
-      await log.append(userId, 'credits.changed', data)
+      await appendEvent(log, userId, 'credits.changed', data)
       data.item.status = 'mutated'
       const { events } = await log.readAfter(userId, ZERO_ID, 10)
       expect(events[0]!.data).toEqual({ balance: 1, item: { status: 'queued' } })
@@ -299,7 +329,7 @@ for (const impl of impls) {
         const b = await impl.make()
         const userId = newUser()
         const onB = listen(b, userId)
-        const id = await a.append(userId, 'generation.queued', { generationId: 'g1' })
+        const id = await appendEvent(a, userId, 'generation.queued', { generationId: 'g1' })
         const [event] = await onB.until(1)
         expect(event).toMatchObject({ id, name: 'generation.queued', data: { generationId: 'g1' } })
         onB.unsubscribe()
@@ -331,7 +361,7 @@ for (const impl of impls) {
 
         // too large to carry: the notification names the user only, and the tail reads the stream
         const large = { text: 'x'.repeat(MAX_CARRIED_BYTES + 1), lines: 'a\nb' }
-        const largeId = await log.append(userId, 'generation.item', large)
+        const largeId = await appendEvent(log, userId, 'generation.item', large)
         await live.until(22)
         const after = await appendMany(log, userId, 1, 21)
         const got = await live.until(23)
@@ -388,7 +418,7 @@ for (const impl of impls) {
         live.unsubscribe()
       })
 
-      it('misses nothing when its first read fails', async () => {
+      it('misses nothing when its first read fails: it starts after the newest committed event', async () => {
         // the log's warnings, so the test can wait for the failed read instead of sleeping
         const warnings: string[] = []
         const log = await makeEventLog({
@@ -396,6 +426,8 @@ for (const impl of impls) {
           keys,
           history: 1000,
           log: pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) }),
+          // what the outbox would answer: this user has no committed event yet
+          fallbackBaseline: async () => ZERO_ID,
         })
         cleanups.push(() => log.close())
         const admin = await connect()
@@ -408,8 +440,8 @@ for (const impl of impls) {
         await admin.del(key)
         // both in one batch, one notification: a baseline taken now would skip the first
         const ids = await Promise.all([
-          log.append(userId, 'credits.changed', { i: 1 }),
-          log.append(userId, 'credits.changed', { i: 2 }),
+          appendEvent(log, userId, 'credits.changed', { i: 1 }),
+          appendEvent(log, userId, 'credits.changed', { i: 2 }),
         ])
         expect((await live.until(2)).map((e) => e.id)).toEqual(ids)
         live.unsubscribe()
@@ -423,9 +455,9 @@ for (const impl of impls) {
         const live = listen(log, good)
         // one tick, one batch, one script call
         const [first, refused, second] = await Promise.allSettled([
-          log.append(good, 'credits.changed', { i: 1 }),
-          log.append(bad, 'credits.changed', { i: 2 }),
-          log.append(good, 'credits.changed', { i: 3 }),
+          appendEvent(log, good, 'credits.changed', { i: 1 }),
+          appendEvent(log, bad, 'credits.changed', { i: 2 }),
+          appendEvent(log, good, 'credits.changed', { i: 3 }),
         ])
         expect(refused).toMatchObject({ status: 'rejected' })
         expect(await admin.get(keys.userEvents(bad))).toBe('not a stream')
@@ -443,7 +475,7 @@ for (const impl of impls) {
         const admin = await connect()
         const userId = newUser()
         const [a] = await appendMany(log, userId, 1)
-        const future = await admin.xAdd(keys.userEvents(userId), '*', {
+        const future = await admin.xAdd(keys.userEvents(userId), `${nextSeq(userId)}-0`, {
           n: 'generation.future',
           d: '{}',
           t: String(Date.now()),
@@ -511,7 +543,7 @@ for (const impl of impls) {
         const userId = newUser()
         const data = { text: 'two\nlines', n: 1 }
         const before = Date.now()
-        const id = await log.append(userId, 'credits.changed', data)
+        const id = await appendEvent(log, userId, 'credits.changed', data)
         const [entry] = await admin.xRange(keys.userEvents(userId), '-', '+')
         expect(entry!.id).toBe(id)
         expect({ ...entry!.message }).toEqual({
@@ -544,7 +576,9 @@ for (const impl of impls) {
         expect(withLog - before).toBe(2)
         const users = Array.from({ length: 1000 }, newUser)
         const listeners = users.map((u) => listen(shared, u))
-        await Promise.all(users.slice(0, 50).map((u) => shared.append(u, 'credits.changed', {})))
+        await Promise.all(
+          users.slice(0, 50).map((u) => appendEvent(shared, u, 'credits.changed', {})),
+        )
         await Promise.all(listeners.slice(0, 50).map((l) => l.until(1)))
         expect(await ours()).toBe(withLog)
         for (const l of listeners) l.unsubscribe()

@@ -12,6 +12,7 @@ import { makeRedisKeys } from '../../src/redis/keys'
 import { buildInstance, type Instance, type InstanceOptions } from '../../src/server'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
+import { appendEvent, nextSeq } from '../support/events'
 import { waitFor } from '../support/wait'
 import { openRawSocket, openSocket, rawUpgrade, type TestSocket } from '../support/ws'
 
@@ -85,7 +86,7 @@ async function connect(
 }
 
 const append = (inst: Instance, userId: string, i: number, extra: object = {}) =>
-  inst.events.append(userId, 'generation.item', { generationId: 'g', i, ...extra })
+  appendEvent(inst.events, userId, 'generation.item', { generationId: 'g', i, ...extra })
 
 /** Reads events until one with `lastId` arrives; fails on anything but events. */
 async function eventsUntil(socket: TestSocket, lastId: string) {
@@ -332,7 +333,7 @@ describe('events', () => {
     // an event name this version does not know, inside the first page of 256
     await main.inst.redis!.xAdd(
       makeRedisKeys(main.inst.config.REDIS_PREFIX).userEvents(userId),
-      '*',
+      `${nextSeq(userId)}-0`,
       { n: 'generation.future', d: '{}', t: String(Date.now()) },
     )
     for (let i = 101; i <= 300; i++) ids.push(await append(main.inst, userId, i))
@@ -385,7 +386,7 @@ describe('events', () => {
     const other = await start()
     const userId = newUser()
     const onB = await connect(other, userId)
-    const id = await main.inst.events.append(userId, 'credits.changed', {
+    const id = await appendEvent(main.inst.events, userId, 'credits.changed', {
       balance: 30,
       delta: 30,
       kind: 'grant',
@@ -595,7 +596,7 @@ describe('live frames', () => {
   it('go out together at the end of the turn, in order', async () => {
     const { events, userId, gateway, sent } = await gatewayWithSocket()
     const ids = await Promise.all(
-      [1, 2, 3].map((i) => events.append(userId, 'generation.item', { i })),
+      [1, 2, 3].map((i) => appendEvent(events, userId, 'generation.item', { i })),
     )
     // delivered to the socket's tail already, but not sent before the turn ends
     expect(sent).toHaveLength(1)
@@ -608,7 +609,7 @@ describe('live frames', () => {
     const { events, userId, gateway, sent } = await gatewayWithSocket(10_000)
     // appends in one turn (the in-memory log answers in microtasks): 4096 frames is the bound
     await Promise.all(
-      Array.from({ length: 5000 }, (_, i) => events.append(userId, 'generation.item', { i })),
+      Array.from({ length: 5000 }, (_, i) => appendEvent(events, userId, 'generation.item', { i })),
     )
     expect(sent.length - 1).toBe(4096)
     await new Promise((resolve) => setImmediate(resolve))
@@ -619,9 +620,10 @@ describe('live frames', () => {
   it('waiting for a socket are sent before a replay it asks for', async () => {
     const { events, userId, gateway, sent } = await gatewayWithSocket(2)
     const ids = []
-    for (let i = 1; i <= 3; i++) ids.push(await events.append(userId, 'generation.item', { i }))
+    for (let i = 1; i <= 3; i++)
+      ids.push(await appendEvent(events, userId, 'generation.item', { i }))
     await new Promise((resolve) => setImmediate(resolve))
-    ids.push(await events.append(userId, 'generation.item', { i: 4 }))
+    ids.push(await appendEvent(events, userId, 'generation.item', { i: 4 }))
     // the 4th event's frame waits for the turn's end; the replay after the 1st, trimmed
     // from the history of 2, starts now and sends resync first
     gateway.sockets.message('s1', { type: 'resume', after: ids[0] })
