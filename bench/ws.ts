@@ -537,10 +537,19 @@ async function atelierServer(start: Start): Promise<Emitter> {
       )
       .execute()
   const tokens = await Promise.all(users.map((u) => inst.tokens.sign(u, 'user')))
+  const seqs = users.map(() => 0)
   return {
     url: `ws://127.0.0.1:${server.port}/v1/ws`,
     tokens,
-    emit: (k, seq) => inst.events.append(users[k]!, 'credits.changed', payload(seq)),
+    // as the outbox relay appends: each user's next seq is the event's id
+    emit: (k, seq) =>
+      inst.events.append({
+        userId: users[k]!,
+        seq: ++seqs[k]!,
+        name: 'credits.changed',
+        json: JSON.stringify(payload(seq)),
+        at: Date.now(),
+      }),
     connections: () => inst.gateway.connections(),
     close: async () => {
       server.stop(true)

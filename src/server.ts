@@ -7,7 +7,7 @@ import { installProcessHandlers } from './lifecycle/process-handlers'
 import { createApp } from './http/app'
 import { BUN_MAX_REQUEST_BODY } from './http/body'
 import { makeGuards } from './http/guards'
-import { makeMemoryRateLimiter, makeRedisRateLimiter } from './http/rate-limit'
+import { makeFallbackRateLimiter, makeMemoryRateLimiter } from './http/rate-limit'
 import { healthRoutes } from './http/health-routes'
 import { metricsRoutes } from './http/metrics-routes'
 import { makeRegionEdge } from './http/region'
@@ -15,7 +15,7 @@ import { Unavailable } from './errors'
 import { makeLifecycle } from './lifecycle/lifecycle'
 import { makeLogger, type Logger } from './obs/logger'
 import { makeMetrics } from './obs/metrics'
-import { connectRedis } from './redis/client'
+import { connectRedis, withDeadline } from './redis/client'
 import { makeRedisKeys } from './redis/keys'
 import { makeActorSystem } from './actors/actor-system'
 import { dispatchByType } from './actors/dispatch'
@@ -105,10 +105,25 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
   // read-your-writes already replays a writer's reads to the primary (in it, reads follow writes)
   const regionReadDb = config.isPrimaryRegion ? database.db : readDb
   const redis = config.REDIS_URL
-    ? await connectRedis(config.REDIS_URL, (err) => log.error({ err }, 'redis error'))
+    ? await connectRedis(config.REDIS_URL, (err) => log.error({ err }, 'redis error'), {
+        commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+        queueMax: config.REDIS_QUEUE_MAX,
+      })
     : undefined
   const keys = makeRedisKeys(config.REDIS_PREFIX)
-  const limiter = redis ? makeRedisRateLimiter(redis, keys) : makeMemoryRateLimiter()
+  // while Redis is down, logins are limited per instance in memory: never unlimited, never waiting
+  const rateFallbacks = metrics.counter(
+    'rate_limit_fallbacks_total',
+    'Rate limit decisions made in memory because Redis did not answer',
+  )
+  const limiter = redis
+    ? makeFallbackRateLimiter({
+        redis,
+        keys,
+        timeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+        onFallback: () => rateFallbacks.inc(),
+      })
+    : makeMemoryRateLimiter()
 
   const tokens = makeTokens({
     secret: config.jwtSecret,
@@ -350,7 +365,12 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
       if (!(await schemaIsCurrent())) throw new Error('schema not migrated: run bun run migrate')
     },
   }
-  if (redis) checks.redis = async () => void (await redis.ping())
+  // not connected is down at once, and a PING has the command deadline: 503 within ~1 s of an outage
+  if (redis)
+    checks.redis = async () => {
+      if (!redis.isReady) throw new Error('not connected')
+      await withDeadline(config.REDIS_COMMAND_TIMEOUT_MS, 'redis ping', () => redis.ping())
+    }
   if (readDatabase) checks['postgres-read'] = readDatabase.ping
 
   const ledgerDeps = {

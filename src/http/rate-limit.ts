@@ -1,4 +1,4 @@
-import type { Redis } from '../redis/client'
+import { withDeadline, type Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
 
 /**
@@ -52,5 +52,46 @@ export function makeRedisRateLimiter(redis: Redis, keys: RedisKeys): RateLimiter
       }
     },
     close: () => {},
+  }
+}
+
+/**
+ * The Redis limiter while Redis answers; while it does not (not connected,
+ * or no answer within `timeoutMs`), this instance's own in-memory counters.
+ * Never unlimited and never waiting on Redis longer than `timeoutMs`: during
+ * an outage each instance allows at most the limit per window, counted from
+ * when it fell back.
+ */
+export function makeFallbackRateLimiter(options: {
+  redis: Redis
+  keys: RedisKeys
+  timeoutMs: number
+  onFallback?: (error: unknown) => void
+}): RateLimiter & { readonly fallbacks: number } {
+  const primary = makeRedisRateLimiter(options.redis, options.keys)
+  const local = makeMemoryRateLimiter()
+  let fallbacks = 0
+  const fallBack = (error: unknown, ...args: Parameters<RateLimiter['hit']>) => {
+    fallbacks++
+    options.onFallback?.(error)
+    return local.hit(...args)
+  }
+  return {
+    async hit(scope, subject, limit, windowSeconds) {
+      // not connected: no command to wait for (it would sit in the offline queue)
+      if (!options.redis.isReady)
+        return fallBack(new Error('redis is not connected'), scope, subject, limit, windowSeconds)
+      try {
+        return await withDeadline(options.timeoutMs, 'rate limit', () =>
+          primary.hit(scope, subject, limit, windowSeconds),
+        )
+      } catch (error) {
+        return fallBack(error, scope, subject, limit, windowSeconds)
+      }
+    },
+    get fallbacks() {
+      return fallbacks
+    },
+    close: () => local.close(),
   }
 }

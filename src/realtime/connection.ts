@@ -42,6 +42,10 @@ export type Connection = {
   replayBuffer?: Event[]
   /** The newest event id sent: live events at or below it are duplicates. */
   lastId?: string
+  /** A replay whose read failed (Redis down) tries again when this fires. */
+  retryTimer?: ReturnType<typeof setTimeout>
+  /** Wakes a replay waiting for its retry timer early, when the socket goes away. */
+  retryWake?: () => void
   /** Resolved by Bun's drain callback, for a replay waiting on backpressure. */
   drained?: () => void
   /** Why we closed it, when we did (Bun reports 1006 for some closes we start). */

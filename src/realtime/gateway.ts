@@ -65,6 +65,9 @@ export type Gateway = ReturnType<typeof makeGateway>
 /** Live frames waiting for the end of the turn before they are sent at once. */
 const MAX_WAITING_FRAMES = 4096
 
+/** The longest wait between reads of a replay that failed (Redis down). */
+const REPLAY_RETRY_MAX_MS = 1000
+
 /** Live events a socket may buffer during its replay before it counts as too slow. */
 const MAX_REPLAY_BUFFER = 10_000
 
@@ -130,6 +133,8 @@ export function makeGateway(options: GatewayOptions) {
     }
     clearTimeout(conn.authTimer)
     clearTimeout(conn.expiryTimer)
+    clearTimeout(conn.retryTimer)
+    conn.retryWake?.()
     conn.unsubscribe?.()
     conn.unsubscribe = undefined
     conn.replayBuffer = undefined
@@ -205,9 +210,9 @@ export function makeGateway(options: GatewayOptions) {
     for (let first = true; ; first = false) {
       // an id past 2^64 no history issued: resync, and nothing to read after it
       const page = isIssuableId(cursor)
-        ? await events.readAfter(conn.userId!, cursor, replayPage)
+        ? await readPage(conn, cursor)
         : { events: [], truncated: true, more: false, next: cursor }
-      if (conn.state !== 'live') return
+      if (!page || conn.state !== 'live') return
       if (first && page.truncated) {
         resynced = true
         if (send(conn, frames.resync) === 'closed') return
@@ -230,6 +235,32 @@ export function makeGateway(options: GatewayOptions) {
     // may be newer than all of it): only ids actually sent hold live events back
     if (!(resynced && cursor === after)) conn.lastId = cursor
     for (const event of buffered) deliverLive(conn, event)
+  }
+
+  /**
+   * A page of the log; while the log cannot be read (Redis down), tried again
+   * with backoff up to REPLAY_RETRY_MAX_MS for as long as the socket is live:
+   * the client keeps its `ready` socket and gets its events once Redis
+   * answers, live events waiting in the replay buffer meanwhile.
+   * Undefined when the socket went away first.
+   */
+  async function readPage(conn: Connection, after: string) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await events.readAfter(conn.userId!, after, replayPage)
+      } catch (error) {
+        if (conn.state !== 'live') return undefined
+        if (attempt === 0)
+          log.warn({ ...about(conn), err: toError(error) }, 'replay read failed; retrying')
+        const delay = Math.min(REPLAY_RETRY_MAX_MS, 50 * 2 ** attempt)
+        await new Promise<void>((resolve) => {
+          conn.retryWake = resolve
+          conn.retryTimer = setTimeout(resolve, delay)
+        })
+        conn.retryWake = undefined
+        if (conn.state !== 'live') return undefined
+      }
+    }
   }
 
   function armExpiry(conn: Connection, expiresAt: number) {
