@@ -12,6 +12,17 @@ export function seqId(seq: number): string {
   return `${seq}-0`
 }
 
+/**
+ * True when `id` is the event right after `previous` in a user's sequence
+ * ("<n>-0" then "<n+1>-0"), or when either is not of that form (nothing to
+ * say about ids this version did not issue). Per event on the live path: no
+ * regex, one number parse.
+ */
+export function isNextId(previous: string, id: string): boolean {
+  if (!previous.endsWith('-0') || !id.endsWith('-0')) return true
+  return id === `${Number(previous.slice(0, -2)) + 1}-0`
+}
+
 const ID = /^(0|[1-9]\d{0,19})-(0|[1-9]\d{0,19})$/
 
 /** JSON-schema pattern of an id, for the edges that accept one (WebSocket messages). */

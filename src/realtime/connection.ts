@@ -40,6 +40,8 @@ export type Connection = {
   queue: Promise<void>
   /** Set while replaying: live events wait here. */
   replayBuffer?: Event[]
+  /** Where the last catch-up read started (gateway.ts catchUp): at most one per position. */
+  caughtUpFrom?: string
   /** The newest event id sent: live events at or below it are duplicates. */
   lastId?: string
   /** A replay whose read failed (Redis down) tries again when this fires. */

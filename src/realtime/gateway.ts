@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import { Unauthorized, toError } from '../errors'
 import type { Event, EventLog } from '../events/event'
-import { compareIds, isEventId, isIssuableId } from '../events/ids'
+import { compareIds, isEventId, isIssuableId, isNextId } from '../events/ids'
 import type { Metrics } from '../obs/metrics'
 import type { Authenticator } from '../users/principals'
 import {
@@ -97,6 +97,10 @@ export function makeGateway(options: GatewayOptions) {
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
   )
   const closes = m?.counter('ws_closes_total', 'WebSocket closes by code', ['code'])
+  const catchUps = m?.counter(
+    'ws_catch_up_reads_total',
+    'Replays started because a live event was not the next one of its user',
+  )
 
   /** Bun's own settings for every socket of the server (Elysia passes them to Bun.serve). */
   const websocket = {
@@ -160,7 +164,18 @@ export function makeGateway(options: GatewayOptions) {
   let flushTimer: ReturnType<typeof setImmediate> | undefined
 
   function deliverLive(conn: Connection, event: Event) {
-    if (conn.lastId !== undefined && compareIds(event.id, conn.lastId) <= 0) return
+    if (conn.replayBuffer) {
+      conn.replayBuffer.push(event)
+      if (conn.replayBuffer.length > MAX_REPLAY_BUFFER) closeWith(conn, Close.slowConsumer)
+      return
+    }
+    if (conn.lastId !== undefined) {
+      if (compareIds(event.id, conn.lastId) <= 0) return
+      // once per position: a read from there that brought nothing new (a log that
+      // lost entries) must not loop; the event goes out after it as it is
+      if (!isNextId(conn.lastId, event.id) && conn.caughtUpFrom !== conn.lastId)
+        return catchUp(conn, event)
+    }
     conn.lastId = event.id
     waitingConns.push(conn)
     waitingFrames.push(frames.event(event))
@@ -194,10 +209,27 @@ export function makeGateway(options: GatewayOptions) {
   }
 
   function onLiveEvent(conn: Connection, event: Event) {
-    if (conn.state !== 'live') return
-    if (!conn.replayBuffer) return deliverLive(conn, event)
-    conn.replayBuffer.push(event)
-    if (conn.replayBuffer.length > MAX_REPLAY_BUFFER) closeWith(conn, Close.slowConsumer)
+    if (conn.state === 'live') deliverLive(conn, event)
+  }
+
+  /**
+   * A live event that is not the next of its user (ids are the user's seqs,
+   * consecutive): the ones between are in the log but reached this socket
+   * neither in its replay nor live, e.g. a resume read before the relay
+   * caught up after a Redis outage, while the tail started after what was
+   * committed. They are read from the log first, the event waiting with the
+   * other live ones; message handling waits its turn behind the read.
+   */
+  function catchUp(conn: Connection, event: Event) {
+    conn.replayBuffer = [event]
+    conn.caughtUpFrom = conn.lastId
+    catchUps?.inc()
+    conn.queue = conn.queue
+      .then(() => (conn.state === 'live' ? replay(conn, conn.lastId!) : undefined))
+      .catch((error) => {
+        log.error({ ...about(conn), err: toError(error) }, 'catching up failed')
+        closeWith(conn, Close.internal)
+      })
   }
 
   /** Everything after `after`, then the buffered live events; see the ordering note above. */
