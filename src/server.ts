@@ -266,9 +266,8 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     retentionSeconds: config.OUTBOX_RETENTION_SECONDS,
     appendTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS * 2,
   })
+  // what a crashed instance left behind goes out at the first poll (OUTBOX_POLL_MS)
   relayNow = relay.wake
-  // what a crashed instance left behind goes out now, not at the first poll
-  relay.wake()
   // after 'actors', before 'sockets': their last events go out live; what cannot
   // (Redis down) stays in the outbox for whichever instance relays next
   lifecycle.onDrain('events', async () => {

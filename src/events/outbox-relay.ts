@@ -4,7 +4,7 @@ import type { DB } from '../db/schema'
 import { toError } from '../errors'
 import type { Metrics } from '../obs/metrics'
 import type { EventLog, SequencedEvent } from './event'
-import { claimPending, markSent, pruneSent } from './outbox'
+import { anyPending, claimPending, markSent, pruneSent } from './outbox'
 
 /**
  * The relay: moves committed events from the outbox (Postgres) to the event
@@ -126,6 +126,7 @@ export function makeOutboxRelay(options: OutboxRelayOptions) {
    * the log took is marked sent either way.
    */
   async function pass(): Promise<'full' | 'done'> {
+    if (!(await anyPending(db))) return 'done'
     const result = await db.transaction().execute(async (trx) => {
       const claimed = await claimPending(trx, maxUsers, perUser)
       if (claimed.length === 0) return { more: false, failure: undefined }

@@ -100,6 +100,13 @@ export async function pruneSent(db: Q, retentionSeconds: number, limit: number) 
   return Number(rows[0]?.n ?? 0)
 }
 
+/** One index probe: whether anything waits to be relayed (an idle poll opens no transaction). */
+export async function anyPending(db: Q) {
+  const { rows } = await sql<{ found: boolean }>`
+    select exists (select 1 from event_outbox where sent_at is null) as found`.execute(db)
+  return rows[0]?.found === true
+}
+
 /** Events written and not yet relayed, cluster-wide (metrics, tests, drain). */
 export async function countPending(db: Q) {
   const { rows } = await sql<{ n: number | string }>`
