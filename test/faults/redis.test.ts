@@ -1,0 +1,370 @@
+import { afterAll, beforeAll, describe, expect, it } from 'bun:test'
+import postgres from 'postgres'
+import { compareIds } from '../../src/events/ids'
+import { useTestEnv } from '../support/env'
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy'
+import { checkInvariants, checkResponses, settleItems } from './invariants'
+import { startLoad, tally, type LoadUser } from './load'
+import { killServerProcesses, startServerProcess, type ServerProcess } from './servers'
+
+/**
+ * Redis faults, against real server processes that reach Redis through a
+ * fault proxy (the shared Redis is never stopped) and Postgres directly.
+ * Events are written to the outbox in the transaction of their change, so a
+ * Redis outage delays them and loses none; a crash between commit and relay
+ * leaves them for another instance. Figures go to the README's "Faults".
+ */
+const REDIS_CUT_MS = 30_000
+const READY_WITHIN_MS = 3000
+const ADMIN = 'redis-faults-admin@example.com'
+const PASSWORD = 'a long password'
+const LOGIN_RATE = 5
+let proxy!: FaultProxy
+// registered before the test environment's own cleanup, so the servers are gone before their
+// database is dropped (as in postgres.test.ts)
+afterAll(async () => {
+  await killServerProcesses()
+  await proxy?.close()
+}, 20_000)
+const env = await useTestEnv()
+const sql = postgres(env.databaseUrl, { max: 2, onnotice: () => {} })
+const redisUrl = new URL(env.services.redisUrl)
+const servers: ServerProcess[] = []
+let users: LoadUser[] = []
+let adminToken = ''
+
+function serverEnv(redis: FaultProxy): Record<string, string> {
+  return {
+    DATABASE_URL: env.databaseUrl,
+    REDIS_URL: redis.url(env.services.redisUrl),
+    REDIS_PREFIX: env.redisPrefix,
+    JWT_SECRET: 'redis-faults-secret-that-is-long-enough-0123456789',
+    MEDIA_URL_SECRET: 'redis-faults-media-secret-long-enough-0123456789',
+    ADMIN_EMAILS: ADMIN,
+    DB_POOL_MAX: '6',
+    RENDER_CONCURRENCY: '1',
+    RENDER_SIZE: '64',
+    MAX_ACTIVE_GENERATIONS: '10000',
+    MAX_IMAGES_PER_HOUR: '1000000',
+    LOGIN_RATE_PER_EMAIL: String(LOGIN_RATE),
+    // everything of the run stays resumable: a resync would hide a gap
+    EVENT_HISTORY: '100000',
+    REDIS_COMMAND_TIMEOUT_MS: '500',
+    OUTBOX_POLL_MS: '200',
+    DATA_DIR: env.dataDir,
+  }
+}
+
+async function post(url: string, path: string, body: unknown, token?: string) {
+  const headers: Record<string, string> = { 'content-type': 'application/json' }
+  if (token) headers.authorization = `Bearer ${token}`
+  const res = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  })
+  return { status: res.status, json: (await res.json().catch(() => undefined)) as any }
+}
+
+beforeAll(async () => {
+  proxy = await startFaultProxy({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) })
+  servers.push(
+    ...(await Promise.all([
+      startServerProcess(serverEnv(proxy)),
+      startServerProcess(serverEnv(proxy)),
+    ])),
+  )
+  const url = servers[0]!.url
+  adminToken = (await post(url, '/v1/auth/register', { email: ADMIN, password: PASSWORD })).json
+    .token
+  users = await Promise.all(
+    Array.from({ length: 4 }, async (_, i) => {
+      const r = await post(url, '/v1/auth/register', {
+        email: `redis-faults-${i}-${crypto.randomUUID()}@example.com`,
+        password: PASSWORD,
+      })
+      return { id: r.json.user.id as string, token: r.json.token as string }
+    }),
+  )
+}, 30_000)
+
+afterAll(async () => {
+  await sql.end({ timeout: 1 })
+}, 10_000)
+
+const wsUrl = (s: ServerProcess) => `${s.url.replace('http', 'ws')}/v1/ws`
+
+type Frame = { type: string; id?: string; name?: string; data?: any }
+
+/**
+ * A client that keeps one socket open at a time, as a browser tab would,
+ * and every `holdMs` reconnects to the next instance with resumeAfter = the
+ * last id it saw. Records every event, and every id at or below the last
+ * (a duplicate or a reorder), every resync, and how long each `ready` took.
+ */
+function watch(
+  user: LoadUser,
+  targets: () => ServerProcess[],
+  holdMs: number,
+  resumeAfter?: string,
+) {
+  const events: (Frame & { socket: number })[] = []
+  const problems: string[] = []
+  const readyMs: { at: number; ms: number }[] = []
+  let last: string | undefined = resumeAfter
+  let stopped = false
+  let current: WebSocket | undefined
+  let n = 0
+  let wake: (() => void) | undefined
+
+  function one(url: string) {
+    return new Promise<void>((resolve) => {
+      const ws = new WebSocket(url)
+      current = ws
+      const opened = performance.now()
+      const hold = setTimeout(() => ws.close(), holdMs)
+      ws.onopen = () =>
+        ws.send(JSON.stringify({ type: 'auth', token: user.token, resumeAfter: last }))
+      ws.onmessage = (m) => {
+        const f = JSON.parse(String(m.data)) as Frame
+        if (f.type === 'ready') readyMs.push({ at: opened, ms: performance.now() - opened })
+        else if (f.type === 'resync') problems.push(`resync after ${last}`)
+        else if (f.type === 'event') {
+          if (last !== undefined && compareIds(f.id!, last) <= 0)
+            problems.push(`event ${f.id} after ${last}`)
+          else last = f.id
+          events.push({ ...f, socket: n })
+          wake?.()
+        }
+      }
+      ws.onclose = () => {
+        clearTimeout(hold)
+        resolve()
+      }
+    })
+  }
+
+  const done = (async () => {
+    while (!stopped) {
+      const list = targets()
+      await one(wsUrl(list[n++ % list.length]!))
+    }
+  })()
+
+  return {
+    events,
+    problems,
+    readyMs,
+    last: () => last,
+    /** Resolves once the client has seen `id`, or fails after `ms` saying where it is. */
+    async until(id: string, ms: number) {
+      const deadline = performance.now() + ms
+      while (last === undefined || compareIds(last, id) < 0) {
+        const left = deadline - performance.now()
+        if (left <= 0) throw new Error(`client of ${user.id} reached ${last}, not ${id}`)
+        let timer: ReturnType<typeof setTimeout> | undefined
+        await new Promise<void>((resolve) => {
+          wake = resolve
+          timer = setTimeout(resolve, left)
+        })
+        clearTimeout(timer)
+      }
+    },
+    async stop() {
+      stopped = true
+      current?.close()
+      await done
+    },
+  }
+}
+
+/** Polls /health/ready until it answers `status`; the time it took. */
+async function readyTurns(s: ServerProcess, status: number, since: number, ms = 10_000) {
+  const deadline = since + ms
+  for (;;) {
+    const res = await fetch(`${s.url}/health/ready`, { signal: AbortSignal.timeout(5000) }).catch(
+      () => undefined,
+    )
+    if (res?.status === status) return performance.now() - since
+    if (performance.now() > deadline)
+      throw new Error(`${s.url}/health/ready never answered ${status} within ${ms} ms`)
+    await Bun.sleep(50)
+  }
+}
+
+async function pendingEvents() {
+  const [row] = await sql`select count(*)::int as n from event_outbox where sent_at is null`
+  return row!.n as number
+}
+
+async function lastSeqs() {
+  const rows = await sql`select user_id, last_seq from event_sequences`
+  return new Map(rows.map((r) => [r.user_id as string, Number(r.last_seq)]))
+}
+
+const figures: Record<string, unknown> = {}
+afterAll(() => console.log(`[faults] redis: ${JSON.stringify(figures)}`))
+
+describe('redis faults', () => {
+  it('rides through a 30 s Redis cut under load: not ready meanwhile, logins limited in memory, every event delivered once across resumes', async () => {
+    const watchers = users.map((u) => watch(u, () => servers, 1500))
+    const load = startLoad({
+      targets: () => servers.map((s) => s.url),
+      users,
+      adminToken,
+      thinkMs: 100,
+    })
+    let healedAt = 0
+    try {
+      // events flowing before the fault
+      await Promise.all(
+        watchers.map((w, i) =>
+          w.until('3-0', 10_000).catch((e) => {
+            throw new Error(`watcher ${i}: ${e.message}`)
+          }),
+        ),
+      )
+
+      const cutAt = performance.now()
+      proxy.refuse()
+      proxy.cut()
+      const notReady = await Promise.all(servers.map((s) => readyTurns(s, 503, cutAt)))
+      figures.notReadyMs = notReady.map(Math.round)
+      for (const ms of notReady) expect(ms).toBeLessThan(READY_WITHIN_MS)
+
+      // logins answer at once from the in-memory limiter: never unlimited, never hanging
+      const email = `limited-${crypto.randomUUID()}@example.com`
+      await post(servers[0]!.url, '/v1/auth/register', { email, password: PASSWORD })
+      const logins: { status: number; ms: number }[] = []
+      for (let i = 0; i < LOGIN_RATE + 2; i++) {
+        const t = performance.now()
+        const r = await post(servers[0]!.url, '/v1/auth/login', { email, password: PASSWORD })
+        logins.push({ status: r.status, ms: performance.now() - t })
+      }
+      figures.loginsDuringCut = logins.map((l) => `${l.status}/${Math.round(l.ms)}ms`)
+      expect(logins.map((l) => l.status)).toEqual([...Array(LOGIN_RATE).fill(200), 429, 429])
+      for (const l of logins) expect(l.ms).toBeLessThan(1500)
+
+      // a socket opened meanwhile gets ready at once, and later the events committed after it
+      const late = watch(users[0]!, () => [servers[1]!], 60_000)
+      const seqAtOpen = (await lastSeqs()).get(users[0]!.id) ?? 0
+
+      // the rest of the outage, with the load and the resuming clients running on
+      await Bun.sleep(Math.max(0, REDIS_CUT_MS - (performance.now() - cutAt)))
+      figures.pendingAtHeal = await pendingEvents()
+      expect(figures.pendingAtHeal).toBeGreaterThan(0)
+      proxy.heal()
+      healedAt = performance.now()
+      const readyAgain = await Promise.all(servers.map((s) => readyTurns(s, 200, healedAt)))
+      figures.readyAgainMs = readyAgain.map(Math.round)
+      for (const ms of readyAgain) expect(ms).toBeLessThan(READY_WITHIN_MS)
+
+      // the late socket: ready during the outage, then what was committed after it opened
+      await late.until(`${seqAtOpen + 1}-0`, 10_000)
+      expect(late.readyMs[0]!.ms).toBeLessThan(1000)
+      expect(late.problems).toEqual([])
+      await late.stop()
+
+      await Bun.sleep(1000) // the load runs on after the return
+    } finally {
+      await load.stop()
+    }
+    await settleItems(sql)
+    // the relays catch up: nothing pending, and every client reaches its user's last event
+    const drainedAt = performance.now()
+    for (;;) {
+      if ((await pendingEvents()) === 0) break
+      if (performance.now() - drainedAt > 15_000) throw new Error('the outbox never drained')
+      await Bun.sleep(50)
+    }
+    figures.outboxDrainedMs = Math.round(performance.now() - healedAt)
+    const seqs = await lastSeqs()
+    await Promise.all(users.map((u, i) => watchers[i]!.until(`${seqs.get(u.id)}-0`, 15_000)))
+    await Promise.all(watchers.map((w) => w.stop()))
+
+    checkResponses(load.responses)
+    await checkInvariants(sql, load.operations)
+    let delivered = 0
+    for (const [i, u] of users.entries()) {
+      const w = watchers[i]!
+      expect(w.problems).toEqual([])
+      // no gap and no duplicate: ids are the user's seqs, so the chain is first..last, consecutive
+      const ids = w.events.map((e) => Number(e.id!.split('-')[0]))
+      const gaps = ids.flatMap((id, k) =>
+        k > 0 && id !== ids[k - 1]! + 1
+          ? [
+              `${ids[k - 1]} (socket ${w.events[k - 1]!.socket}) -> ${id} (socket ${w.events[k]!.socket})`,
+            ]
+          : [],
+      )
+      expect(gaps).toEqual([])
+      expect(ids.at(-1)).toBe(seqs.get(u.id))
+      delivered += ids.length
+      // every item that ended has exactly one terminal generation.item, with its final status
+      const items = await sql`select id, status from generation_items where user_id = ${u.id}`
+      const terminal = new Map<string, string[]>()
+      for (const e of w.events)
+        if (e.name === 'generation.item' && e.data.item.status !== 'running')
+          terminal.set(e.data.item.id, [
+            ...(terminal.get(e.data.item.id) ?? []),
+            e.data.item.status,
+          ])
+      for (const item of items)
+        expect([item.id, terminal.get(item.id)]).toEqual([item.id, [item.status]])
+    }
+    const check = await fetch(`${servers[0]!.url}/v1/admin/ledger/check`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    })
+    expect((await check.json()).ok).toBe(true)
+    figures.eventsDelivered = delivered
+    figures.eventsLost = 0
+    figures.responses = tally(load.responses)
+    figures.resumes = watchers.reduce((s, w) => s + w.readyMs.length, 0)
+  }, 90_000)
+
+  it('relays from another instance what an instance killed with -9 committed and never relayed', async () => {
+    const doomed = await startServerProcess(serverEnv(proxy))
+    const user = users[1]!
+    const before = (await lastSeqs()).get(user.id) ?? 0
+    const client = watch(user, () => [servers[0]!], 60_000, `${before}-0`)
+    // the user's relay lock is held, as a relay in the middle of its pass holds it: the
+    // doomed instance commits, nobody can relay, and it dies before it could
+    const locker = await sql.reserve()
+    try {
+      await locker`begin`
+      await locker`select pg_advisory_xact_lock(720351400, hashtext(${user.id}::text))`
+      for (let i = 0; i < 5; i++) {
+        const r = await post(
+          doomed.url,
+          '/v1/admin/credits/grants',
+          { userId: user.id, amount: 1, reason: 'before the crash' },
+          adminToken,
+        )
+        expect(r.status).toBe(201)
+      }
+      const [pending] = await sql`select count(*)::int as n from event_outbox
+          where user_id = ${user.id} and sent_at is null`
+      expect(pending!.n).toBe(5)
+      doomed.proc.kill('SIGKILL')
+      await doomed.proc.exited
+    } finally {
+      await locker`rollback`
+      locker.release()
+    }
+    const releasedAt = performance.now()
+    await client.until(`${before + 5}-0`, 5000)
+    figures.killNineRelayedMs = Math.round(performance.now() - releasedAt)
+    await client.stop()
+    const ids = client.events.map((e) => e.id)
+    expect(ids.slice(-5)).toEqual(Array.from({ length: 5 }, (_, k) => `${before + 1 + k}-0`))
+    expect(client.problems).toEqual([])
+    // the relay commits its marks just after Redis took the events the client saw
+    const markedFrom = performance.now()
+    while ((await pendingEvents()) > 0) {
+      if (performance.now() - markedFrom > 5000)
+        throw new Error('the relayed events were never marked sent')
+      await Bun.sleep(20)
+    }
+  }, 30_000)
+})
