@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it, setDefaultTimeout } from 'bun:test'
 import type { Instance } from '../../src/server'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
+import { appendEvent } from '../support/events'
 import { openSocket } from '../support/ws'
 
 /**
@@ -20,7 +21,7 @@ setDefaultTimeout(30_000)
 
 // one registered user (argon2 is slow on a busy machine); its history has one event
 const { user, token: userToken } = await api.register()
-await inst.events.append(user.id, 'credits.changed', { balance: 1, delta: 1, kind: 'grant' })
+await appendEvent(inst.events, user.id, 'credits.changed', { balance: 1, delta: 1, kind: 'grant' })
 async function session() {
   return { userId: user.id, token: userToken }
 }
@@ -40,7 +41,7 @@ describe('resumeAfter and resume.after', () => {
       socket.send({ type: 'auth', token, resumeAfter: id })
       expect((await socket.next()).type).toBe('ready')
       expect(await socket.next()).toEqual({ type: 'resync' })
-      const live = await inst.events.append(userId, 'credits.changed', {
+      const live = await appendEvent(inst.events, userId, 'credits.changed', {
         balance: 2,
         delta: 1,
         kind: 'grant',
