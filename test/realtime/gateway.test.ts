@@ -522,13 +522,15 @@ describe('resume while events arrive live', () => {
       }
       try {
         const before = []
-        for (let i = 0; i < 3; i++) before.push(await real.append(userId, 'generation.item', { i }))
+        for (let i = 0; i < 3; i++)
+          before.push(await appendEvent(real, userId, 'generation.item', { i }))
         gateway.sockets.open('s1', socket)
         gateway.sockets.message('s1', { type: 'auth', token: 't', resumeAfter: before[0] })
         await within(readStarted.promise, 2000, 'the replay read to start')
         // appended while the read is held: delivered live, and in the log the read will see
         const during = []
-        for (let i = 3; i < 6; i++) during.push(await real.append(userId, 'generation.item', { i }))
+        for (let i = 3; i < 6; i++)
+          during.push(await appendEvent(real, userId, 'generation.item', { i }))
         await within(
           new Promise<void>((resolve) => {
             liveSeen.wake = () => live.length >= 3 && resolve()
@@ -539,7 +541,7 @@ describe('resume while events arrive live', () => {
         )
         expect(live).toEqual(during)
         latch.resolve()
-        const after = await real.append(userId, 'generation.item', { i: 6 })
+        const after = await appendEvent(real, userId, 'generation.item', { i: 6 })
         await waitFor(() => sent.some((f) => f.id === after), 2000, 'the event after the replay')
         expect(sent[0]).toMatchObject({ type: 'ready', userId })
         // no gap, no duplicate: the replay's overlap with the live buffer is sent once
