@@ -233,6 +233,8 @@ describe('the outbox in embedded mode (PGlite, in-memory log)', () => {
       MIGRATE_ON_START: 'true',
       DATA_DIR: `${env.dataDir}/embedded-outbox`,
       OUTBOX_POLL_MS: '100',
+      // embedded mode grants 1,000 at signup by default: that would be event 1-0
+      SIGNUP_CREDITS: '0',
     })
     const userId = await newUser(embedded)
     const live = listen(embedded.events, userId)
