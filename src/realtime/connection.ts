@@ -84,3 +84,38 @@ export function isFlooding(conn: Connection, limit: number, now: number): boolea
 
 /** setTimeout caps delays at 2^31-1 ms (~24.8 days); longer waits re-arm. */
 export const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** Bun's own settings for every socket of the server (Elysia passes them to Bun.serve). */
+export function bunSocketSettings(sendBufferBytes: number) {
+  return {
+    /** API.md: a message over 4 KiB closes with 1009, which Bun sends itself. */
+    maxPayloadLength: 4 * 1024,
+    /** API.md: silent for 60 s closes; Bun pings idle sockets at protocol level. */
+    idleTimeout: 60,
+    sendPings: true,
+    /** Twice our own limit: we close at sendBufferBytes with 1013, Bun's hard limit is a backstop. */
+    backpressureLimit: sendBufferBytes * 2,
+    closeOnBackpressureLimit: true,
+    /** Events are small JSON: compression would cost CPU and zlib memory per socket for little. */
+    perMessageDeflate: false,
+  }
+}
+
+/** Authenticated sockets of each user on this instance, against the per-user cap. */
+export function makeUserSocketCounts(max: number) {
+  const counts = new Map<string, number>()
+  return {
+    /** Counts one more socket for the user; false (nothing counted) at the cap. */
+    take(userId: string): boolean {
+      const open = counts.get(userId) ?? 0
+      if (open >= max) return false
+      counts.set(userId, open + 1)
+      return true
+    },
+    give(userId: string) {
+      const left = (counts.get(userId) ?? 1) - 1
+      if (left > 0) counts.set(userId, left)
+      else counts.delete(userId)
+    },
+  }
+}

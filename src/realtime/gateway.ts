@@ -1,17 +1,22 @@
 import type { Logger } from 'pino'
 import { Unauthorized, toError } from '../errors'
 import type { Event, EventLog } from '../events/event'
-import { compareIds, isEventId, isIssuableId, isNextId } from '../events/ids'
+import { compareIds, isEventId, isNextId } from '../events/ids'
 import type { Metrics } from '../obs/metrics'
 import type { Authenticator } from '../users/principals'
 import {
   MAX_TIMER_MS,
+  bunSocketSettings,
   isFlooding,
   makeConnection,
+  makeUserSocketCounts,
   type Connection,
   type Socket,
 } from './connection'
+import { gatewayMetrics } from './gateway-metrics'
+import { makeLiveFrames, type SendResult } from './live-frames'
 import { Close, frames, parseClientMessage, type CloseReason } from './messages'
+import { about, makeReplayer } from './replay'
 
 /**
  * The WebSocket gateway of API.md: first-message auth, live events from the
@@ -28,13 +33,8 @@ import { Close, frames, parseClientMessage, type CloseReason } from './messages'
  * appended after subscribe(), and the replay every event up to its read, so
  * their union has no gap, and the id comparison removes the overlap.
  *
- * Live frames are sent at the end of the event loop's turn they arrive in,
- * all together (setImmediate), as Bun's own publish does: sends run back to
- * back instead of between the reads that brought them, which costs the
- * kernel much less per frame (bench:ws: ~25% more events/s; the wait is
- * within the turn, well under a millisecond). A socket's frames keep their
- * order; a replay first sends what is waiting for its socket, and drain what
- * is waiting for all.
+ * Live frames wait for the end of their turn of the event loop and go out
+ * together (live-frames.ts); replays and catch-up reads are in replay.ts.
  */
 
 export type GatewayOptions = {
@@ -62,12 +62,6 @@ export type GatewayOptions = {
 
 export type Gateway = ReturnType<typeof makeGateway>
 
-/** Live frames waiting for the end of the turn before they are sent at once. */
-const MAX_WAITING_FRAMES = 4096
-
-/** The longest wait between reads of a replay that failed (Redis down). */
-const REPLAY_RETRY_MAX_MS = 1000
-
 /** Live events a socket may buffer during its replay before it counts as too slow. */
 const MAX_REPLAY_BUFFER = 10_000
 
@@ -80,49 +74,26 @@ export function makeGateway(options: GatewayOptions) {
   const replayPage = options.replayPage ?? 256
   const now = options.now ?? Date.now
   const maxSocketsPerUser = options.maxSocketsPerUser ?? 32
-  /** Authenticated sockets of each user on this instance. */
-  const socketsOfUser = new Map<string, number>()
+  const perUser = makeUserSocketCounts(maxSocketsPerUser)
   const conns = new Map<string, Connection>()
   let state: 'accepting' | 'draining' | 'closed' = 'accepting'
 
-  const m = options.metrics
-  m?.gauge('ws_connections', 'Open WebSocket connections', [], () => conns.size)
-  const delivered = m?.tally('ws_events_delivered_total', 'Events sent to sockets', ['via'])
-  // bound once: a child of a tally counts in a plain number
-  const deliveredLive = delivered?.child({ via: 'live' })
-  const deliveredReplay = delivered?.child({ via: 'replay' })
-  const latency = m?.tallyHistogram(
-    'ws_delivery_latency_seconds',
-    'From append to send, for live events',
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-  )
-  const closes = m?.counter('ws_closes_total', 'WebSocket closes by code', ['code'])
-  const catchUps = m?.counter(
-    'ws_catch_up_reads_total',
-    'Replays started because a live event was not the next one of its user',
+  const { deliveredLive, deliveredReplay, latency, closes, catchUps } = gatewayMetrics(
+    options.metrics,
+    () => conns.size,
   )
 
-  /** Bun's own settings for every socket of the server (Elysia passes them to Bun.serve). */
-  const websocket = {
-    /** API.md: a message over 4 KiB closes with 1009, which Bun sends itself. */
-    maxPayloadLength: 4 * 1024,
-    /** API.md: silent for 60 s closes; Bun pings idle sockets at protocol level. */
-    idleTimeout: 60,
-    sendPings: true,
-    /** Twice our own limit: we close at sendBufferBytes with 1013, Bun's hard limit is a backstop. */
-    backpressureLimit: sendBufferBytes * 2,
-    closeOnBackpressureLimit: true,
-    /** Events are small JSON: compression would cost CPU and zlib memory per socket for little. */
-    perMessageDeflate: false,
+  const websocket = bunSocketSettings(sendBufferBytes)
+
+  /** The one place a socket becomes `closing`, remembering why (Bun may report 1006). */
+  function markClosing(conn: Connection, why?: CloseReason) {
+    conn.state = 'closing'
+    if (why) conn.closedWith = why
   }
-
-  /** A socket's log fields: bound at the call, not as a child logger kept per socket. */
-  const about = (conn: Connection) => ({ socket: conn.id, userId: conn.userId })
 
   function closeWith(conn: Connection, why: CloseReason) {
     if (conn.state === 'closing') return
-    conn.state = 'closing'
-    conn.closedWith = why
+    markClosing(conn, why)
     release(conn)
     log.debug({ ...about(conn), code: why.code, reason: why.reason }, 'closing socket')
     conn.socket.close(why.code, why.reason)
@@ -131,9 +102,7 @@ export function makeGateway(options: GatewayOptions) {
   function release(conn: Connection) {
     if (conn.counted) {
       conn.counted = false
-      const left = (socketsOfUser.get(conn.userId!) ?? 1) - 1
-      if (left > 0) socketsOfUser.set(conn.userId!, left)
-      else socketsOfUser.delete(conn.userId!)
+      perUser.give(conn.userId!)
     }
     clearTimeout(conn.authTimer)
     clearTimeout(conn.expiryTimer)
@@ -146,22 +115,35 @@ export function makeGateway(options: GatewayOptions) {
   }
 
   /** Sends one frame; a socket that cannot keep up is closed (and resumes), never skipped. */
-  function send(conn: Connection, frame: string, flowControlled = false) {
-    if (conn.state === 'closing') return 'closed' as const
+  function send(conn: Connection, frame: string, flowControlled = false): SendResult {
+    if (conn.state === 'closing') return 'closed'
     const status = conn.socket.send(frame)
-    if (status > 0) return 'sent' as const
+    if (status > 0) return 'sent'
     if (status === 0 || (!flowControlled && conn.socket.getBufferedAmount() > sendBufferBytes)) {
       closeWith(conn, Close.slowConsumer)
-      return 'closed' as const
+      return 'closed'
     }
-    return 'backpressure' as const
+    return 'backpressure'
   }
 
-  // Live frames of one turn of the event loop, sent together at its end (see the header).
-  let waitingConns: (Connection | undefined)[] = []
-  let waitingFrames: string[] = []
-  let waitingSince: number[] = []
-  let flushTimer: ReturnType<typeof setImmediate> | undefined
+  const live = makeLiveFrames({
+    send: (conn, frame) => send(conn, frame),
+    sent(at, now) {
+      deliveredLive?.inc()
+      latency?.observe(Math.max(0, now - at) / 1000)
+    },
+  })
+  const replays = makeReplayer({
+    events,
+    log,
+    page: replayPage,
+    send,
+    flushWaiting: (conn) => live.flush(conn),
+    deliver: deliverLive,
+    fail: (conn) => closeWith(conn, Close.internal),
+    replayed: deliveredReplay,
+    caughtUp: catchUps,
+  })
 
   function deliverLive(conn: Connection, event: Event) {
     if (conn.replayBuffer) {
@@ -174,125 +156,14 @@ export function makeGateway(options: GatewayOptions) {
       // once per position: a read from there that brought nothing new (a log that
       // lost entries) must not loop; the event goes out after it as it is
       if (!isNextId(conn.lastId, event.id) && conn.caughtUpFrom !== conn.lastId)
-        return catchUp(conn, event)
+        return replays.catchUp(conn, event)
     }
     conn.lastId = event.id
-    waitingConns.push(conn)
-    waitingFrames.push(frames.event(event))
-    waitingSince.push(event.at)
-    // a producer that never yields (appends in a microtask loop) must not pile frames up
-    if (waitingConns.length >= MAX_WAITING_FRAMES) flushLive()
-    else flushTimer ??= setImmediate(flushLive)
-  }
-
-  /** Sends the waiting live frames, in order: all of them, or only one socket's. */
-  function flushLive(only?: Connection) {
-    const conns = waitingConns
-    const texts = waitingFrames
-    const since = waitingSince
-    if (!only) {
-      clearImmediate(flushTimer)
-      flushTimer = undefined
-      waitingConns = []
-      waitingFrames = []
-      waitingSince = []
-    }
-    const now = Date.now()
-    for (let i = 0; i < conns.length; i++) {
-      const conn = conns[i]
-      if (!conn || (only && conn !== only)) continue
-      if (only) conns[i] = undefined
-      if (send(conn, texts[i]!) === 'closed') continue
-      deliveredLive?.inc()
-      latency?.observe(Math.max(0, now - since[i]!) / 1000)
-    }
+    live.push(conn, frames.event(event), event.at)
   }
 
   function onLiveEvent(conn: Connection, event: Event) {
     if (conn.state === 'live') deliverLive(conn, event)
-  }
-
-  /**
-   * A live event that is not the next of its user (ids are the user's seqs,
-   * consecutive): the ones between are in the log but reached this socket
-   * neither in its replay nor live, e.g. a resume read before the relay
-   * caught up after a Redis outage, while the tail started after what was
-   * committed. They are read from the log first, the event waiting with the
-   * other live ones; message handling waits its turn behind the read.
-   */
-  function catchUp(conn: Connection, event: Event) {
-    conn.replayBuffer = [event]
-    conn.caughtUpFrom = conn.lastId
-    catchUps?.inc()
-    conn.queue = conn.queue
-      .then(() => (conn.state === 'live' ? replay(conn, conn.lastId!) : undefined))
-      .catch((error) => {
-        log.error({ ...about(conn), err: toError(error) }, 'catching up failed')
-        closeWith(conn, Close.internal)
-      })
-  }
-
-  /** Everything after `after`, then the buffered live events; see the ordering note above. */
-  async function replay(conn: Connection, after: string) {
-    // frames already waiting go first: they are older than anything the replay sends
-    flushLive(conn)
-    conn.replayBuffer ??= []
-    let cursor = after
-    let resynced = false
-    for (let first = true; ; first = false) {
-      // an id past 2^64 no history issued: resync, and nothing to read after it
-      const page = isIssuableId(cursor)
-        ? await readPage(conn, cursor)
-        : { events: [], truncated: true, more: false, next: cursor }
-      if (!page || conn.state !== 'live') return
-      if (first && page.truncated) {
-        resynced = true
-        if (send(conn, frames.resync) === 'closed') return
-      }
-      for (const event of page.events) {
-        const sent = send(conn, frames.event(event), true)
-        if (sent === 'closed') return
-        deliveredReplay?.inc()
-        if (sent === 'backpressure') await new Promise<void>((r) => (conn.drained = r))
-        if (conn.state !== 'live') return
-      }
-      // paged by what was read, not by what was sent: an entry this version
-      // cannot read must not end the replay early
-      cursor = page.next
-      if (!page.more) break
-    }
-    const buffered = conn.replayBuffer ?? []
-    conn.replayBuffer = undefined
-    // after a resync with nothing read, `after` is no position in this history (it
-    // may be newer than all of it): only ids actually sent hold live events back
-    if (!(resynced && cursor === after)) conn.lastId = cursor
-    for (const event of buffered) deliverLive(conn, event)
-  }
-
-  /**
-   * A page of the log; while the log cannot be read (Redis down), tried again
-   * with backoff up to REPLAY_RETRY_MAX_MS for as long as the socket is live:
-   * the client keeps its `ready` socket and gets its events once Redis
-   * answers, live events waiting in the replay buffer meanwhile.
-   * Undefined when the socket went away first.
-   */
-  async function readPage(conn: Connection, after: string) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await events.readAfter(conn.userId!, after, replayPage)
-      } catch (error) {
-        if (conn.state !== 'live') return undefined
-        if (attempt === 0)
-          log.warn({ ...about(conn), err: toError(error) }, 'replay read failed; retrying')
-        const delay = Math.min(REPLAY_RETRY_MAX_MS, 50 * 2 ** attempt)
-        await new Promise<void>((resolve) => {
-          conn.retryWake = resolve
-          conn.retryTimer = setTimeout(resolve, delay)
-        })
-        conn.retryWake = undefined
-        if (conn.state !== 'live') return undefined
-      }
-    }
   }
 
   function armExpiry(conn: Connection, expiresAt: number) {
@@ -318,9 +189,7 @@ export function makeGateway(options: GatewayOptions) {
     if (state !== 'accepting') return closeWith(conn, Close.draining)
     const { userId } = principal
     conn.userId = userId
-    const open = socketsOfUser.get(userId) ?? 0
-    if (open >= maxSocketsPerUser) return closeWith(conn, Close.tooManySockets)
-    socketsOfUser.set(userId, open + 1)
+    if (!perUser.take(userId)) return closeWith(conn, Close.tooManySockets)
     conn.counted = true
     conn.state = 'live'
     armExpiry(conn, principal.expiresAt)
@@ -330,7 +199,7 @@ export function makeGateway(options: GatewayOptions) {
     conn.unsubscribe = events.subscribe(userId, (event) => onLiveEvent(conn, event))
     if (send(conn, frames.ready(userId, instanceId)) === 'closed') return
     log.debug({ ...about(conn), resumeAfter }, 'socket authenticated')
-    if (resumeAfter !== undefined) await replay(conn, resumeAfter)
+    if (resumeAfter !== undefined) await replays.replay(conn, resumeAfter)
   }
 
   async function handle(conn: Connection, raw: unknown) {
@@ -344,7 +213,7 @@ export function makeGateway(options: GatewayOptions) {
       case 'ping':
         return void send(conn, frames.pong)
       case 'resume':
-        return replay(conn, message.after)
+        return replays.replay(conn, message.after)
       default:
         // a second auth, an unknown type, or not a message at all
         return closeWith(conn, Close.invalidMessage)
@@ -395,7 +264,7 @@ export function makeGateway(options: GatewayOptions) {
       if (!conn) return
       conns.delete(id)
       release(conn)
-      conn.state = 'closing'
+      markClosing(conn)
       // Bun reports 1006 for closes it starts itself, such as an oversized message
       const reported =
         conn.closedWith?.code ?? (reason === 'Received too big message' ? Close.tooBig.code : code)
@@ -420,7 +289,7 @@ export function makeGateway(options: GatewayOptions) {
       if (state === 'accepting') state = 'draining'
       const open = [...conns.values()]
       log.info({ sockets: open.length }, 'closing sockets for drain')
-      flushLive()
+      live.flush()
       for (const conn of open) {
         if (conn.state !== 'closing') send(conn, frames.reconnect)
         closeWith(conn, Close.draining)
@@ -440,11 +309,7 @@ export function makeGateway(options: GatewayOptions) {
      */
     async close() {
       state = 'closed'
-      clearImmediate(flushTimer)
-      flushTimer = undefined
-      waitingConns = []
-      waitingFrames = []
-      waitingSince = []
+      live.clear()
       for (const conn of conns.values()) {
         release(conn)
         if (conn.state === 'closing') conn.socket.terminate()
@@ -452,8 +317,7 @@ export function makeGateway(options: GatewayOptions) {
           // the drain stage never reached it (the budget ran out before): it is still
           // told to reconnect and resume, not cut off
           send(conn, frames.reconnect)
-          conn.state = 'closing'
-          conn.closedWith = Close.draining
+          markClosing(conn, Close.draining)
           conn.socket.close(Close.draining.code, Close.draining.reason)
         }
         // Bun's close callback will not find it any more
