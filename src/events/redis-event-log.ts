@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { Metrics } from '../obs/metrics'
 import type { Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
+import { loadScript } from '../redis/script'
 import {
   assertReadArgs,
   assertSequenced,
@@ -49,99 +50,14 @@ export type RedisEventLogOptions = {
 
 const DEFAULT_TTL_SECONDS = 7 * 86400
 
-/**
- * readAfter in one round trip and one consistent view: the page after the id,
- * plus what `truncated` needs (whether the stream was ever trimmed, its
- * oldest retained id, and the newest id it ever gave).
- */
-const READ_AFTER = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, '', {}, ''} end
-local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local length, added, first, last = 0, 0, '', ''
-for i = 1, #info, 2 do
-  if info[i] == 'length' then length = info[i + 1] end
-  if info[i] == 'entries-added' then added = info[i + 1] end
-  if info[i] == 'first-entry' and info[i + 1] then first = info[i + 1][1] end
-  if info[i] == 'last-generated-id' then last = info[i + 1] end
-end
-local trimmed = 0
-if added > length then trimmed = 1 end
-local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
-return {1, trimmed, first, entries, last}
-`
+/** readAfter in one round trip and one consistent view (the file says what it returns). */
+const READ_AFTER = loadScript(new URL('./lua/read-after.lua', import.meta.url))
 
 /**
- * Appends a batch in one round trip, atomically: per event XADD with its own
- * id ("<seq>-0", from the outbox) and the approximate trim, then each
- * stream's expiry, and ONE notification for the batch, published in the
- * same script so it follows its entries exactly: a record per event added
- * (the event itself unless its data is large), records joined by
- * RECORD_SEPARATOR (notification.ts).
- * KEYS: the channel, then the batch's streams. ARGV: history, ttl ms, largest
- * entry carried, the length of the stream keys' prefix (a key is that prefix
- * and the user id), one character per stream ('1': refresh its expiry), then
- * per event: its stream's index in KEYS and its text, "<id>\n" followed by
- * the entry text (entry.ts), which the script splits into the stream entry's
- * fields; a record carries "<user>\n" and the text as it is. Every argument
- * per event counts here: the batch is encoded in JavaScript and converted
- * again for each call inside the script. A stream the script creates always
- * gets its expiry (XADD NOMKSTREAM tells), so no stream is ever left without
- * one.
- * Per event the script returns its id when it added it, '=' when the stream
- * already holds that id or a newer one (Redis refuses an id that is not
- * above the stream's top: an event relayed twice is refused, not
- * duplicated), and '' when it failed. XADD runs under redis.pcall: one that
- * fails (a key holding something other than a stream: WRONGTYPE, refused
- * before anything is written) cannot stop the script between an entry and
- * its notification, and fails only the rest of its own stream's events in
- * this batch, so a stream never gets a later event before an earlier one.
+ * A batch of appends in one round trip, atomically, with its one notification
+ * (the file describes its arguments and results).
  */
-const APPEND_BATCH = `
-local history, ttl, carry, skip, refresh = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local results, records, users, failed, added, expire = {}, {}, {}, {}, {}, {}
-for i = 6, #ARGV, 2 do
-  local k, text = tonumber(ARGV[i]), ARGV[i + 1]
-  local a = string.find(text, '\\n', 1, true)
-  local b = a and string.find(text, '\\n', a + 1, true)
-  local c = b and string.find(text, '\\n', b + 1, true)
-  local result = ''
-  if c and not failed[k] then
-    local id, name, at, data = string.sub(text, 1, a - 1), string.sub(text, a + 1, b - 1), string.sub(text, b + 1, c - 1), string.sub(text, c + 1)
-    local r = redis.pcall('XADD', KEYS[k], 'NOMKSTREAM', 'MAXLEN', '~', history, id, 'n', name, 'd', data, 't', at)
-    if not r then
-      -- no stream (new, or expired): make it, and give it its expiry whatever was asked
-      r = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', history, id, 'n', name, 'd', data, 't', at)
-      expire[k] = true
-    end
-    if type(r) == 'string' then
-      result = r
-      added[k] = true
-      local user = users[k]
-      if not user then
-        user = string.sub(KEYS[k], skip + 1)
-        users[k] = user
-      end
-      if #text <= carry then
-        records[#records + 1] = user .. '\\n' .. text
-      else
-        records[#records + 1] = user
-      end
-    elseif type(r) == 'table' and r.err and string.find(r.err, 'equal or smaller', 1, true) then
-      result = '='
-    else
-      failed[k] = true
-    end
-  end
-  results[#results + 1] = result
-end
-for k = 2, #KEYS do
-  if added[k] and (expire[k] or string.byte(refresh, k - 1) == 49) then
-    redis.call('PEXPIRE', KEYS[k], ttl)
-  end
-end
-if #records > 0 then redis.call('PUBLISH', KEYS[1], table.concat(records, '\\30')) end
-return results
-`
+const APPEND_BATCH = loadScript(new URL('./lua/append-batch.lua', import.meta.url))
 
 /**
  * Events per script call: bounds how long one call holds Redis (128 take
@@ -160,26 +76,6 @@ type Pending = {
 
 type RawEntry = [string, string[]]
 type ReadAfterReply = [number, number, string, RawEntry[], string]
-
-/**
- * EVALSHA, and EVAL when Redis no longer has the script (restarted, flushed),
- * which caches it again. node-redis's own scripts (defineScript) must be
- * declared when a client is created; this log runs on the instance's shared
- * client, created before any room.
- */
-async function runScript(
-  redis: Redis,
-  script: string,
-  sha: string,
-  options: { keys: string[]; arguments: string[] },
-) {
-  try {
-    return await redis.evalSha(sha, options)
-  } catch (error) {
-    if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error
-    return redis.eval(script, options)
-  }
-}
 
 export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<EventLog> {
   const { redis, keys, history, log } = options
@@ -204,7 +100,6 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
   // calls are sent in order on one connection, so each user's order holds
   let pending: Pending[] = []
   const userKeySkip = String(keys.userEvents('').length)
-  const appendSha = await redis.scriptLoad(APPEND_BATCH)
   // when this instance last refreshed each stream's expiry (monotonic clock); forgotten once due again
   const refreshedAt = new Map<string, number>()
   let forgottenAt = performance.now()
@@ -249,10 +144,11 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
       args.push(String(index), e.text)
     }
     try {
-      const results = (await runScript(redis, APPEND_BATCH, appendSha, {
-        keys: [keys.eventNotifications(), ...streams.keys()],
-        arguments: args,
-      })) as string[]
+      const results = (await APPEND_BATCH.run(
+        redis,
+        [keys.eventNotifications(), ...streams.keys()],
+        args,
+      )) as string[]
       for (const key of refreshes) refreshedAt.set(key, now)
       batches?.observe(batch.length)
       batch.forEach((e, i) => {
@@ -282,10 +178,11 @@ export async function makeRedisEventLog(options: RedisEventLogOptions): Promise<
 
     async readAfter(userId: string, afterId: string, limit: number) {
       assertReadArgs(afterId, limit)
-      const [exists, trimmed, first, entries, last] = (await redis.eval(READ_AFTER, {
-        keys: [keys.userEvents(userId)],
-        arguments: [afterId, String(limit)],
-      })) as unknown as ReadAfterReply
+      const [exists, trimmed, first, entries, last] = (await READ_AFTER.run(
+        redis,
+        [keys.userEvents(userId)],
+        [afterId, String(limit)],
+      )) as ReadAfterReply
       const truncated = isTruncated(
         {
           exists: exists === 1,
