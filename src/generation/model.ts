@@ -1,9 +1,13 @@
 import { t } from 'elysia'
-import { CursorParam, LimitParam } from '../http/schemas'
+import { CursorParam, Literals, LimitParam } from '../http/schemas'
+import { EXPORT_FORMATS } from '../media/images'
 import { JsonInteger, SafeString } from '../http/text'
 
-const Mode = t.Union([t.Literal('library'), t.Literal('text')])
-const Format = t.Union([t.Literal('square'), t.Literal('portrait'), t.Literal('story')])
+export const GENERATION_MODES = ['library', 'text'] as const
+export type GenerationMode = (typeof GENERATION_MODES)[number]
+
+const Mode = Literals(GENERATION_MODES)
+const Format = Literals(EXPORT_FORMATS)
 const Uuid = SafeString({ format: 'uuid' })
 
 export const CreateGenerationBody = t.Object({

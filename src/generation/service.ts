@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import { NotFound, ValidationFailed, type ValidationIssue } from '../errors'
 import { decodeCursor, encodeCursor, isTimeIdCursor, pageLimit } from '../http/schemas'
+import { isHexColour } from '../media/colour'
 import type { MediaUrls } from '../media/signed-urls'
 import type { GenerationCommand, GenerationResult } from './commands'
 import { presentItem } from './present'
@@ -31,8 +32,6 @@ export type GenerationsDeps = {
 
 export type Generations = ReturnType<typeof makeGenerations>
 
-const HEX_COLOUR = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i
-
 export function makeGenerations(deps: GenerationsDeps) {
   const readDb = deps.readDb ?? deps.db
   async function normalize(userId: string, body: GenerationRequest): Promise<GenerationRequest> {
@@ -61,7 +60,7 @@ export function makeGenerations(deps: GenerationsDeps) {
     // someone else's upload is "no such upload" too: no existence leak
     if (body.uploadId !== undefined && !(await deps.ownsUpload(userId, body.uploadId)))
       issues.push({ path: '/uploadId', message: 'No such upload' })
-    if (body.background?.mode === 'color' && !HEX_COLOUR.test(body.background.value))
+    if (body.background?.mode === 'color' && !isHexColour(body.background.value))
       issues.push({ path: '/background/value', message: 'Expected a colour like #aabbcc' })
     if (body.background?.mode === 'prompt') {
       const checked = checkPrompt(body.background.value, '/background/value')

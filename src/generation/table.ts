@@ -1,4 +1,6 @@
 import type { ColumnType, RawBuilder, Selectable } from 'kysely'
+import type { ExportFormat } from '../media/images'
+import type { GenerationMode } from './model'
 
 export const GENERATION_STATUSES = [
   'queued',
@@ -11,11 +13,10 @@ export const GENERATION_STATUSES = [
 export type GenerationStatus = (typeof GENERATION_STATUSES)[number]
 export const ITEM_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
 export type ItemStatus = (typeof ITEM_STATUSES)[number]
-export type ExportFormat = 'square' | 'portrait' | 'story'
 
 /** What was accepted, stored as given (after normalization). */
 export type GenerationRequest = {
-  mode: 'library' | 'text'
+  mode: GenerationMode
   poseIds?: string[]
   prompt?: string
   variations: number
@@ -29,7 +30,7 @@ export interface GenerationTable {
   id: string
   user_id: string
   status: GenerationStatus
-  mode: 'library' | 'text'
+  mode: GenerationMode
   request: ColumnType<GenerationRequest, RawBuilder<GenerationRequest>, never>
   total_items: number
   succeeded_items: ColumnType<number, number | undefined, number>

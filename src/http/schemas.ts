@@ -1,6 +1,17 @@
 import { t, type TSchema } from 'elysia'
+import type { TLiteral, TUnion } from '@sinclair/typebox'
 import { ValidationFailed } from '../errors'
+import { UUID_PATTERN } from '../ids'
 import { SafeString } from './text'
+
+/**
+ * A union of string literals from an `as const` array: the values are spelled
+ * once, and the model, the row types and the checks all derive from them.
+ */
+export function Literals<const T extends readonly [string, ...string[]]>(values: T) {
+  return t.Union(values.map((v) => t.Literal(v))) as unknown as TUnion<[...LiteralsOf<T>]>
+}
+type LiteralsOf<T extends readonly string[]> = { [K in keyof T]: TLiteral<T[K] & string> }
 
 /** API.md's error shape, for every documented error response. */
 export const ErrorResponse = t.Object(
@@ -99,8 +110,6 @@ export function decodeCursor<T extends unknown[]>(
   } catch {}
   throw new ValidationFailed([{ path: '/cursor', message: 'Unknown cursor' }])
 }
-
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
  * A timestamp a cursor may carry: RFC 3339 in UTC as toISOString() writes it,

@@ -2,9 +2,14 @@ import { PermanentError } from '../errors'
 
 const HEX_COLOUR = /^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/
 
+/** `#rgb` or `#rrggbb`, either case: what a request's background colour may be. */
+export function isHexColour(value: string): boolean {
+  return HEX_COLOUR.test(value)
+}
+
 /** `#rgb` or `#rrggbb`, nothing else (no names, no alpha, no rgb()); returns lowercase `#rrggbb`. */
 export function parseHexColour(value: string): string {
-  if (typeof value !== 'string' || !HEX_COLOUR.test(value))
+  if (typeof value !== 'string' || !isHexColour(value))
     throw new PermanentError(
       'invalid_background',
       'A background colour must be a hex colour such as #aabbcc or #abc',

@@ -14,7 +14,9 @@ import { linearGradient, svgDocument } from './svg'
 export type ImageFormat = 'png' | 'jpeg' | 'webp'
 export type ImageInfo = { format: ImageFormat; width: number; height: number }
 export type Background = { mode: 'color'; value: string } | { mode: 'prompt'; value: string }
-export type ExportFormat = 'square' | 'portrait' | 'story'
+/** The export sizes a generation may ask for, spelled once: the TypeBox model and the row types derive from it. */
+export const EXPORT_FORMATS = ['square', 'portrait', 'story'] as const
+export type ExportFormat = (typeof EXPORT_FORMATS)[number]
 
 export const EXPORT_SIZES: Readonly<Record<ExportFormat, { width: number; height: number }>> = {
   square: { width: 1080, height: 1080 },

@@ -1,4 +1,5 @@
 import { Unauthorized } from '../errors'
+import { UUID_PATTERN } from '../ids'
 import type { Role, UserRow } from './table'
 import type { Tokens, VerifiedToken } from './tokens'
 
@@ -33,7 +34,6 @@ export type AuthenticatorOptions = {
   now?: () => number
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 /** What an identity's issuer and subject may be: bounded printable text, stored as is. */
 const IDENTITY_PART = /^[\x21-\x7e]{1,255}$/
 
@@ -67,7 +67,7 @@ export function makeAuthenticator(options: AuthenticatorOptions) {
   async function lookup(verified: VerifiedToken): Promise<Cached> {
     if (verified.kind === 'local') {
       // a malformed id is no user: 401 here, never a database error
-      if (!UUID.test(verified.subject)) throw new Unauthorized('This token names no user')
+      if (!UUID_PATTERN.test(verified.subject)) throw new Unauthorized('This token names no user')
       const key = `id ${verified.subject.toLowerCase()}`
       const hit = recall(key)
       if (hit) return hit

@@ -1,13 +1,15 @@
 /**
  * The shapes of API.md the page reads. The browser bundle keeps its own copy
  * of these (a few lines) rather than importing the server's TypeBox models,
- * which would pull Elysia and TypeBox into the bundle.
+ * which would pull Elysia and TypeBox into the bundle. Plain types come from
+ * the server's modules as type-only imports, which the bundle never sees.
  */
+import type { Keypoint } from '../../generation/renderers/renderer'
+
+export type { Keypoint }
 export type User = { id: string; email: string; role: string; balance?: number }
 
 export type Page<T> = { items: T[]; nextCursor: string | null }
-
-export type Keypoint = [x: number, y: number, visibility: number]
 
 export type Pose = {
   id: string
