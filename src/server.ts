@@ -25,6 +25,7 @@ import type { LedgerResult } from './ledger/commands'
 import { creditAdminRoutes, creditRoutes } from './ledger/routes'
 import { applyLedgerBatch, readBalance } from './ledger/service'
 import { makeLedgerWriter } from './ledger/writer'
+import { ledgerKeys } from './ledger/keys'
 import { makeHeartbeat } from './stats/heartbeat'
 import { adminStatsRoutes, statsRoutes } from './stats/routes'
 import { makeStats } from './stats/service'
@@ -316,7 +317,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
               kind: 'grant',
               amount: signupCredits,
               reason: 'signup credits',
-              key: 'signup',
+              key: ledgerKeys.signupGrant(),
             }))
         : undefined,
     adminEmails: config.adminEmails,

@@ -6,6 +6,7 @@ import { toCommandError } from '../db/errors'
 import { NotFound, RateLimited } from '../errors'
 import type { NewEvent, Outbox } from '../events/outbox'
 import type { LedgerCommand, LedgerResult } from '../ledger/commands'
+import { ledgerKeys } from '../ledger/keys'
 import type { MediaUrls } from '../media/signed-urls'
 import { presentItem } from './present'
 import * as repo from './repository'
@@ -123,7 +124,7 @@ export function generationHandler(
         kind: 'charge',
         amount: total,
         reason: `generation ${c.generationId}`,
-        key: `gen:${c.commandKey}`,
+        key: ledgerKeys.generationCharge(c.commandKey),
         generationId: c.generationId,
       },
     ])
@@ -322,7 +323,7 @@ export function generationHandler(
         kind: 'refund' as const,
         amount: gen.price_per_item,
         reason: `refund for item ${id}`,
-        key: `refund:item:${id}`,
+        key: ledgerKeys.itemRefund(id),
         generationId: gen.id,
         refundOf: gen.charge_entry_id,
       })),

@@ -7,6 +7,7 @@ import { contextOf } from '../http/request-context'
 import { Page, PageQuery, errors, pageLimit } from '../http/schemas'
 import type { Idempotency } from '../idempotency/idempotency'
 import type { Credits } from './credits'
+import { ledgerKeys } from './keys'
 import {
   Balance,
   GrantBody,
@@ -64,7 +65,7 @@ export function creditRoutes(deps: LedgerRoutesDeps) {
           kind: 'purchase',
           amount: body.credits,
           reason: `payment ${body.id}`,
-          key: `payment:${body.id}`,
+          key: ledgerKeys.purchase(body.id),
           externalId: body.id,
         })
         return { received: true as const }
@@ -110,7 +111,7 @@ export function creditAdminRoutes(deps: LedgerRoutesDeps) {
             kind: body.kind ?? 'grant',
             amount: body.amount,
             reason: body.reason,
-            key: `admin:${principal.userId}:${commandKey}`,
+            key: ledgerKeys.adminGrant(principal.userId, commandKey),
           })
           set.status = 201
           return { entry, balance }
