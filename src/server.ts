@@ -35,13 +35,13 @@ import {
   type GenerationMessage,
   type GenerationResult,
 } from './generation/commands'
-import { makeRendererPool } from './generation/pool'
+import { makeRendererPool } from './generation/queue/pool'
 import { makeProducer } from './generation/produce'
 import { makeHttpRenderer } from './generation/renderers/http'
 import { makeLocalRenderer } from './generation/renderers/local'
 import { generationRoutes, queueAdminRoutes } from './generation/routes'
 import { makeGenerations } from './generation/service'
-import { makeSweeper } from './generation/sweeper'
+import { makeSweeper } from './generation/queue/sweeper'
 import { lockAccount } from './ledger/repository'
 import { makePoseCache } from './library/cache'
 import { makeLibraryInvalidation } from './library/invalidation'

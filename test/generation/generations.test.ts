@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, setDefaultTimeout } from 'bun:test'
 import sharp from 'sharp'
-import { claimDueItems } from '../../src/generation/repository'
+import { claimDueItems } from '../../src/generation/queue/repository'
 import { checkLedger, readBalance } from '../../src/ledger/service'
 import type { Instance } from '../../src/server'
 import { useTestEnv } from '../support/env'

@@ -1,6 +1,6 @@
 import { describe, expect, it, setDefaultTimeout } from 'bun:test'
 import type { KyselyPlugin } from 'kysely'
-import { claimDueItems } from '../../src/generation/repository'
+import { claimDueItems } from '../../src/generation/queue/repository'
 import { signPayload } from '../../src/ledger/webhook-signature'
 import { makeStats, readRange } from '../../src/stats/service'
 import { useTestEnv } from '../support/env'

@@ -1,8 +1,9 @@
 import type { Kysely } from 'kysely'
 import type { Logger } from 'pino'
-import type { DB } from '../db/schema'
-import type { GenerationCommand } from './commands'
+import type { DB } from '../../db/schema'
+import type { GenerationCommand } from '../commands'
 import * as repo from './repository'
+import { RENDER_FAILED_MESSAGE } from './retry-policy'
 
 /**
  * Every `intervalMs`, on every instance (each step is safe to run twice):
@@ -45,7 +46,7 @@ export function makeSweeper(o: SweeperOptions) {
           result: {
             status: 'failed',
             code: 'lease_expired',
-            message: 'The image could not be rendered',
+            message: RENDER_FAILED_MESSAGE,
           },
         })
       for (const g of await repo.overdueGenerations(o.db))

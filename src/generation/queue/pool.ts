@@ -1,14 +1,15 @@
 import type { Kysely } from 'kysely'
 import type { Logger } from 'pino'
-import type { DB } from '../db/schema'
-import { PermanentError, toError } from '../errors'
-import type { Metrics } from '../obs/metrics'
-import type { GenerationCommand } from './commands'
-import type { Produced, ProduceContext } from './produce'
-import { RetryLater } from './renderers/renderer'
-import { makeSemaphore, type Release } from './renderers/semaphore'
+import type { DB } from '../../db/schema'
+import { toError } from '../../errors'
+import type { Metrics } from '../../obs/metrics'
+import type { GenerationCommand } from '../commands'
+import type { Produced, ProduceContext } from '../produce'
+import { makeSemaphore, type Release } from '../renderers/semaphore'
+import type { GenerationItemRow } from '../table'
+import { makeItemContexts } from './item-context'
 import * as repo from './repository'
-import type { GenerationItemRow, GenerationRequest } from './table'
+import { decideRetry } from './retry-policy'
 
 /**
  * The renderer pool of one instance: at most `concurrency` items rendering
@@ -50,8 +51,6 @@ export type RendererPoolOptions = {
 class LeaseLost extends Error {}
 class Released extends Error {}
 
-const MAX_BACKOFF_MS = 5 * 60_000
-
 export type RendererPool = ReturnType<typeof makeRendererPool>
 
 type Held = { controller: AbortController; done: Promise<void>; rendering: boolean }
@@ -68,6 +67,7 @@ export function makeRendererPool(o: RendererPoolOptions) {
   let again = false
   const poll = setInterval(() => void wake(), o.pollMs ?? 500)
   poll.unref?.()
+  const context = makeItemContexts(o)
 
   const outcomes = o.metrics?.counter('render_items_total', 'Rendered items by outcome', [
     'outcome',
@@ -203,62 +203,24 @@ export function makeRendererPool(o: RendererPoolOptions) {
   }
 
   async function settleFailure(item: GenerationItemRow, error: Error, log: Logger) {
-    const permanent = error instanceof PermanentError
-    const code = permanent
-      ? error.code
-      : error.name === 'TimeoutError'
-        ? 'render_timeout'
-        : 'render_failed'
-    if (!permanent && item.attempts < o.maxAttempts) {
-      const backoff = Math.min(
-        MAX_BACKOFF_MS,
-        o.retryBaseMs * 2 ** (item.attempts - 1) * (0.5 + Math.random()),
-      )
-      const delayMs = Math.max(backoff, error instanceof RetryLater ? (error.retryAfterMs ?? 0) : 0)
-      log.warn({ err: error, delayMs }, 'render failed; retrying')
+    const decision = decideRetry(error, item.attempts, o)
+    if (decision.retry) {
+      log.warn({ err: error, delayMs: decision.delayMs }, 'render failed; retrying')
       outcomes?.inc({ outcome: 'retried' })
       await repo.requeueItem(o.db, item.id, o.instanceId, {
-        delayMs,
-        error: { code, message: error.message.slice(0, 500) },
+        delayMs: decision.delayMs,
+        error: { code: decision.code, message: error.message.slice(0, 500) },
       })
       return
     }
-    log.warn({ err: error, code }, 'item failed')
+    log.warn({ err: error, code: decision.code }, 'item failed')
     outcomes?.inc({ outcome: 'failed' })
     await o.report(item.user_id, {
       kind: 'outcome',
       itemId: item.id,
       owner: o.instanceId,
-      result: {
-        status: 'failed',
-        code,
-        message: permanent ? error.message : 'The image could not be rendered',
-      },
+      result: { status: 'failed', code: decision.code, message: decision.message },
     })
-  }
-
-  // a generation's request and the poses never change once written: one read each, not one per item
-  const requests = new Map<string, GenerationRequest>()
-  const poses = new Map<string, ProduceContext['pose']>()
-
-  async function context(item: GenerationItemRow): Promise<ProduceContext> {
-    let request = requests.get(item.generation_id)
-    if (!request) {
-      const gen = await o.db
-        .selectFrom('generations')
-        .select('request')
-        .where('id', '=', item.generation_id)
-        .executeTakeFirstOrThrow()
-      request = gen.request as GenerationRequest
-      remember(requests, item.generation_id, request)
-    }
-    let pose = item.pose_id ? poses.get(item.pose_id) : undefined
-    if (item.pose_id && !pose) {
-      pose = await o.loadPose(item.pose_id)
-      if (!pose) throw new PermanentError('pose_missing', 'The pose of this item no longer exists')
-      remember(poses, item.pose_id, pose)
-    }
-    return { item, request, pose }
   }
 
   /** Drain stage: stop claiming; release items not started, let the rest finish, then release those left. */
@@ -300,13 +262,6 @@ export function makeRendererPool(o: RendererPoolOptions) {
   }
 
   return { wake, drain, close: drain, held: () => held.size + releasing }
-}
-
-/** A small bounded cache: the oldest entry goes when it is full. */
-const CACHE_SIZE = 1000
-function remember<V>(cache: Map<string, V>, key: string, value: V) {
-  if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!)
-  cache.set(key, value)
 }
 
 function groupBy<T>(items: T[], key: (t: T) => string) {
