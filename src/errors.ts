@@ -133,6 +133,18 @@ export class Unavailable extends AppError {
   }
 }
 
+/**
+ * A batch refused by the fencing check: its owner's epoch is no longer the
+ * user's (another instance claimed it; DESIGN.md invariant 2). Nothing was
+ * written. The actor runtime re-routes such commands to the current owner;
+ * one that reaches a caller is a 503, safe to retry.
+ */
+export class StaleEpoch extends Unavailable {
+  constructor(cause?: unknown) {
+    super('This account moved to another instance; retry', 1, cause)
+  }
+}
+
 /** Work that must not be retried (a bad input to a renderer, a refused upload). */
 export class PermanentError extends Error {
   constructor(

@@ -42,7 +42,7 @@ import { makeLocalRenderer } from './generation/renderers/local'
 import { generationRoutes, queueAdminRoutes } from './generation/routes'
 import { makeGenerations } from './generation/service'
 import { makeSweeper } from './generation/queue/sweeper'
-import { lockAccount } from './ledger/repository'
+import { fenceAccount, lockAccount } from './ledger/repository'
 import { makePoseCache } from './library/cache'
 import { makeLibraryInvalidation } from './library/invalidation'
 import { libraryAdminRoutes, libraryRoutes } from './library/routes'
@@ -176,7 +176,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
       ledger: ledgerHandler(makeLedgerWriter(database.db), outbox.committed),
       generation: generationHandler({
         db: database.db,
-        ledger: { lock: lockAccount, apply: applyLedgerBatch },
+        ledger: { lock: lockAccount, fence: fenceAccount, apply: applyLedgerBatch },
         outbox,
         urls: mediaUrls,
         limits: {

@@ -20,8 +20,20 @@ import type { Metrics } from '../obs/metrics'
 
 export type Outcome<R> = { ok: true; value: R } | { ok: false; error: Error }
 
+/**
+ * What a batch runs under. `epoch`: the fencing epoch of this instance's
+ * ownership of the key (cluster mode, src/actors/cluster.ts); every write of
+ * the batch checks it under the key's row lock. Undefined: unfenced
+ * (embedded mode, one process).
+ */
+export type BatchContext = { epoch?: number }
+
 /** Processes one batch for one key; returns one outcome per command, in order. */
-export type BatchHandler<C, R> = (key: string, batch: readonly C[]) => Promise<Outcome<R>[]>
+export type BatchHandler<C, R> = (
+  key: string,
+  batch: readonly C[],
+  context?: BatchContext,
+) => Promise<Outcome<R>[]>
 
 export type ActorSystemOptions<C, R> = {
   name: string

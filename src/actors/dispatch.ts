@@ -14,7 +14,7 @@ export type Handlers<C extends Tagged, R> = {
 }
 
 export function dispatchByType<C extends Tagged, R>(handlers: Handlers<C, R>): BatchHandler<C, R> {
-  return async (key, batch) => {
+  return async (key, batch, context) => {
     const out: Outcome<R>[] = []
     let start = 0
     while (start < batch.length) {
@@ -25,7 +25,7 @@ export function dispatchByType<C extends Tagged, R>(handlers: Handlers<C, R>): B
       const run = batch.slice(start, end)
       // a run that fails fails its own commands, not the other runs of the batch
       out.push(
-        ...(await handler(key, run).catch((error: unknown) => {
+        ...(await handler(key, run, context).catch((error: unknown) => {
           const e = toError(error)
           return run.map((): Outcome<R> => ({ ok: false, error: e }))
         })),

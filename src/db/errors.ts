@@ -1,4 +1,4 @@
-import { AppError, Conflict, Unavailable, ValidationFailed } from '../errors'
+import { AppError, Conflict, StaleEpoch, Unavailable, ValidationFailed } from '../errors'
 
 /**
  * The one classification of database failures. A SQLSTATE class or code (or
@@ -7,10 +7,11 @@ import { AppError, Conflict, Unavailable, ValidationFailed } from '../errors'
  * may be retried), `retry` → run the transaction again (serialization,
  * deadlock), `input` → 422 and `conflict` → 409, the request's own fault (a
  * value Postgres refuses, a constraint it breaks: applying it again would fail
- * again, and it must fail alone, never its neighbours in a batch), anything
+ * again, and it must fail alone, never its neighbours in a batch), `fenced`
+ * → StaleEpoch (a stale actor owner's write, refused and re-routed), anything
  * else stays an internal error (a bug of ours).
  */
-export type DbFailure = 'unavailable' | 'retry' | 'input' | 'conflict'
+export type DbFailure = 'unavailable' | 'retry' | 'input' | 'conflict' | 'fenced'
 
 /** SQLSTATE classes and codes; a full code wins over its class. */
 const SQLSTATE: Record<string, DbFailure> = {
@@ -30,6 +31,7 @@ const SQLSTATE: Record<string, DbFailure> = {
   '22': 'input', // data exception: 22P05 NUL in text, 22021 bad encoding, 22003 out of range, 22007 bad datetime
   '23': 'input', // integrity constraint: foreign key, check, not null
   '23505': 'conflict', // unique_violation
+  AF001: 'fenced', // ours (sql/0020_actor_owners.sql): the actor's epoch is stale
 }
 
 /** Socket and client errors of a connection that failed or died (no SQLSTATE). */
@@ -122,6 +124,8 @@ export function toDbAppError(error: unknown): AppError | undefined {
       return new Unavailable('The database was busy with a conflicting change; retry', 1, error)
     case 'unavailable':
       return dbUnavailable(error)
+    case 'fenced':
+      return new StaleEpoch(error)
     case undefined:
       return undefined
   }

@@ -1,3 +1,4 @@
+import type { ActorOwnerTable } from '../actors/table'
 import type { EventOutboxTable, EventSequenceTable } from '../events/table'
 import type { GenerationItemTable, GenerationTable } from '../generation/table'
 import type { IdempotencyKeyTable } from '../idempotency/table'
@@ -22,4 +23,5 @@ export interface DB {
   generation_items: GenerationItemTable
   event_sequences: EventSequenceTable
   event_outbox: EventOutboxTable
+  actor_owners: ActorOwnerTable
 }

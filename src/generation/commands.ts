@@ -52,6 +52,8 @@ export type GenerationResult = { generationId: string; applied: boolean }
 /** What the generation room may do with credits: only through the ledger's own write path. */
 export type LedgerPort = {
   lock(trx: Transaction<DB>, userId: string): Promise<unknown>
+  /** The account lock, and the fencing check of the owner's epoch under it. */
+  fence(trx: Transaction<DB>, userId: string, epoch: number): Promise<unknown>
   apply(
     trx: Transaction<DB>,
     userId: string,
@@ -75,14 +77,21 @@ export function generationHandler(
 ): BatchHandler<GenerationMessage, GenerationResult> {
   const { db, ledger } = deps
 
-  async function run(userId: string, command: GenerationCommand): Promise<GenerationResult> {
+  async function run(
+    userId: string,
+    command: GenerationCommand,
+    epoch: number | undefined,
+  ): Promise<GenerationResult> {
     const effects: Effects = []
     const result = await db.transaction().execute(async (trx) => {
       // money moves: take the account lock first, so two instances cannot
       // deadlock on one user; then a generation and its items (cancel) or an
       // item and its generation (outcome): cancel takes only queued items and
-      // an outcome only its running one, so the two never wait on each other
-      if (movesMoney(command)) await ledger.lock(trx, userId)
+      // an outcome only its running one, so the two never wait on each other.
+      // Fenced (cluster mode): every command takes that lock and checks its
+      // owner's epoch under it first (AF001 when stale: nothing is written)
+      if (epoch !== undefined) await ledger.fence(trx, userId, epoch)
+      else if (movesMoney(command)) await ledger.lock(trx, userId)
       const result = await apply(trx, userId, command, effects)
       // the events commit with the change they describe (the outbox)
       await deps.outbox.write(trx, userId, effects)
@@ -347,11 +356,11 @@ export function generationHandler(
     })
   }
 
-  return async (userId, batch) => {
+  return async (userId, batch, context) => {
     const out: Outcome<GenerationResult>[] = []
     for (const message of batch) {
       try {
-        out.push({ ok: true, value: await run(userId, message.command) })
+        out.push({ ok: true, value: await run(userId, message.command, context?.epoch) })
       } catch (error) {
         // each command in its own transaction: one at fault fails alone, with its own
         // 4xx; a database that did not answer is a 503 (src/db/errors.ts)

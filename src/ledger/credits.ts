@@ -20,12 +20,13 @@ export function ledgerHandler(
   writer: LedgerWriter,
   committed: () => void,
 ): BatchHandler<LedgerMessage, LedgerResult> {
-  return async (userId, batch) => {
+  return async (userId, batch, context) => {
     let outcomes
     try {
       const applied = await writer.apply(
         userId,
         batch.map((m) => m.command),
+        context?.epoch,
       )
       outcomes = toOutcomes(applied)
     } catch (error) {

@@ -54,13 +54,25 @@ export function prepareBatch(commands: readonly LedgerCommand[]) {
  * One round trip: lock the account row, apply every command in order, insert
  * the entries, update the balance once. Inside `trx` it joins that transaction
  * (a generation's charge commits with its rows); otherwise it is its own.
+ * With an `epoch`, the owner's fencing epoch is checked first under the lock
+ * (sql/0020): a stale one fails with SQLSTATE AF001 and writes nothing.
  */
-export async function applyCommands(q: Q, userId: string, commands: readonly LedgerCommand[]) {
+export async function applyCommands(
+  q: Q,
+  userId: string,
+  commands: readonly LedgerCommand[],
+  epoch?: number,
+) {
   const batch = prepareBatch(commands)
-  const { rows } = await sql<{ r: AppliedBatch }>`
-    select ledger_apply(${userId}::uuid, ${JSON.stringify(batch.payload)}::text::jsonb) as r`.execute(
-    q,
-  )
+  const payload = JSON.stringify(batch.payload)
+  const { rows } =
+    epoch === undefined
+      ? await sql<{ r: AppliedBatch }>`
+          select ledger_apply(${userId}::uuid, ${payload}::text::jsonb) as r`.execute(q)
+      : await sql<{ r: AppliedBatch }>`
+          select ledger_apply(${userId}::uuid, ${payload}::text::jsonb, ${epoch}::bigint) as r`.execute(
+          q,
+        )
   return batch.expand(rows[0]!.r)
 }
 
@@ -81,6 +93,14 @@ export async function lockAccount(trx: Transaction<DB>, userId: string) {
     .where('user_id', '=', userId)
     .forUpdate()
     .executeTakeFirstOrThrow()
+}
+
+/**
+ * The fence of a fenced transaction (sql/0020): the account row lock, then
+ * the owner's epoch checked under it; SQLSTATE AF001 when it is stale.
+ */
+export async function fenceAccount(trx: Transaction<DB>, userId: string, epoch: number) {
+  await sql`select actor_fence(${userId}::uuid, ${epoch}::bigint)`.execute(trx)
 }
 
 export async function readBalance(q: Q, userId: string): Promise<number> {

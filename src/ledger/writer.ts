@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import type { LedgerCommand } from './commands'
 import { isRequestFault, toCommandError } from '../db/errors'
+import { StaleEpoch } from '../errors'
 import { applyCommands, prepareBatch, type AppliedBatch, type AppliedRow } from './repository'
 
 /**
@@ -28,6 +29,8 @@ export type LedgerWriterOptions = {
 
 type Waiting = {
   userId: string
+  /** The owner's fencing epoch (cluster mode); undefined: unfenced (embedded). */
+  epoch?: number
   commands: readonly LedgerCommand[]
   resolve: (r: AppliedBatch) => void
   reject: (e: Error) => void
@@ -51,11 +54,26 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
 
   async function flush(group: Waiting[]) {
     const batches = group.map((w) => prepareBatch(w.commands))
-    const payload = group.map((w, i) => ({ userId: w.userId, commands: batches[i]!.payload }))
+    const payload = group.map((w, i) => ({
+      userId: w.userId,
+      epoch: w.epoch,
+      commands: batches[i]!.payload,
+    }))
+    // fenced (cluster mode): each batch's epoch is checked under its account lock, and a
+    // stale one is skipped alone ({ fenced: true }) while the others commit together
+    const fenced = group.some((w) => w.epoch !== undefined)
     try {
-      const { rows } = await sql<{ r: Record<string, AppliedBatch> }>`
-        select ledger_apply_many(${JSON.stringify(payload)}::text::jsonb) as r`.execute(db)
-      group.forEach((w, i) => w.resolve(batches[i]!.expand(rows[0]!.r[w.userId]!)))
+      const text = JSON.stringify(payload)
+      const { rows } = fenced
+        ? await sql<{ r: Record<string, AppliedBatch | { fenced: true }> }>`
+            select ledger_apply_many_fenced(${text}::text::jsonb) as r`.execute(db)
+        : await sql<{ r: Record<string, AppliedBatch> }>`
+            select ledger_apply_many(${text}::text::jsonb) as r`.execute(db)
+      group.forEach((w, i) => {
+        const applied = rows[0]!.r[w.userId]!
+        if ('fenced' in applied) w.reject(new StaleEpoch())
+        else w.resolve(batches[i]!.expand(applied))
+      })
     } catch (error) {
       // the combined call rolled back whole. A database that does not answer
       // fails everyone (a retry per user would only hammer it); a command at
@@ -69,7 +87,7 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
   /** One user's batch in its own transaction; when it is at fault, command by command. */
   async function applyAlone(w: Waiting): Promise<AppliedBatch> {
     try {
-      return await applyCommands(db, w.userId, w.commands)
+      return await applyCommands(db, w.userId, w.commands, w.epoch)
     } catch (error) {
       if (!isRequestFault(error) || w.commands.length === 1) throw toCommandError(error)
     }
@@ -79,7 +97,7 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
     let balance: number | undefined
     for (const command of w.commands) {
       try {
-        const applied = await applyCommands(db, w.userId, [command])
+        const applied = await applyCommands(db, w.userId, [command], w.epoch)
         balance = applied.balance
         results.push(applied.results[0]!)
       } catch (error) {
@@ -91,9 +109,14 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
   }
 
   return {
-    apply(userId: string, commands: readonly LedgerCommand[]): Promise<AppliedBatch> {
+    /** `epoch`: the owner's fencing epoch; a stale one fails with StaleEpoch, nothing applied. */
+    apply(
+      userId: string,
+      commands: readonly LedgerCommand[],
+      epoch?: number,
+    ): Promise<AppliedBatch> {
       return new Promise((resolve, reject) => {
-        queue.push({ userId, commands, resolve, reject })
+        queue.push({ userId, epoch, commands, resolve, reject })
         pump()
       })
     },
