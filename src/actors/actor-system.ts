@@ -24,9 +24,10 @@ export type Outcome<R> = { ok: true; value: R } | { ok: false; error: Error }
  * What a batch runs under. `epoch`: the fencing epoch of this instance's
  * ownership of the key (cluster mode, src/actors/cluster.ts); every write of
  * the batch checks it under the key's row lock. Undefined: unfenced
- * (embedded mode, one process).
+ * (embedded mode, one process). `signal`: aborts at the batch's deadline; the
+ * handler then ends its work and answers truthfully what of it took effect.
  */
-export type BatchContext = { epoch?: number }
+export type BatchContext = { epoch?: number; signal?: AbortSignal }
 
 /** Processes one batch for one key; returns one outcome per command, in order. */
 export type BatchHandler<C, R> = (
@@ -48,17 +49,32 @@ export type ActorSystemOptions<C, R> = {
   idleMs?: number
   /**
    * Longest time one batch may take (default 20 000 ms, above the database's
-   * own call deadline so that one fires first). Past it, the batch's commands
-   * fail with 503 and the actor goes on with its mailbox; the late handler's
-   * result is dropped (its transaction is still bounded by the database's
-   * timeouts, and the account row lock keeps a late commit serialized).
+   * own call deadline so that one fires first). Past it the batch's signal is
+   * aborted: its database work ends in a known way (src/db/batch-scope.ts),
+   * the handler answers what committed and fails the rest with 503, and the
+   * actor goes on with its mailbox. Nothing of an aborted batch commits later.
    */
   batchTimeoutMs?: number
+  /**
+   * How long an aborted batch's handler may take to settle (default 15 000
+   * ms, above the database's commit settling budget). Past it the commands
+   * fail with 503 regardless and the loss of certainty is logged: a handler
+   * that ignores its signal is a bug.
+   */
+  abortGraceMs?: number
 }
 
 class BatchDeadline extends Unavailable {
   constructor(ms: number) {
     super(`This account's commands took longer than ${ms} ms; retry`, 1)
+  }
+}
+
+/** A batch that did not settle after its abort: what it did is not known here. */
+class BatchNotSettled extends BatchDeadline {
+  constructor(ms: number, graceMs: number) {
+    super(ms)
+    this.message = `${this.message} (the batch did not settle ${graceMs} ms after its abort)`
   }
 }
 
@@ -79,6 +95,7 @@ export function makeActorSystem<C, R>(options: ActorSystemOptions<C, R>) {
   const batchMax = options.batchMax ?? 256
   const idleMs = options.idleMs ?? 60_000
   const batchTimeoutMs = options.batchTimeoutMs ?? 20_000
+  const abortGraceMs = options.abortGraceMs ?? 15_000
   const actors = new Map<string, Actor<C, R>>()
   const totals = { batches: 0, commands: 0 }
   let accepting = true
@@ -130,17 +147,20 @@ export function makeActorSystem<C, R>(options: ActorSystemOptions<C, R>) {
       let outcomes: Outcome<R>[]
       try {
         outcomes = await withinDeadline(
-          handle(
-            actor.key,
-            batch.map((p) => p.command),
-          ),
+          (signal) =>
+            handle(
+              actor.key,
+              batch.map((p) => p.command),
+              { signal },
+            ),
           batchTimeoutMs,
+          abortGraceMs,
+          () => overdue?.inc(),
         )
         if (outcomes.length !== batch.length)
           throw new Error('handler returned a wrong number of outcomes')
       } catch (error) {
         // a failed batch fails its commands, never the actor
-        if (error instanceof BatchDeadline) overdue?.inc()
         log.error({ err: error, actor: actor.key, size: batch.length }, 'actor batch failed')
         const e = toError(error)
         outcomes = batch.map(() => ({ ok: false, error: e }))
@@ -191,11 +211,31 @@ export function makeActorSystem<C, R>(options: ActorSystemOptions<C, R>) {
   }
 }
 
-function withinDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BatchDeadline(ms)), ms)
-  })
-  work.catch(() => {}) // a late failure after the deadline is already answered
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
+/**
+ * Runs `work` with a signal that aborts after `ms`. An aborted work is still
+ * awaited (it answers what committed); only one that does not settle within
+ * `graceMs` after the abort is given up on, with a 503.
+ */
+async function withinDeadline<T>(
+  work: (signal: AbortSignal) => Promise<T>,
+  ms: number,
+  graceMs: number,
+  onOverdue: () => void,
+): Promise<T> {
+  const controller = new AbortController()
+  let grace: ReturnType<typeof setTimeout> | undefined
+  const givenUp = Promise.withResolvers<never>()
+  const timer = setTimeout(() => {
+    onOverdue()
+    controller.abort(new BatchDeadline(ms))
+    grace = setTimeout(() => givenUp.reject(new BatchNotSettled(ms, graceMs)), graceMs)
+  }, ms)
+  const running = work(controller.signal)
+  running.catch(() => {}) // a failure after being given up on is already answered
+  try {
+    return await Promise.race([running, givenUp.promise])
+  } finally {
+    clearTimeout(timer)
+    clearTimeout(grace)
+  }
 }

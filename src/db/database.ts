@@ -31,6 +31,11 @@ export type DatabaseOptions = {
   connectTimeoutMs?: number
   /** Client-side deadline of one call (default statement timeout + 2 000 ms). */
   callDeadlineMs?: number
+  /**
+   * Longest time spent settling an actor batch's COMMIT whose answer was lost
+   * (src/db/deadline.ts; default 10 000 ms).
+   */
+  settleMs?: number
   /** Shown in pg_stat_activity (default 'atelier'). */
   applicationName?: string
   /** Errors of connections that died while idle or between queries (they fail no call). */
@@ -94,7 +99,12 @@ function makePostgres(url: string, options: DatabaseOptions): Database {
   pool.on('error', (err) => onError(err))
   pool.on('connect', (client) => client.on('error', (err) => onError(err)))
   const db = new Kysely<DB>({
-    dialect: new PostgresDialect({ pool: withDeadline(pool, deadlines.callDeadlineMs) }),
+    dialect: new PostgresDialect({
+      pool: withDeadline(pool, {
+        callDeadlineMs: deadlines.callDeadlineMs,
+        settleMs: options.settleMs,
+      }),
+    }),
   })
   return {
     kind: 'postgres',

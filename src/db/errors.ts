@@ -61,7 +61,12 @@ const CONNECTION_MESSAGES = [
 
 export function classifyDbError(error: unknown): DbFailure | undefined {
   for (let e = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof DatabaseDeadline) return 'unavailable'
+    if (
+      e instanceof DatabaseDeadline ||
+      e instanceof TransactionAborted ||
+      e instanceof CommitOutcomeUnknown
+    )
+      return 'unavailable'
     const code = (e as { code?: unknown }).code
     if (typeof code === 'string') {
       if (/^[0-9A-Z]{5}$/.test(code)) {
@@ -82,6 +87,26 @@ export class DatabaseDeadline extends Error {
   constructor(ms: number) {
     super(`database call exceeded its ${ms} ms deadline`)
     this.name = 'DatabaseDeadline'
+  }
+}
+
+/** A batch's transaction ended by its abort before COMMIT was sent: nothing of it committed. */
+export class TransactionAborted extends Error {
+  constructor() {
+    super('transaction aborted before commit')
+    this.name = 'TransactionAborted'
+  }
+}
+
+/**
+ * A COMMIT whose answer was lost and whose outcome could not be settled
+ * (the database stayed unreachable): the one case where a 503 may hide a
+ * commit. Commands with an Idempotency-Key are safe to retry; it is logged.
+ */
+export class CommitOutcomeUnknown extends Error {
+  constructor(xid: string, cause: unknown) {
+    super(`outcome of transaction ${xid} unknown: its commit was not answered`, { cause })
+    this.name = 'CommitOutcomeUnknown'
   }
 }
 

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
 import type { BatchHandler, Outcome } from '../actors/actor-system'
+import { inBatch } from '../db/batch-scope'
 import { jsonb } from '../db/json'
 import type { DB } from '../db/schema'
 import { toCommandError } from '../db/errors'
@@ -356,19 +357,22 @@ export function generationHandler(
     })
   }
 
-  return async (userId, batch, context) => {
-    const out: Outcome<GenerationResult>[] = []
-    for (const message of batch) {
-      try {
-        out.push({ ok: true, value: await run(userId, message.command, context?.epoch) })
-      } catch (error) {
-        // each command in its own transaction: one at fault fails alone, with its own
-        // 4xx; a database that did not answer is a 503 (src/db/errors.ts)
-        out.push({ ok: false, error: toCommandError(error) })
+  // under the batch's signal: past the deadline, a command whose transaction committed
+  // answers its result, the others a 503 with nothing of them committed (src/db/batch-scope.ts)
+  return (userId, batch, context) =>
+    inBatch(context?.signal, async () => {
+      const out: Outcome<GenerationResult>[] = []
+      for (const message of batch) {
+        try {
+          out.push({ ok: true, value: await run(userId, message.command, context?.epoch) })
+        } catch (error) {
+          // each command in its own transaction: one at fault fails alone, with its own
+          // 4xx; a database that did not answer is a 503 (src/db/errors.ts)
+          out.push({ ok: false, error: toCommandError(error) })
+        }
       }
-    }
-    return out
-  }
+      return out
+    })
 }
 
 /** Starting, cancelling and failing an item charge or refund; a success or a start does not. */

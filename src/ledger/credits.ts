@@ -27,11 +27,14 @@ export function ledgerHandler(
         userId,
         batch.map((m) => m.command),
         context?.epoch,
+        context?.signal,
       )
       outcomes = toOutcomes(applied)
     } catch (error) {
-      // nothing was applied: a 503 when the database did not answer (retry is safe), the
-      // request's own 4xx when it refused this batch (src/db/errors.ts)
+      // nothing was applied: a 503 when the database did not answer or the batch passed its
+      // deadline (retry is safe: a commit that went through answers as applied, never as
+      // this; src/db/deadline.ts), the request's own 4xx when it refused this batch
+      // (src/db/errors.ts)
       throw toCommandError(error)
     }
     // committed, with one credits.changed per entry written (a replay wrote none)

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import type { LedgerCommand } from './commands'
+import { abortReason, anySignal, inBatch } from '../db/batch-scope'
 import { isRequestFault, toCommandError } from '../db/errors'
 import { StaleEpoch } from '../errors'
 import { applyCommands, prepareBatch, type AppliedBatch, type AppliedRow } from './repository'
@@ -17,6 +18,13 @@ import { applyCommands, prepareBatch, type AppliedBatch, type AppliedRow } from 
  * One command at fault (a value Postgres refuses, SQLSTATE class 22/23)
  * fails alone: the group falls back to one transaction per user, and that
  * user's batch to one per command (src/db/errors.ts decides whose fault).
+ *
+ * Each batch comes with its actor's signal. Aborted while it waits here, it
+ * leaves the queue unapplied; once in a transaction, that transaction runs
+ * under the group's signals (src/db/batch-scope.ts): the first member to
+ * pass its deadline ends it, and every member gets what really happened
+ * (applied if it committed, 503 if not). Hence an explicit transaction even
+ * for one statement: its xid is known before COMMIT is sent.
  */
 export type LedgerWriter = ReturnType<typeof makeLedgerWriter>
 
@@ -32,6 +40,9 @@ type Waiting = {
   /** The owner's fencing epoch (cluster mode); undefined: unfenced (embedded). */
   epoch?: number
   commands: readonly LedgerCommand[]
+  signal?: AbortSignal
+  /** Stops listening for an abort while queued (the batch left the queue). */
+  dequeued: () => void
   resolve: (r: AppliedBatch) => void
   reject: (e: Error) => void
 }
@@ -45,7 +56,9 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
   function pump() {
     while (inflight < slots && queue.length > 0) {
       inflight++
-      void flush(queue.splice(0, maxUsers)).finally(() => {
+      const group = queue.splice(0, maxUsers)
+      for (const w of group) w.dequeued()
+      void flush(group).finally(() => {
         inflight--
         pump()
       })
@@ -64,11 +77,15 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
     const fenced = group.some((w) => w.epoch !== undefined)
     try {
       const text = JSON.stringify(payload)
-      const { rows } = fenced
-        ? await sql<{ r: Record<string, AppliedBatch | { fenced: true }> }>`
-            select ledger_apply_many_fenced(${text}::text::jsonb) as r`.execute(db)
-        : await sql<{ r: Record<string, AppliedBatch> }>`
-            select ledger_apply_many(${text}::text::jsonb) as r`.execute(db)
+      const { rows } = await inBatch(anySignal(group.map((w) => w.signal)), () =>
+        db.transaction().execute((trx) =>
+          fenced
+            ? sql<{ r: Record<string, AppliedBatch | { fenced: true }> }>`
+                select ledger_apply_many_fenced(${text}::text::jsonb) as r`.execute(trx)
+            : sql<{ r: Record<string, AppliedBatch> }>`
+                select ledger_apply_many(${text}::text::jsonb) as r`.execute(trx),
+        ),
+      )
       group.forEach((w, i) => {
         const applied = rows[0]!.r[w.userId]!
         if ('fenced' in applied) w.reject(new StaleEpoch())
@@ -86,8 +103,12 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
 
   /** One user's batch in its own transaction; when it is at fault, command by command. */
   async function applyAlone(w: Waiting): Promise<AppliedBatch> {
+    const applyInBatch = (commands: readonly LedgerCommand[]) =>
+      inBatch(w.signal, () =>
+        db.transaction().execute((trx) => applyCommands(trx, w.userId, commands, w.epoch)),
+      )
     try {
-      return await applyCommands(db, w.userId, w.commands, w.epoch)
+      return await applyInBatch(w.commands)
     } catch (error) {
       if (!isRequestFault(error) || w.commands.length === 1) throw toCommandError(error)
     }
@@ -97,7 +118,7 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
     let balance: number | undefined
     for (const command of w.commands) {
       try {
-        const applied = await applyCommands(db, w.userId, [command], w.epoch)
+        const applied = await applyInBatch([command])
         balance = applied.balance
         results.push(applied.results[0]!)
       } catch (error) {
@@ -109,14 +130,29 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
   }
 
   return {
-    /** `epoch`: the owner's fencing epoch; a stale one fails with StaleEpoch, nothing applied. */
+    /**
+     * Applies one user's batch. `epoch`: the owner's fencing epoch; a stale one fails with
+     * StaleEpoch, nothing applied. `signal`: its actor's (see above).
+     */
     apply(
       userId: string,
       commands: readonly LedgerCommand[],
       epoch?: number,
+      signal?: AbortSignal,
     ): Promise<AppliedBatch> {
       return new Promise((resolve, reject) => {
-        queue.push({ userId, epoch, commands, resolve, reject })
+        if (signal?.aborted) return reject(abortReason(signal))
+        const w: Waiting = { userId, epoch, commands, signal, dequeued: () => {}, resolve, reject }
+        if (signal) {
+          const aborted = () => {
+            const at = queue.indexOf(w)
+            if (at >= 0) queue.splice(at, 1)
+            reject(abortReason(signal))
+          }
+          signal.addEventListener('abort', aborted, { once: true })
+          w.dequeued = () => signal.removeEventListener('abort', aborted)
+        }
+        queue.push(w)
         pump()
       })
     },

@@ -4,13 +4,55 @@ import { AppError } from '../../src/errors'
 import { silentLog } from '../support/env'
 
 describe('actor batch deadline', () => {
-  it('fails a batch past its deadline with 503 and goes on with the next one', async () => {
+  it('aborts a batch at its deadline and answers what its handler settles with', async () => {
+    const seen: { aborted: boolean; reason: unknown }[] = []
+    const actors = makeActorSystem<string, string>({
+      name: 'deadline_signal_probe',
+      log: silentLog,
+      batchTimeoutMs: 200,
+      // the handler ends its work on the abort: 'a' had committed, 'b' had not
+      handle: (_key, batch, context) =>
+        new Promise((resolve) => {
+          const signal = context?.signal
+          signal!.addEventListener('abort', () => {
+            seen.push({ aborted: signal!.aborted, reason: signal!.reason })
+            resolve(
+              batch.map((c) =>
+                c === 'a'
+                  ? { ok: true as const, value: `done ${c}` }
+                  : { ok: false as const, error: signal!.reason as Error },
+              ),
+            )
+          })
+        }),
+    })
+    try {
+      const t0 = performance.now()
+      const [done, aborted] = await Promise.allSettled([
+        actors.ask('user-1', 'a'),
+        actors.ask('user-1', 'b'),
+      ])
+      expect(done).toEqual({ status: 'fulfilled', value: 'done a' })
+      expect(aborted.status).toBe('rejected')
+      const error = (aborted as PromiseRejectedResult).reason as AppError
+      expect(error.status).toBe(503)
+      expect(error.headers['retry-after']).toBe('1')
+      // one batch each ('b' queued behind 'a'), each aborted at its own deadline
+      expect(seen.map((s) => s.aborted)).toEqual([true, true])
+      expect(performance.now() - t0).toBeLessThan(1500)
+    } finally {
+      await actors.close()
+    }
+  })
+
+  it('gives up on a batch that ignores its abort after the grace, with 503, and goes on', async () => {
     const calls: string[][] = []
     const stuck = Promise.withResolvers<void>()
     const actors = makeActorSystem<string, string>({
       name: 'deadline_probe',
       log: silentLog,
       batchTimeoutMs: 200,
+      abortGraceMs: 100,
       // the first batch never answers (a database that went silent); later ones do
       handle: async (_key, batch) => {
         calls.push([...batch])
