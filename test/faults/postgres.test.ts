@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'bun:test'
 import postgres from 'postgres'
 import { useTestEnv } from '../support/env'
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy'
+import { waitFor } from '../support/wait'
 import { killServerProcesses, startServerProcess, type ServerProcess } from './servers'
 import { checkInvariants, checkResponses, settleItems } from './invariants'
 import { startLoad, tally, type LoadUser, type Operation, type Response_ } from './load'
@@ -14,6 +15,8 @@ import { startLoad, tally, type LoadUser, type Operation, type Response_ } from 
  * invariant holds on the database. Figures go to the README's "Faults".
  */
 const RECOVERY_MS = 5000
+/** DB_IDLE_IN_TRANSACTION_TIMEOUT_MS (the default): what ends a frozen instance's session. */
+const IDLE_IN_TRANSACTION_MS = 5000
 const ADMIN = 'faults-admin@example.com'
 const PASSWORD = 'a long password'
 let proxy!: FaultProxy
@@ -26,7 +29,7 @@ afterAll(async () => {
 const env = await useTestEnv()
 const u = new URL(env.databaseUrl)
 /** Direct to the test database, not through the proxy: inspection and pg_terminate_backend. */
-const sql = postgres(env.databaseUrl, { max: 1, onnotice: () => {} })
+const sql = postgres(env.databaseUrl, { max: 3, onnotice: () => {} })
 const servers: ServerProcess[] = []
 const operations: Operation[] = []
 let users: LoadUser[] = []
@@ -51,6 +54,7 @@ function serverEnv(): Record<string, string> {
     MAX_ACTIVE_GENERATIONS: '10000',
     MAX_IMAGES_PER_HOUR: '1000000',
     DRAIN_TIMEOUT_MS: '8000',
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: String(IDLE_IN_TRANSACTION_MS),
     DATA_DIR: env.dataDir,
   }
 }
@@ -216,52 +220,87 @@ describe('postgres faults under load', () => {
     })
   }, 60_000)
 
-  it('bounds the block of an instance frozen (SIGSTOP) inside a transaction to seconds', async () => {
+  it('bounds the block of an instance frozen (SIGSTOP) inside a transaction holding a row lock to idle_in_transaction_session_timeout', async () => {
     const [a, b] = servers as [ServerProcess, ServerProcess]
     let frozen = false
     const blocked: number[] = []
+    let heldMs = 0
+    let fromIdleMs = 0
+    // a user of its own, outside the load: nothing but the frozen transaction touches its rows
+    const victim = (
+      await post(b.url, '/v1/auth/register', {
+        email: `frozen-${crypto.randomUUID()}@example.com`,
+        password: PASSWORD,
+      })
+    ).json.user.id as string
+    await sql`insert into event_sequences (user_id, last_seq) values (${victim}, 0)
+      on conflict (user_id) do nothing`
+    const grantOn = (url: string, key: string) =>
+      fetch(`${url}/v1/admin/credits/grants`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${adminToken}`,
+          'idempotency-key': key,
+        },
+        body: JSON.stringify({ userId: victim, amount: 1, reason: 'while frozen' }),
+        signal: AbortSignal.timeout(30_000),
+      })
+    let onA: Promise<Response> | undefined
+    let aPid = 0
     await underLoad('frozen instance', {
       // the balancer stops sending to a frozen instance (its health checks time out)
       targets: () => (frozen ? [b.url] : [a.url, b.url]),
       fault: async () => {
-        // stop A at a moment it has a transaction open holding locks (it is under load)
-        const deadline = performance.now() + 30_000
-        for (;;) {
+        // Freeze A inside a transaction that holds the victim's account row, for certain:
+        // ledger_apply locks the account row first and the user's event_sequences row last,
+        // so with the test holding the latter, A's grant waits there with the account locked
+        const holder = await sql.reserve()
+        try {
+          await holder`begin`
+          await holder`select 1 from event_sequences where user_id = ${victim} for update`
+          const pid = (await holder`select pg_backend_pid() as pid`)[0]!.pid as number
+          onA = grantOn(a.url, `frozen-on-a:${victim}`)
+          await waitFor(
+            async () => {
+              const [row] = await sql`select pid from pg_stat_activity
+                where ${pid}::int = any(pg_blocking_pids(pid))`
+              aPid = row?.pid ?? 0
+              return aPid !== 0
+            },
+            10_000,
+            "A's grant to wait on the test's row lock",
+          )
           a.proc.kill('SIGSTOP')
           frozen = true
-          // …holding an account row lock: the rows this probe cannot lock are the ones every
-          // money command of their user waits for (it commits at once, releasing its own locks).
-          // B holds such locks too, for milliseconds: a row still locked 300 ms later is A's
-          const ids = users.map((x) => x.id)
-          const locked = async () => {
-            const free = await sql.begin(
-              (tx) => tx`select user_id from credit_accounts
-                where user_id in ${tx(ids)} for update skip locked`,
-            )
-            const got = new Set(free.map((r) => r.user_id as string))
-            return ids.filter((id) => !got.has(id))
-          }
-          const first = await locked()
-          if (first.length > 0) await Bun.sleep(300)
-          const again = first.length > 0 ? await locked() : []
-          const row = { n: first.filter((id) => again.includes(id)).length }
-          if (row.n > 0) break
-          a.proc.kill('SIGCONT')
-          frozen = false
-          if (performance.now() > deadline) throw new Error('never caught A inside a transaction')
-          await Bun.sleep(10 + Math.random() * 40)
+        } finally {
+          // A's statement now completes on the server; its answer waits for a frozen process,
+          // and its session sits idle in the transaction, holding the account row
+          await holder`rollback`
+          holder.release()
         }
-        const frozenAt = performance.now()
+        const heldSince = performance.now()
+        await waitFor(
+          async () =>
+            (
+              await sql`select 1 from pg_stat_activity
+                where pid = ${aPid} and state = 'idle in transaction'`
+            ).length > 0,
+          5000,
+          "A's session to sit idle in its transaction",
+        )
+        const idleSince = performance.now()
+        const free = await sql.begin(
+          (tx) => tx`select user_id from credit_accounts
+            where user_id = ${victim} for update skip locked`,
+        )
+        expect(free.length).toBe(0) // the frozen transaction holds the victim's account row
         try {
-          // every user's money commands go through on B within seconds, whichever row A locked
+          // the victim's money commands go through on B once Postgres ends the frozen
+          // session; every other user's at once (the frozen transaction holds none of theirs)
           await Promise.all(
-            users.map(async (user) => {
-              const op: Operation = {
-                kind: 'grant',
-                userId: user.id,
-                key: `frozen:${user.id}`,
-                amount: 1,
-              }
+            [victim, ...users.map((u) => u.id)].map(async (userId) => {
+              const op: Operation = { kind: 'grant', userId, key: `frozen:${userId}`, amount: 1 }
               for (;;) {
                 const res = await fetch(`${b.url}/v1/admin/credits/grants`, {
                   method: 'POST',
@@ -270,16 +309,20 @@ describe('postgres faults under load', () => {
                     authorization: `Bearer ${adminToken}`,
                     'idempotency-key': op.key,
                   },
-                  body: JSON.stringify({ userId: user.id, amount: 1, reason: 'while frozen' }),
+                  body: JSON.stringify({ userId, amount: 1, reason: 'while frozen' }),
+                  signal: AbortSignal.timeout(30_000),
                 })
                 if (res.status === 201) break
                 expect(res.status).toBeOneOf([503, 409])
-                if (performance.now() - frozenAt > 20_000) throw new Error('still blocked at 20 s')
+                if (performance.now() - heldSince > 20_000) throw new Error('still blocked at 20 s')
                 await Bun.sleep(100)
               }
               op.status = 201
               operations.push(op)
-              blocked.push(performance.now() - frozenAt)
+              if (userId === victim) {
+                heldMs = performance.now() - heldSince
+                fromIdleMs = performance.now() - idleSince
+              } else blocked.push(performance.now() - heldSince)
             }),
           )
         } finally {
@@ -289,10 +332,21 @@ describe('postgres faults under load', () => {
         return performance.now()
       },
     })
-    const worst = Math.max(...blocked)
-    figures['frozen instance']!.worstBlockMs = Math.round(worst)
-    // idle_in_transaction_session_timeout (5 s) ends the frozen session; 25 s before the fix
-    expect(worst).toBeLessThan(10_000)
+    // A's own grant: its session was ended by Postgres, so it failed, and nothing of it committed
+    const answered = await onA!
+    expect(answered.status).toBe(503)
+    const [count] = await sql`select count(*)::int as n from ledger_entries
+      where user_id = ${victim} and reason = 'while frozen'`
+    expect(count!.n).toBe(1)
+    const f = figures['frozen instance']!
+    f.victimBlockedMs = Math.round(heldMs)
+    f.victimBlockedAfterIdleMs = Math.round(fromIdleMs)
+    f.othersWorstMs = Math.round(Math.max(...blocked))
+    // idle_in_transaction_session_timeout (5 s) ends the frozen session, and not before: the
+    // victim waited for it; 25 s before the fix
+    expect(heldMs).toBeGreaterThan(IDLE_IN_TRANSACTION_MS - 500)
+    expect(heldMs).toBeLessThan(IDLE_IN_TRANSACTION_MS + 2000)
+    expect(Math.max(...blocked)).toBeLessThan(2000)
   }, 90_000)
 
   it('drains on SIGTERM under load with 0 failed requests; readiness turns 503 first', async () => {
