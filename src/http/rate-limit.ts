@@ -60,14 +60,19 @@ export function makeRedisRateLimiter(redis: Redis, keys: RedisKeys): RateLimiter
  * or no answer within `timeoutMs`), this instance's own in-memory counters.
  * Never unlimited and never waiting on Redis longer than `timeoutMs`: during
  * an outage each instance allows at most the limit per window, counted from
- * when it fell back.
+ * when it fell back. A Redis that is connected but silent (a stalled network)
+ * costs one `timeoutMs` wait, not one per request: after a miss, Redis is
+ * skipped for `skipMs` (default 5 000 ms), then tried again.
  */
 export function makeFallbackRateLimiter(options: {
   redis: Redis
   keys: RedisKeys
   timeoutMs: number
+  skipMs?: number
   onFallback?: (error: unknown) => void
 }): RateLimiter & { readonly fallbacks: number } {
+  const skipMs = options.skipMs ?? 5000
+  let skipUntil = 0
   const primary = makeRedisRateLimiter(options.redis, options.keys)
   const local = makeMemoryRateLimiter()
   let fallbacks = 0
@@ -81,11 +86,20 @@ export function makeFallbackRateLimiter(options: {
       // not connected: no command to wait for (it would sit in the offline queue)
       if (!options.redis.isReady)
         return fallBack(new Error('redis is not connected'), scope, subject, limit, windowSeconds)
+      if (performance.now() < skipUntil)
+        return fallBack(
+          new Error('redis missed a recent deadline'),
+          scope,
+          subject,
+          limit,
+          windowSeconds,
+        )
       try {
         return await withDeadline(options.timeoutMs, 'rate limit', () =>
           primary.hit(scope, subject, limit, windowSeconds),
         )
       } catch (error) {
+        skipUntil = performance.now() + skipMs
         return fallBack(error, scope, subject, limit, windowSeconds)
       }
     },

@@ -4,7 +4,7 @@ import { compareIds } from '../../src/events/ids'
 import { useTestEnv } from '../support/env'
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy'
 import { checkInvariants, checkResponses, settleItems } from './invariants'
-import { startLoad, tally, type LoadUser } from './load'
+import { startLoad, tally, type LoadUser, type Operation } from './load'
 import { killServerProcesses, startServerProcess, type ServerProcess } from './servers'
 
 /**
@@ -15,6 +15,7 @@ import { killServerProcesses, startServerProcess, type ServerProcess } from './s
  * leaves them for another instance. Figures go to the README's "Faults".
  */
 const REDIS_CUT_MS = 30_000
+const REDIS_STALL_MS = 8000
 const READY_WITHIN_MS = 3000
 const ADMIN = 'redis-faults-admin@example.com'
 const PASSWORD = 'a long password'
@@ -31,6 +32,8 @@ const sql = postgres(env.databaseUrl, { max: 2, onnotice: () => {} })
 const redisUrl = new URL(env.services.redisUrl)
 const servers: ServerProcess[] = []
 let users: LoadUser[] = []
+/** Every answered operation of the file's scenarios: balances are checked against all of them. */
+const operations: Operation[] = []
 let adminToken = ''
 
 function serverEnv(redis: FaultProxy): Record<string, string> {
@@ -284,7 +287,8 @@ describe('redis faults', () => {
     await Promise.all(watchers.map((w) => w.stop()))
 
     checkResponses(load.responses)
-    await checkInvariants(sql, load.operations)
+    operations.push(...load.operations)
+    await checkInvariants(sql, operations)
     let delivered = 0
     for (const [i, u] of users.entries()) {
       const w = watchers[i]!
@@ -322,6 +326,87 @@ describe('redis faults', () => {
     figures.responses = tally(load.responses)
     figures.resumes = watchers.reduce((s, w) => s + w.readyMs.length, 0)
   }, 90_000)
+
+  it('rides through a stalled (blackholed) Redis under load: not ready within 3 s, logins and writes answer, every event delivered after it returns', async () => {
+    const before = await lastSeqs()
+    // each client resumes from its user's last committed event: it must then see every later one
+    const watchers = users.map((u) => watch(u, () => servers, 1500, `${before.get(u.id) ?? 0}-0`))
+    const load = startLoad({
+      targets: () => servers.map((s) => s.url),
+      users,
+      adminToken,
+      thinkMs: 100,
+    })
+    let stalledAt = 0
+    let healedAt = 0
+    try {
+      await Promise.all(
+        users.map((u, i) => watchers[i]!.until(`${(before.get(u.id) ?? 0) + 1}-0`, 10_000)),
+      )
+      // every Redis connection, current and new, accepts bytes and answers nothing
+      stalledAt = performance.now()
+      proxy.stall()
+      const notReady = await Promise.all(servers.map((s) => readyTurns(s, 503, stalledAt)))
+      figures.stallNotReadyMs = notReady.map(Math.round)
+      for (const ms of notReady) expect(ms).toBeLessThan(READY_WITHIN_MS)
+
+      // logins answer from the in-memory limiter, on both instances, without hanging
+      const email = `stalled-${crypto.randomUUID()}@example.com`
+      expect(
+        (await post(servers[1]!.url, '/v1/auth/register', { email, password: PASSWORD })).status,
+      ).toBe(201)
+      const logins: { status: number; ms: number }[] = []
+      for (let i = 0; i < LOGIN_RATE + 2; i++) {
+        const t = performance.now()
+        const r = await post(servers[1]!.url, '/v1/auth/login', { email, password: PASSWORD })
+        logins.push({ status: r.status, ms: performance.now() - t })
+      }
+      figures.loginsDuringStall = logins.map((l) => `${l.status}/${Math.round(l.ms)}ms`)
+      expect(logins.map((l) => l.status)).toEqual([...Array(LOGIN_RATE).fill(200), 429, 429])
+      // one REDIS_COMMAND_TIMEOUT_MS wait at most (then Redis is skipped), plus argon2 on a
+      // loaded machine; without the limiter's deadline a login waits for Redis to return
+      for (const l of logins) expect(l.ms).toBeLessThan(2000)
+
+      await Bun.sleep(Math.max(0, REDIS_STALL_MS - (performance.now() - stalledAt)))
+      figures.stallPendingAtHeal = await pendingEvents()
+      proxy.heal()
+      healedAt = performance.now()
+      const readyAgain = await Promise.all(servers.map((s) => readyTurns(s, 200, healedAt)))
+      figures.stallReadyAgainMs = readyAgain.map(Math.round)
+      for (const ms of readyAgain) expect(ms).toBeLessThan(READY_WITHIN_MS)
+      await Bun.sleep(1000) // the load runs on after the return
+    } finally {
+      proxy.heal()
+      await load.stop()
+    }
+    // REST writes went on during the stall: answered (no hang), and accepted
+    const during = load.responses.filter((r) => r.startedAt >= stalledAt && r.endedAt <= healedAt)
+    figures.stallResponses = tally(during)
+    expect(during.filter((r) => r.status === 201 || r.status === 202).length).toBeGreaterThan(0)
+    expect(during.filter((r) => r.status !== 201 && r.status !== 202)).toEqual([])
+    await settleItems(sql)
+    const drainedAt = performance.now()
+    while ((await pendingEvents()) > 0) {
+      if (performance.now() - drainedAt > 15_000) throw new Error('the outbox never drained')
+      await Bun.sleep(50)
+    }
+    figures.stallOutboxDrainedMs = Math.round(performance.now() - healedAt)
+    const seqs = await lastSeqs()
+    await Promise.all(users.map((u, i) => watchers[i]!.until(`${seqs.get(u.id)}-0`, 15_000)))
+    await Promise.all(watchers.map((w) => w.stop()))
+    checkResponses(load.responses)
+    operations.push(...load.operations)
+    await checkInvariants(sql, operations)
+    for (const [i, u] of users.entries()) {
+      const w = watchers[i]!
+      expect(w.problems).toEqual([])
+      // exactly the user's seqs after the resume point, consecutive, up to the last committed
+      const ids = w.events.map((e) => Number(e.id!.split('-')[0]))
+      const from = (before.get(u.id) ?? 0) + 1
+      expect(ids).toEqual(Array.from({ length: seqs.get(u.id)! - from + 1 }, (_, k) => from + k))
+    }
+    figures.stallEventsDelivered = watchers.reduce((n, w) => n + w.events.length, 0)
+  }, 60_000)
 
   it('relays from another instance what an instance killed with -9 committed and never relayed', async () => {
     const doomed = await startServerProcess(serverEnv(proxy))
