@@ -178,17 +178,26 @@ describe('the outbox', () => {
   })
 
   it('retries a failed relay with backoff and relays once the log takes the events again', async () => {
+    const failures = async () =>
+      Number(
+        (await inst.metrics.registry.metrics()).match(
+          /^outbox_relay_failures_total(?:\{[^}]*\})? (\d+)/m,
+        )?.[1] ?? 0,
+      )
     const userId = await newUser()
     const key = makeRedisKeys(env.redisPrefix).userEvents(userId)
     // not a stream: every append for this user fails (WRONGTYPE), for real
     await inst.redis!.set(key, 'not a stream')
+    const before = await failures()
     await grant(inst, userId)
-    await waitFor(
-      async () =>
-        /outbox_relay_failures_total[^\n]* [2-9]/.test(await inst.metrics.registry.metrics()),
-      5000,
-      'the relay to fail and retry',
-    )
+    await waitFor(async () => (await failures()) > before, 5000, 'the relay to fail')
+    // a rate over a window, so a fixed wait: retries doubling from 50 ms to 1 s make ~5 in
+    // 2 s; retrying at every 100 ms poll instead (no backoff) would make ~20, none at all 0
+    const first = await failures()
+    await Bun.sleep(2000)
+    const retries = (await failures()) - first
+    expect(retries).toBeGreaterThanOrEqual(2)
+    expect(retries).toBeLessThanOrEqual(8)
     expect((await outboxRows(userId)).map((r) => r.sent)).toEqual([false])
     await inst.redis!.del(key)
     await untilRelayed(userId, 'the relay to succeed after the key was fixed')
