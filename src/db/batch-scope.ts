@@ -23,6 +23,11 @@ export function inBatch<T>(signal: AbortSignal | undefined, work: () => Promise<
   return scope.run(signal, work)
 }
 
+/** Runs `work` unbound (work a batch starts but does not own, such as waking the relay). */
+export function outsideBatch<T>(work: () => T): T {
+  return scope.exit(work)
+}
+
 /** The signal of the batch the caller runs in, if any. */
 export function batchSignal(): AbortSignal | undefined {
   return scope.getStore()

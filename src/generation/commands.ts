@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
 import type { BatchHandler, Outcome } from '../actors/actor-system'
-import { inBatch } from '../db/batch-scope'
+import { inBatch, outsideBatch } from '../db/batch-scope'
 import { jsonb } from '../db/json'
 import type { DB } from '../db/schema'
 import { toCommandError } from '../db/errors'
@@ -98,7 +98,8 @@ export function generationHandler(
       await deps.outbox.write(trx, userId, effects)
       return result
     })
-    deps.outbox.committed()
+    // the relay's wake-up is not part of this batch: its work must not follow the batch's signal
+    outsideBatch(deps.outbox.committed)
     return result
   }
 
