@@ -23,7 +23,7 @@ import { CommitOutcomeUnknown, DatabaseDeadline } from './errors'
  *     its locks now rather than at lock_timeout); the call fails with the
  *     abort's reason.
  *   committing: the answer is no longer awaited; the transaction's xid, read
- *     just before COMMIT was sent, is settled from another connection
+ *     with its BEGIN (one round trip), is settled from another connection
  *     (pg_xact_status, terminating the backend while it is still in progress),
  *     and the COMMIT answers what happened: success if it committed. Only when
  *     the database stays unreachable for `settleMs` does it fail with
@@ -108,7 +108,8 @@ export function withDeadline(pool: pg.Pool, options: DeadlineOptions): PostgresP
   function wrap(client: pg.PoolClient): Wrapped {
     let brokenBy: Error | undefined
     let signal: AbortSignal | undefined
-    let inTransaction = false
+    /** The open transaction's xid, when it runs in a batch scope (read with its BEGIN). */
+    let xid: string | undefined
     let committing = false
     const pid = () => (client as unknown as { processID?: number }).processID
 
@@ -151,21 +152,29 @@ export function withDeadline(pool: pg.Pool, options: DeadlineOptions): PostgresP
       })
     }
 
+    /** BEGIN and the new transaction's xid in one round trip (a simple-protocol pair). */
+    async function begin(text: string) {
+      const results = (await send(
+        `${text}; select pg_current_xact_id()::text as xid`,
+        [],
+      )) as unknown as pg.QueryResult[]
+      xid = String(results[1]!.rows[0]!.xid)
+      return results[0]!
+    }
+
     async function commit(text: string, parameters: unknown[]) {
-      // read before COMMIT is sent: the xid is how its outcome is settled if the answer is lost
-      // (null: the transaction wrote nothing, and its outcome does not matter)
-      const { rows } = await send('select pg_current_xact_id_if_assigned()::text as xid', [])
-      const xid = (rows[0]?.xid as string | null) ?? null
+      // the xid, known before COMMIT is sent, is how its outcome is settled if the answer is lost
+      const known = xid!
       committing = true
       try {
         return await send(text, parameters)
       } catch (error) {
-        if (xid === null || refusedByServer(error)) throw error
+        if (refusedByServer(error)) throw error
         kill(error as Error)
-        const outcome = await settle(pid(), xid)
+        const outcome = await settle(pid(), known)
         if (outcome === 'committed') return { command: 'COMMIT', rowCount: null, rows: [] }
         if (outcome === 'aborted') throw error
-        throw new CommitOutcomeUnknown(xid, error)
+        throw new CommitOutcomeUnknown(known, error)
       } finally {
         committing = false
       }
@@ -177,18 +186,19 @@ export function withDeadline(pool: pg.Pool, options: DeadlineOptions): PostgresP
       },
       async query(text: string, parameters: ReadonlyArray<unknown>) {
         const params = parameters as unknown[]
-        if (signal && inTransaction && COMMIT.test(text)) {
-          inTransaction = false
-          return commit(text, params)
+        if (xid !== undefined && COMMIT.test(text)) {
+          const committed = commit(text, params)
+          xid = undefined
+          return committed
         }
-        if (TRANSACTION_START.test(text)) inTransaction = true
-        else if (TRANSACTION_END.test(text)) inTransaction = false
+        if (signal && params.length === 0 && TRANSACTION_START.test(text)) return begin(text)
+        if (TRANSACTION_END.test(text)) xid = undefined
         return send(text, params)
       },
       release(destroy?: boolean) {
         signal?.removeEventListener('abort', onAbort)
         signal = undefined
-        inTransaction = false
+        xid = undefined
         const drop = destroy || brokenBy !== undefined
         client.release(drop ? true : undefined)
         if (drop) wrapped.delete(client)
