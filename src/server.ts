@@ -17,8 +17,12 @@ import { makeLogger, type Logger } from './obs/logger'
 import { makeMetrics } from './obs/metrics'
 import { connectRedis, withDeadline } from './redis/client'
 import { makeRedisKeys } from './redis/keys'
-import { makeActorSystem } from './actors/actor-system'
+import { makeCluster } from './actors/cluster'
+import { actorAdminRoutes } from './actors/routes'
+import { taggedWire } from './actors/wire'
 import { dispatchByType } from './actors/dispatch'
+import { ledgerWire } from './ledger/wire'
+import { generationWire } from './generation/wire'
 import { makeIdempotency } from './idempotency/idempotency'
 import { ledgerHandler, makeCredits, type LedgerMessage } from './ledger/credits'
 import type { LedgerResult } from './ledger/commands'
@@ -170,8 +174,22 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
   // the user actor: serializes every credit and generation command of one user
   type UserMessage = LedgerMessage | GenerationMessage
   type UserResult = LedgerResult | GenerationResult
-  const userActors = makeActorSystem<UserMessage, UserResult>({
+  // the cluster's blocking inbox read has its own connection: main, the event log's and the
+  // library's subscribers, and this one make 4 per instance, whatever the number of users
+  const actorReader = redis ? redis.duplicate() : undefined
+  if (actorReader) {
+    actorReader.on('error', (err) => log.warn({ err }, 'redis error (actor inbox reader)'))
+    await actorReader.connect()
+  }
+  const userActors = await makeCluster<UserMessage, UserResult>({
     name: 'user_actor',
+    db: database.db,
+    instanceId: config.instanceId,
+    canOwn: config.isPrimaryRegion,
+    redis: redis && actorReader ? { main: redis, reader: actorReader, keys } : undefined,
+    wire: taggedWire<UserMessage, UserResult>({ ledger: ledgerWire, generation: generationWire }),
+    leaseMs: config.ACTOR_LEASE_MS,
+    forwardTimeoutMs: config.ACTOR_FORWARD_TIMEOUT_MS,
     handle: dispatchByType<UserMessage, UserResult>({
       ledger: ledgerHandler(makeLedgerWriter(database.db), outbox.committed),
       generation: generationHandler({
@@ -244,7 +262,10 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     log: log.child({ room: 'generation' }),
     enabled: config.isPrimaryRegion,
   })
-  // order matters: the pool reports outcomes through the actors, so it drains first
+  // order matters: the actors hand their users to other instances first (so commands for
+  // them wait for nothing on this one), then the pool finishes its renders, reporting
+  // outcomes through the actors (forwarded to the new owners), then the actors settle
+  lifecycle.onDrain('actor hand-off', userActors.handOff)
   lifecycle.onDrain('renderer pool', pool.drain)
   lifecycle.onDrain('sweeper', sweeper.close)
   lifecycle.onDrain('actors', userActors.drain)
@@ -349,6 +370,9 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
       region: config.region ?? null,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       actorsLive: userActors.stats().live,
+      ownedActors: userActors.stats().ownedActors,
+      forwardsPerSecond: userActors.stats().forwardsPerSecond,
+      takeovers: userActors.stats().takeovers,
       websocketConnections: gateway.connections(), // realtime
       inflightRequests: lifecycle.inflight,
       at: new Date().toISOString(),
@@ -421,6 +445,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
       libraryAdminRoutes({ library }),
       queueAdminRoutes({ db: database.db }),
       adminStatsRoutes({ stats, heartbeat }),
+      actorAdminRoutes({ ownerOf: userActors.ownerOf }),
     ],
   })
   // --- realtime: Bun's WebSocket settings are per server; listen() takes the root app's ---
@@ -433,6 +458,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     await pool.close()
     await sweeper.close()
     await userActors.close()
+    await actorReader?.quit().catch(() => {})
     await relay.close()
     await renderer.close()
     limiter.close()

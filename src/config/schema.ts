@@ -110,6 +110,20 @@ export const EnvSchema = T.Object({
   ACTOR_IDLE_MS: Int(100, 86_400_000, 60_000, 'milliseconds before an idle actor is passivated'),
   ACTOR_MAILBOX_CAPACITY: Int(1, 1_000_000, 1024, 'commands queued per actor'),
   ACTOR_BATCH_MAX: Int(1, 10_000, 256, 'commands per actor transaction'),
+  ACTOR_LEASE_MS: Int(
+    300,
+    600_000,
+    3000,
+    'milliseconds an instance heartbeat lives (renewed every third): a crashed owner is taken over after it',
+  ),
+  ACTOR_FORWARD_TIMEOUT_MS: T.Optional(
+    T.Integer({
+      minimum: 100,
+      maximum: 600_000,
+      description:
+        'milliseconds a forwarded actor command waits for its owner before 503 (default 2 x ACTOR_LEASE_MS + 2000)',
+    }),
+  ),
   ACTOR_BATCH_TIMEOUT_MS: Int(
     100,
     600_000,

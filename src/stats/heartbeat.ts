@@ -17,6 +17,12 @@ export type InstanceFigures = {
   region: string | null
   uptimeSeconds: number
   actorsLive: number
+  /** User actors this instance owns (cluster ownership, src/actors/cluster.ts). */
+  ownedActors: number
+  /** Commands this instance forwarded to other owners, per second over the last 10 s. */
+  forwardsPerSecond: number
+  /** Users this instance claimed over a dead owner since it started. */
+  takeovers: number
   websocketConnections: number
   inflightRequests: number
   /** When the figures were taken (RFC 3339). */

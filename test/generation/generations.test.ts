@@ -163,6 +163,8 @@ describe('accepting generations', () => {
     })
     const lapi = client(limited)
     const { token, user } = await funded(10_000)
+    // the limits are the owner's: the user's actor moves from the acceptor to this instance
+    await acceptor.userActors.release(user.id)
     const text = (variations: number) => ({ mode: 'text', prompt: 'a red kite', variations })
     expect((await lapi.post('/v1/generations', text(1), token)).status).toBe(202)
     expect((await lapi.post('/v1/generations', text(1), token)).status).toBe(202)

@@ -256,6 +256,8 @@ describe('actor runtime', () => {
       password: admin.password,
     })
     const { user, token } = await api.register()
+    // the user's actor lives where its signup grant ran; this test is about small's mailbox
+    await inst.userActors.release(user.id)
     const results = await Promise.all(
       Array.from({ length: 40 }, () =>
         smallApi.post(
@@ -277,6 +279,7 @@ describe('actor runtime', () => {
   it('passivates idle actors, which come back with the right balance', async () => {
     const quick = await env.instance({ ACTOR_IDLE_MS: '100' })
     const { user } = await api.register()
+    await inst.userActors.release(user.id) // so that quick claims it
     await quick.credits.apply(user.id, { kind: 'grant', amount: 70, reason: 'x', key: 'g' })
     expect(quick.userActors.stats().live).toBe(1)
     await waitFor(() => quick.userActors.stats().live === 0, 5000, 'passivation')
@@ -298,6 +301,7 @@ describe('actor runtime', () => {
   it('finishes queued commands on drain and refuses new ones with 503', async () => {
     const draining = await env.instance()
     const { user } = await api.register()
+    await inst.userActors.release(user.id) // so that draining claims it
     const queued = Array.from({ length: 50 }, (_, i) =>
       draining.credits.apply(user.id, { kind: 'grant', amount: 1, reason: 'x', key: `d${i}` }),
     )

@@ -1,0 +1,287 @@
+import type { Logger } from '../obs/logger'
+import type { Redis } from '../redis/client'
+import type { RedisKeys } from '../redis/keys'
+
+/**
+ * Commands between instances over Redis streams. Each instance has one
+ * inbox stream and one reply stream, both read by one consumer-group reader
+ * on its own connection (one blocking XREADGROUP over the two streams). A
+ * sender XADDs an envelope to the owner's inbox (NOMKSTREAM: an inbox that
+ * is gone, its instance drained or taken over, is an answer at once, not a
+ * wait) and awaits the reply with the envelope's id on its own reply
+ * stream. An inbox entry is acknowledged after its reply is written, so the
+ * entries of an instance killed mid-way stay pending, and the instance that
+ * takes over its inbox processes them (XAUTOCLAIM, then what was never read).
+ *
+ * States: reading ──close()──▶ closing (no new read; the inbox and reply
+ * streams are deleted, so senders see them gone) ──▶ closed.
+ */
+export type Envelope = {
+  /** Correlation id: the reply carries it. */
+  id: string
+  /** The sender's instance id: where the reply goes. */
+  from: string
+  key: string
+  /** The owner's epoch as the sender saw it (0: unknown). */
+  epoch: number
+  /** Milliseconds since 1970 after which the sender no longer waits. */
+  deadline: number
+  hops: number
+  /** The command, encoded by the runtime's wire codec. */
+  command: string
+}
+
+/** What the receiver answers: the outcome, encoded, or "not mine" (the sender re-routes). */
+export type Reply = { outcome: string } | { moved: true }
+
+export class InboxGone extends Error {
+  constructor(instanceId: string) {
+    super(`the inbox of ${instanceId} is gone`)
+    this.name = 'InboxGone'
+  }
+}
+
+export class ReplyTimeout extends Error {
+  constructor(ms: number) {
+    super(`no reply within ${ms} ms`)
+    this.name = 'ReplyTimeout'
+  }
+}
+
+const GROUP = 'actors'
+const READ_COUNT = 512
+const BLOCK_MS = 1000
+const REPLIES_MAX = 10_000
+
+type Entry = [id: string, fields: string[]]
+type StreamReply = [stream: string, entries: Entry[]][] | null
+
+export type Forwarding = Awaited<ReturnType<typeof makeForwarding>>
+
+export async function makeForwarding(deps: {
+  /** Shared connection: XADD, XACK, takeovers. */
+  redis: Redis
+  /** Dedicated connection for the blocking read (one per instance). */
+  reader: Redis
+  keys: RedisKeys
+  instanceId: string
+  log: Logger
+  /** Processes an inbox entry (this instance's or a dead one's) and says what to answer. */
+  receive: (envelope: Envelope) => Promise<Reply | undefined>
+}) {
+  const { redis, reader, keys, instanceId: me, log } = deps
+  const inbox = keys.instanceInbox(me)
+  const replies = keys.instanceReplies(me)
+  const waiting = new Map<string, (reply: Reply) => void>()
+  let closing = false
+
+  async function ensureGroup(stream: string) {
+    try {
+      // only ever for this instance's own streams: a dead instance's inbox must not come back
+      await redis.sendCommand(['XGROUP', 'CREATE', stream, GROUP, '0', 'MKSTREAM'])
+    } catch (err) {
+      if (!String((err as Error).message).includes('BUSYGROUP')) throw err
+    }
+  }
+  await ensureGroup(inbox)
+  await ensureGroup(replies)
+
+  /** Sends and awaits the reply, up to `timeoutMs`. */
+  async function send(target: string, envelope: Envelope, timeoutMs: number): Promise<Reply> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const answer = new Promise<Reply>((resolve, reject) => {
+      timer = setTimeout(() => {
+        waiting.delete(envelope.id)
+        reject(new ReplyTimeout(timeoutMs))
+      }, timeoutMs)
+      waiting.set(envelope.id, (reply) => {
+        clearTimeout(timer)
+        waiting.delete(envelope.id)
+        resolve(reply)
+      })
+    })
+    try {
+      const id = await redis.sendCommand([
+        'XADD',
+        keys.instanceInbox(target),
+        'NOMKSTREAM',
+        '*',
+        'e',
+        JSON.stringify(envelope),
+      ])
+      if (id === null) throw new InboxGone(target)
+    } catch (err) {
+      clearTimeout(timer)
+      waiting.delete(envelope.id)
+      throw err
+    }
+    return answer
+  }
+
+  async function answer(envelope: Envelope, reply: Reply) {
+    await redis.sendCommand([
+      'XADD',
+      keys.instanceReplies(envelope.from),
+      'MAXLEN',
+      '~',
+      String(REPLIES_MAX),
+      '*',
+      'r',
+      JSON.stringify({ id: envelope.id, ...reply }),
+    ])
+  }
+
+  /** Processes one inbox entry of `stream` and acknowledges it once its reply is written. */
+  async function handle(stream: string, [entryId, fields]: Entry) {
+    let envelope: Envelope
+    try {
+      envelope = JSON.parse(fields[1]!) as Envelope
+    } catch {
+      log.error({ stream, entryId }, 'unreadable inbox entry dropped')
+      await redis.sendCommand(['XACK', stream, GROUP, entryId])
+      return
+    }
+    try {
+      // the sender gave up: nothing of it runs (it answered 503, so a retry is the client's)
+      if (Date.now() <= envelope.deadline) {
+        const reply = await deps.receive(envelope)
+        if (reply) await answer(envelope, reply)
+      }
+      await redis.sendCommand(['XACK', stream, GROUP, entryId])
+    } catch (err) {
+      // left pending: whoever takes this inbox over processes it again, and its ids make
+      // that a replay (DESIGN.md invariant 4)
+      log.warn({ err, stream, entryId }, 'inbox entry not answered')
+    }
+  }
+
+  function settleReplies(entries: Entry[]) {
+    for (const [, fields] of entries) {
+      try {
+        const { id, ...reply } = JSON.parse(fields[1]!) as { id: string } & Reply
+        waiting.get(id)?.(reply)
+      } catch {
+        log.warn('unreadable reply dropped')
+      }
+    }
+    const ids = entries.map(([id]) => id)
+    if (ids.length) void redis.sendCommand(['XACK', replies, GROUP, ...ids]).catch(() => {})
+  }
+
+  async function loop() {
+    let backoff = 50
+    while (!closing) {
+      try {
+        const got = (await reader.sendCommand([
+          'XREADGROUP',
+          'GROUP',
+          GROUP,
+          me,
+          'COUNT',
+          String(READ_COUNT),
+          'BLOCK',
+          String(BLOCK_MS),
+          'STREAMS',
+          inbox,
+          replies,
+          '>',
+          '>',
+        ])) as StreamReply
+        backoff = 50
+        for (const [stream, entries] of got ?? []) {
+          if (stream === replies) settleReplies(entries)
+          else for (const entry of entries) void handle(inbox, entry)
+        }
+      } catch (err) {
+        if (closing) break
+        // our own streams went away (a takeover after we were frozen past the lease): back
+        if (String((err as Error).message).includes('NOGROUP'))
+          await Promise.all([ensureGroup(inbox), ensureGroup(replies)]).catch(() => {})
+        else log.warn({ err }, 'inbox read failed')
+        await Bun.sleep(backoff)
+        backoff = Math.min(backoff * 2, 1000)
+      }
+    }
+  }
+  const reading = loop()
+
+  /**
+   * Processes what a dead instance left in its inbox: entries it read and
+   * never acknowledged (XAUTOCLAIM), then entries it never read; then deletes
+   * its streams. One instance does it (a lock in Redis). Returns how many.
+   */
+  async function takeOver(dead: string): Promise<number> {
+    const lock = keys.actorTakeover(dead)
+    const got = await redis.set(lock, me, { NX: true, PX: 30_000 })
+    if (got === null) return 0
+    const stream = keys.instanceInbox(dead)
+    let n = 0
+    try {
+      if ((await redis.exists(stream)) === 1) {
+        for (let cursor = '0-0'; ;) {
+          const [next, entries] = (await redis.sendCommand([
+            'XAUTOCLAIM',
+            stream,
+            GROUP,
+            me,
+            '0',
+            cursor,
+            'COUNT',
+            '256',
+          ])) as [string, (Entry | null)[]]
+          const live = entries.filter((e): e is Entry => e !== null)
+          await Promise.all(live.map((e) => handle(stream, e)))
+          n += live.length
+          cursor = next
+          if (next === '0-0') break
+        }
+        for (;;) {
+          const fresh = (await redis.sendCommand([
+            'XREADGROUP',
+            'GROUP',
+            GROUP,
+            me,
+            'COUNT',
+            '256',
+            'STREAMS',
+            stream,
+            '>',
+          ])) as StreamReply
+          const entries = fresh?.[0]?.[1] ?? []
+          if (entries.length === 0) break
+          await Promise.all(entries.map((e) => handle(stream, e)))
+          n += entries.length
+        }
+      }
+      await redis
+        .multi()
+        .del(stream)
+        .del(keys.instanceReplies(dead))
+        .zRem(keys.actorMembers(), dead)
+        .exec()
+      return n
+    } finally {
+      await redis.del(lock).catch(() => {})
+    }
+  }
+
+  return {
+    send,
+    takeOver,
+    /** Replies still awaited. */
+    get waiting() {
+      return waiting.size
+    },
+    async close() {
+      closing = true
+      // the blocking read ends within BLOCK_MS; then the streams go, so senders re-route at once
+      await reading
+      await redis
+        .multi()
+        .del(inbox)
+        .del(replies)
+        .exec()
+        .catch(() => {})
+    },
+  }
+}

@@ -1,0 +1,90 @@
+import type { Logger } from '../obs/logger'
+import type { Redis } from '../redis/client'
+import type { RedisKeys } from '../redis/keys'
+
+/**
+ * Liveness of instances, O(instances) whatever the number of users: one
+ * Redis key per instance with a TTL of `leaseMs` (ACTOR_LEASE_MS), renewed
+ * every third of it; an owner is alive while its instance is. A sorted set
+ * of member ids says whose keys to look for; each beat also refreshes this
+ * instance's view of who is alive, and reports members whose key expired
+ * (`onDead`: their inboxes are taken over).
+ *
+ * States: beating ──close()──▶ closed (timer stopped, heartbeat deleted, so
+ * the others see this instance gone at once, not after the lease).
+ * While Redis does not answer, beats fail and the view stays as it was;
+ * nothing is claimed over an owner without a fresh look (confirmDead).
+ */
+export type Membership = ReturnType<typeof makeMembership>
+
+export function makeMembership(deps: {
+  redis: Redis
+  keys: RedisKeys
+  instanceId: string
+  leaseMs: number
+  log: Logger
+  onDead: (instanceId: string) => void
+}) {
+  const { redis, keys, instanceId: me, leaseMs, log } = deps
+  const members = keys.actorMembers()
+  let alive = new Set<string>([me])
+  let timer: ReturnType<typeof setInterval> | undefined
+  let closed = false
+
+  async function beat() {
+    const now = Date.now()
+    const [, , ids] = (await redis
+      .multi()
+      .set(keys.actorHeartbeat(me), String(now), { PX: leaseMs })
+      .zAdd(members, { score: now, value: me })
+      // members silent for 100 leases are forgotten (their inboxes were taken over long ago)
+      .zRangeByScore(members, now - 100 * leaseMs, '+inf')
+      .exec()) as unknown as [unknown, unknown, string[]]
+    const others = ids.filter((id) => id !== me)
+    const beats = others.length ? await redis.mGet(others.map(keys.actorHeartbeat)) : []
+    const next = new Set<string>([me])
+    others.forEach((id, i) => {
+      if (beats[i] !== null) next.add(id)
+      else deps.onDead(id)
+    })
+    alive = next
+    await redis.zRemRangeByScore(members, '-inf', now - 100 * leaseMs)
+  }
+
+  return {
+    async start() {
+      await beat()
+      timer = setInterval(
+        () => {
+          if (!closed) void beat().catch((err) => log.warn({ err }, 'actor heartbeat failed'))
+        },
+        Math.max(50, Math.floor(leaseMs / 3)),
+      )
+      timer.unref?.()
+    },
+    /** From the last beat's view (at most a third of the lease old). */
+    isAlive: (id: string) => id === me || alive.has(id),
+    live: () => [...alive].sort(),
+    /**
+     * Alive by the view, or else by a fresh look at its heartbeat key: a member
+     * that joined since the last beat is seen at once, and nobody's users are
+     * taken over on the view alone.
+     */
+    async checkAlive(id: string) {
+      if (id === me || alive.has(id)) return true
+      const found = (await redis.exists(keys.actorHeartbeat(id))) === 1
+      if (found) alive.add(id)
+      return found
+    },
+    async close() {
+      closed = true
+      clearInterval(timer)
+      await redis
+        .multi()
+        .del(keys.actorHeartbeat(me))
+        .zRem(members, me)
+        .exec()
+        .catch(() => {})
+    },
+  }
+}

@@ -1,0 +1,36 @@
+import { Elysia, t } from 'elysia'
+import { NotFound } from '../errors'
+import { IdParam, errors } from '../http/schemas'
+
+/** Mounted under /v1/admin behind the admin guard. */
+export function actorAdminRoutes(deps: {
+  ownerOf: (
+    userId: string,
+  ) => Promise<{ userId: string; owner: string; epoch: number; since: string } | undefined>
+}) {
+  return new Elysia({ detail: { tags: ['admin'] } }).get(
+    '/actors/:id',
+    async ({ params }) => {
+      const owner = await deps.ownerOf(params.id)
+      if (!owner) throw new NotFound('Actor owner')
+      return owner
+    },
+    {
+      params: IdParam,
+      detail: {
+        summary: 'Which instance owns a user’s actor, with its fencing epoch',
+        description:
+          'Read from Postgres (actor_owners), so every instance gives the same answer; 404 when nobody owns it (never claimed, or released by a drain).',
+      },
+      response: {
+        200: t.Object({
+          userId: t.String(),
+          owner: t.String({ description: 'the instance id' }),
+          epoch: t.Integer({ minimum: 1 }),
+          since: t.String({ description: 'when the owner claimed it (RFC 3339)' }),
+        }),
+        ...errors(401, 403, 404, 422),
+      },
+    },
+  )
+}

@@ -1,0 +1,148 @@
+import { describe, expect, it } from 'bun:test'
+import { makeRedisKeys } from '../../src/redis/keys'
+import type { Instance } from '../../src/server'
+import { useTestEnv } from '../support/env'
+import { client } from '../support/http'
+import { waitFor } from '../support/wait'
+
+/**
+ * Cluster ownership between two instances of one process (real Postgres and
+ * Redis; the multi-process cases are in cluster-processes.test.ts): one
+ * owner per user, the same answer from every instance, forwarding, a
+ * redelivered inbox entry with one effect, and a fenced batch re-routed.
+ */
+const env = await useTestEnv()
+const ADMIN = 'cluster-admin@example.com'
+const a = await env.instance({ ADMIN_EMAILS: ADMIN, INSTANCE_ID: 'inproc-a' })
+const b = await env.instance({ ADMIN_EMAILS: ADMIN, INSTANCE_ID: 'inproc-b' })
+const keys = makeRedisKeys(env.redisPrefix)
+const admin = await client(a).register(ADMIN)
+
+function grant(inst: Instance, userId: string, amount: number, key: string = crypto.randomUUID()) {
+  return inst.credits.apply(userId, { kind: 'grant', amount, reason: 'cluster test', key })
+}
+
+async function balance(userId: string) {
+  const [row] = await env.sql`select balance::int from credit_accounts where user_id = ${userId}`
+  return row?.balance ?? 0
+}
+
+async function metric(inst: Instance, name: string) {
+  const text = await inst.metrics.registry.metrics()
+  let sum = 0
+  for (const line of text.split('\n'))
+    if (line.startsWith(name) && !line.startsWith('#')) sum += Number(line.split(' ').at(-1))
+  return sum
+}
+
+describe('cluster ownership', () => {
+  it('answers who owns a user the same on every instance, 404 when nobody does', async () => {
+    const { user } = await client(a).register()
+    const before = await client(b).get(`/v1/admin/actors/${user.id}`, admin.token)
+    expect(before.status).toBe(404)
+    expect(before.json.error.code).toBe('not_found')
+    await grant(a, user.id, 10)
+    const fromA = await client(a).get(`/v1/admin/actors/${user.id}`, admin.token)
+    const fromB = await client(b).get(`/v1/admin/actors/${user.id}`, admin.token)
+    expect(fromA.status).toBe(200)
+    expect(fromA.json).toEqual(fromB.json)
+    expect(fromA.json).toMatchObject({ userId: user.id, owner: 'inproc-a', epoch: 1 })
+    expect(Number.isNaN(Date.parse(fromA.json.since))).toBe(false)
+    expect((await client(a).get('/v1/admin/actors/not-a-uuid', admin.token)).status).toBe(422)
+    expect((await client(a).get(`/v1/admin/actors/${user.id}`, user.id)).status).toBe(401)
+  })
+
+  it('forwards a non-owner’s commands to the owner, which batches them with its own', async () => {
+    const { user } = await client(a).register()
+    await grant(a, user.id, 1000)
+    const charges = Array.from({ length: 200 }, (_, i) =>
+      (i % 2 ? a : b).credits.apply(user.id, {
+        kind: 'charge',
+        amount: 3,
+        reason: 'hot',
+        key: `hot-${i}`,
+      }),
+    )
+    await Promise.all(charges)
+    expect(await balance(user.id)).toBe(1000 - 600)
+    expect(await metric(b, 'user_actor_forwarded_total{result="answered"')).toBeGreaterThanOrEqual(
+      100,
+    )
+    // every command ran on a: b ran none of this user's batches
+    expect(b.userActors.stats().ownedActors).toBe(0)
+    expect(a.userActors.stats().meanBatchSize).toBeGreaterThan(1)
+  })
+
+  it('has one effect for an inbox entry delivered twice (a redelivery, a takeover replay)', async () => {
+    const { user } = await client(a).register()
+    await grant(a, user.id, 1)
+    const probe = `probe-${crypto.randomUUID().slice(0, 8)}`
+    const replies = keys.instanceReplies(probe)
+    const command = JSON.stringify({
+      type: 'ledger',
+      command: { kind: 'grant', amount: 7, reason: 'redelivered', key: 'dup-key' },
+    })
+    const entry = (id: string) =>
+      JSON.stringify({
+        id,
+        from: probe,
+        key: user.id,
+        epoch: 1,
+        deadline: Date.now() + 10_000,
+        hops: 0,
+        command,
+      })
+    // the same command twice, as a redelivery or a takeover would hand it over again
+    for (const id of ['first', 'again'])
+      await a.redis!.sendCommand(['XADD', keys.instanceInbox('inproc-a'), '*', 'e', entry(id)])
+    let got: { id: string; outcome: string }[] = []
+    await waitFor(
+      async () => {
+        const rows = (await a.redis!.sendCommand(['XRANGE', replies, '-', '+'])) as [
+          string,
+          string[],
+        ][]
+        got = rows.map(([, f]) => JSON.parse(f[1]!))
+        return got.length === 2
+      },
+      5000,
+      'two replies on the probe reply stream',
+    )
+    const outcomes = got.map((r) => JSON.parse(r.outcome))
+    expect(outcomes.map((o) => o.ok)).toEqual([true, true])
+    expect(outcomes.map((o) => o.value.replayed).sort()).toEqual([false, true])
+    expect(outcomes[0].value.entry.id).toBe(outcomes[1].value.entry.id)
+    const rows = await env.sql`
+      select count(*)::int as n from ledger_entries where user_id = ${user.id} and idempotency_key = 'dup-key'`
+    expect(rows[0]!.n).toBe(1)
+    expect(await balance(user.id)).toBe(8)
+  })
+
+  it('re-routes a batch its stale epoch refused to the new owner, applying it once', async () => {
+    const { user } = await client(a).register()
+    await grant(a, user.id, 100)
+    // b took the user over while a was paused (as a claim over a dead owner does)
+    await env.sql`update actor_owners set owner = 'inproc-b', epoch = epoch + 1 where user_id = ${user.id}`
+    const fencedBefore = await metric(a, 'user_actor_fenced_batches_total')
+    // a still believes it owns the user: its batch is refused by the epoch and forwarded to b
+    const result = await grant(a, user.id, 5, 'after-takeover')
+    expect(result.balance).toBe(105)
+    expect(await metric(a, 'user_actor_fenced_batches_total')).toBe(fencedBefore + 1)
+    // and from now on a forwards at once
+    await grant(a, user.id, 5)
+    expect(await metric(a, 'user_actor_fenced_batches_total')).toBe(fencedBefore + 1)
+    expect(await balance(user.id)).toBe(110)
+    const owner = await client(a).get(`/v1/admin/actors/${user.id}`, admin.token)
+    expect(owner.json).toMatchObject({ owner: 'inproc-b', epoch: 2 })
+  })
+
+  it('reports owned actors, forwards per second and takeovers per instance in admin stats', async () => {
+    const stats = await client(b).get('/v1/admin/stats', admin.token)
+    expect(stats.status).toBe(200)
+    type Figures = { id: string; ownedActors: number; forwardsPerSecond: number; takeovers: number }
+    const byId = Object.fromEntries((stats.json.instances as Figures[]).map((i) => [i.id, i]))
+    expect(byId['inproc-b']).toMatchObject({ takeovers: 0 })
+    expect(byId['inproc-b']!.forwardsPerSecond).toBeGreaterThan(0)
+    expect(typeof byId['inproc-a']!.ownedActors).toBe('number')
+  })
+})
