@@ -190,6 +190,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     wire: taggedWire<UserMessage, UserResult>({ ledger: ledgerWire, generation: generationWire }),
     leaseMs: config.ACTOR_LEASE_MS,
     forwardTimeoutMs: config.ACTOR_FORWARD_TIMEOUT_MS,
+    redisTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     handle: dispatchByType<UserMessage, UserResult>({
       ledger: ledgerHandler(makeLedgerWriter(database.db), outbox.committed),
       generation: generationHandler({

@@ -3,7 +3,7 @@ import type { DB } from '../db/schema'
 import { StaleEpoch, Unavailable, toError } from '../errors'
 import type { Logger } from '../obs/logger'
 import type { Metrics } from '../obs/metrics'
-import type { Redis } from '../redis/client'
+import { withDeadline, type Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
 import {
   makeActorSystem,
@@ -49,6 +49,11 @@ export type ClusterDeps<C, R> = Omit<ActorSystemOptions<C, R>, 'handle'> & {
   leaseMs?: number
   /** How long a sender awaits a forwarded command's reply (default 2 × lease + 2000 ms). */
   forwardTimeoutMs?: number
+  /**
+   * Deadline of each routing call to Redis (default 1000 ms): node-redis does
+   * not time out a command already written to a server that stopped answering.
+   */
+  redisTimeoutMs?: number
 }
 
 const MAX_HOPS = 3
@@ -62,6 +67,7 @@ export async function makeCluster<C, R>(deps: ClusterDeps<C, R>) {
   const { db, instanceId: me, log, wire } = deps
   const leaseMs = deps.leaseMs ?? 3000
   const forwardTimeoutMs = deps.forwardTimeoutMs ?? 2 * leaseMs + 2000
+  const redisTimeoutMs = deps.redisTimeoutMs ?? 1000
   const owned = new Map<string, number>()
   const routes = new Map<string, Route & { at: number }>()
   const deciding = new Map<string, Promise<void>>()
@@ -100,6 +106,7 @@ export async function makeCluster<C, R>(deps: ClusterDeps<C, R>) {
         keys: redis.keys,
         instanceId: me,
         leaseMs,
+        timeoutMs: redisTimeoutMs,
         log,
         onDead: (dead) => {
           if (!claiming || takingOver.has(dead)) return
@@ -121,6 +128,7 @@ export async function makeCluster<C, R>(deps: ClusterDeps<C, R>) {
         reader: redis.reader,
         keys: redis.keys,
         instanceId: me,
+        timeoutMs: redisTimeoutMs,
         log,
         receive,
       })
@@ -238,7 +246,9 @@ export async function makeCluster<C, R>(deps: ClusterDeps<C, R>) {
   /** Redis' routing cache, then Postgres (the truth; `fresh` goes there at once). */
   async function lookup(key: string, fresh: boolean): Promise<Route> {
     if (!fresh) {
-      const text = await redis!.main.get(redis!.keys.actorRoute(key)).catch(() => null)
+      const text = await withDeadline(redisTimeoutMs, 'actor route', () =>
+        redis!.main.get(redis!.keys.actorRoute(key)),
+      ).catch(() => null)
       if (text) {
         const [owner, epoch] = text.split(' ')
         const r = { owner: owner!, epoch: Number(epoch) }

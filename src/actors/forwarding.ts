@@ -1,5 +1,5 @@
 import type { Logger } from '../obs/logger'
-import type { Redis } from '../redis/client'
+import { withDeadline, type Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
 
 /**
@@ -65,6 +65,8 @@ export async function makeForwarding(deps: {
   reader: Redis
   keys: RedisKeys
   instanceId: string
+  /** Deadline of the XADD that sends (a Redis that stopped answering is a 503, not a hang). */
+  timeoutMs: number
   log: Logger
   /** Processes an inbox entry (this instance's or a dead one's) and says what to answer. */
   receive: (envelope: Envelope) => Promise<Reply | undefined>
@@ -101,14 +103,16 @@ export async function makeForwarding(deps: {
       })
     })
     try {
-      const id = await redis.sendCommand([
-        'XADD',
-        keys.instanceInbox(target),
-        'NOMKSTREAM',
-        '*',
-        'e',
-        JSON.stringify(envelope),
-      ])
+      const id = await withDeadline(deps.timeoutMs, 'forward', () =>
+        redis.sendCommand([
+          'XADD',
+          keys.instanceInbox(target),
+          'NOMKSTREAM',
+          '*',
+          'e',
+          JSON.stringify(envelope),
+        ]),
+      )
       if (id === null) throw new InboxGone(target)
     } catch (err) {
       clearTimeout(timer)

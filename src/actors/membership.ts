@@ -1,5 +1,5 @@
 import type { Logger } from '../obs/logger'
-import type { Redis } from '../redis/client'
+import { withDeadline, type Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
 
 /**
@@ -22,6 +22,8 @@ export function makeMembership(deps: {
   keys: RedisKeys
   instanceId: string
   leaseMs: number
+  /** Deadline of a fresh look at a heartbeat (checkAlive). */
+  timeoutMs: number
   log: Logger
   onDead: (instanceId: string) => void
 }) {
@@ -72,7 +74,10 @@ export function makeMembership(deps: {
      */
     async checkAlive(id: string) {
       if (id === me || alive.has(id)) return true
-      const found = (await redis.exists(keys.actorHeartbeat(id))) === 1
+      const found =
+        (await withDeadline(deps.timeoutMs, 'actor heartbeat', () =>
+          redis.exists(keys.actorHeartbeat(id)),
+        )) === 1
       if (found) alive.add(id)
       return found
     },
