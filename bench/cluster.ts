@@ -19,6 +19,11 @@ import { createClient } from 'redis'
 import { loadConfig } from '../src/config/config'
 import { makeLogger } from '../src/obs/logger'
 import { buildInstance, type Instance } from '../src/server'
+import { makeActorSystem } from '../src/actors/actor-system'
+import { dispatchByType } from '../src/actors/dispatch'
+import { ledgerHandler, makeCredits, type LedgerMessage } from '../src/ledger/credits'
+import type { LedgerResult } from '../src/ledger/commands'
+import { makeLedgerWriter } from '../src/ledger/writer'
 import { benchDatabase, closedLoop, summarize, table } from './support'
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 256)
@@ -111,6 +116,27 @@ try {
           where user_id = ${hotBase!} and balance >= 1`.execute(db),
     ),
   )
+  // the embedded path: the same actor runtime and ledger writer, no epoch (what fencing costs)
+  const unfencedActors = makeActorSystem<LedgerMessage, LedgerResult>({
+    name: 'bench_unfenced',
+    handle: dispatchByType<LedgerMessage, LedgerResult>({
+      ledger: ledgerHandler(makeLedgerWriter(db), () => {}),
+    }),
+    log,
+  })
+  const unfencedCredits = makeCredits(unfencedActors.ask)
+  const [hot0] = await seedUsers(1, 1_000_000_000)
+  const unfenced = summarize(
+    await closedLoop(CLIENTS, OPS, () =>
+      unfencedCredits.apply(hot0!, {
+        kind: 'charge',
+        amount: 1,
+        reason: 'bench',
+        key: crypto.randomUUID(),
+      }),
+    ),
+  )
+  await unfencedActors.close()
   const [hot1] = await seedUsers(1, 1_000_000_000)
   await charge(a, hot1!)
   const one = summarize(await closedLoop(CLIENTS, OPS, () => charge(a, hot1!)))
@@ -128,6 +154,13 @@ try {
           'x baseline': 1,
         },
         {
+          path: 'actor, unfenced (embedded path)',
+          'ops/s': unfenced.opsPerSec,
+          p50: unfenced.p50,
+          p99: unfenced.p99,
+          'x baseline': unfenced.opsPerSec / baseline.opsPerSec,
+        },
+        {
           path: 'actor, 1 instance',
           'ops/s': one.opsPerSec,
           p50: one.p50,
@@ -142,7 +175,8 @@ try {
           'x baseline': three.opsPerSec / baseline.opsPerSec,
         },
       ]) +
-      `\n3 instances / 1 instance: ${(three.opsPerSec / one.opsPerSec).toFixed(2)} (target >= 0.8)\n`,
+      `\n3 instances / 1 instance: ${(three.opsPerSec / one.opsPerSec).toFixed(2)} (target >= 0.8); ` +
+      `fenced / unfenced: ${(one.opsPerSec / unfenced.opsPerSec).toFixed(2)}\n`,
   )
 
   // (3) many users spread over three instances

@@ -106,6 +106,7 @@ export async function makeCluster<C, R>(deps: ClusterDeps<C, R>) {
         keys: redis.keys,
         instanceId: me,
         leaseMs,
+        announce: deps.canOwn,
         timeoutMs: redisTimeoutMs,
         log,
         onDead: (dead) => {

@@ -172,7 +172,34 @@ export async function makeForwarding(deps: {
     if (ids.length) void redis.sendCommand(['XACK', replies, GROUP, ...ids]).catch(() => {})
   }
 
+  /**
+   * Entries this consumer read and never acknowledged: a previous process
+   * with the same instance id (a Fly machine restarted) died with them. One
+   * pass, in id order, before the first new read.
+   */
+  async function recoverOwn() {
+    let after = '0'
+    for (;;) {
+      const got = (await reader.sendCommand([
+        'XREADGROUP',
+        'GROUP',
+        GROUP,
+        me,
+        'COUNT',
+        '256',
+        'STREAMS',
+        inbox,
+        after,
+      ])) as StreamReply
+      const entries = got?.[0]?.[1] ?? []
+      if (entries.length === 0) return
+      await Promise.all(entries.map((e) => handle(inbox, e)))
+      after = entries.at(-1)![0]
+    }
+  }
+
   async function loop() {
+    await recoverOwn().catch((err) => log.warn({ err }, 'recovering own inbox entries failed'))
     let backoff = 50
     while (!closing) {
       try {

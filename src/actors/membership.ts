@@ -22,6 +22,11 @@ export function makeMembership(deps: {
   keys: RedisKeys
   instanceId: string
   leaseMs: number
+  /**
+   * False outside the Fly.io primary region: the instance watches the others
+   * but never announces itself, so it is never chosen to take a user over.
+   */
+  announce: boolean
   /** Deadline of a fresh look at a heartbeat (checkAlive). */
   timeoutMs: number
   log: Logger
@@ -35,13 +40,14 @@ export function makeMembership(deps: {
 
   async function beat() {
     const now = Date.now()
-    const [, , ids] = (await redis
-      .multi()
-      .set(keys.actorHeartbeat(me), String(now), { PX: leaseMs })
-      .zAdd(members, { score: now, value: me })
-      // members silent for 100 leases are forgotten (their inboxes were taken over long ago)
-      .zRangeByScore(members, now - 100 * leaseMs, '+inf')
-      .exec()) as unknown as [unknown, unknown, string[]]
+    if (deps.announce)
+      await redis
+        .multi()
+        .set(keys.actorHeartbeat(me), String(now), { PX: leaseMs })
+        .zAdd(members, { score: now, value: me })
+        .exec()
+    // members silent for 100 leases are forgotten (their inboxes were taken over long ago)
+    const ids = await redis.zRangeByScore(members, now - 100 * leaseMs, '+inf')
     const others = ids.filter((id) => id !== me)
     const beats = others.length ? await redis.mGet(others.map(keys.actorHeartbeat)) : []
     const next = new Set<string>([me])

@@ -1,6 +1,7 @@
 import { Elysia, t } from 'elysia'
 import { NotFound } from '../errors'
-import { IdParam, errors } from '../http/schemas'
+import { errors } from '../http/schemas'
+import { SafeString } from '../http/text'
 
 /** Mounted under /v1/admin behind the admin guard. */
 export function actorAdminRoutes(deps: {
@@ -9,14 +10,14 @@ export function actorAdminRoutes(deps: {
   ) => Promise<{ userId: string; owner: string; epoch: number; since: string } | undefined>
 }) {
   return new Elysia({ detail: { tags: ['admin'] } }).get(
-    '/actors/:id',
+    '/actors/:userId',
     async ({ params }) => {
-      const owner = await deps.ownerOf(params.id)
+      const owner = await deps.ownerOf(params.userId)
       if (!owner) throw new NotFound('Actor owner')
       return owner
     },
     {
-      params: IdParam,
+      params: t.Object({ userId: SafeString({ format: 'uuid' }) }),
       detail: {
         summary: 'Which instance owns a user’s actor, with its fencing epoch',
         description:

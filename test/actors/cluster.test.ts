@@ -136,6 +136,39 @@ describe('cluster ownership', () => {
     expect(owner.json).toMatchObject({ owner: 'inproc-b', epoch: 2 })
   })
 
+  it('processes at start what a previous process with its instance id read and never acknowledged', async () => {
+    const { user } = await client(a).register()
+    const id = 'inproc-restarted'
+    const inbox = keys.instanceInbox(id)
+    const probe = `probe-${crypto.randomUUID().slice(0, 8)}`
+    const envelope = JSON.stringify({
+      id: 'left-behind',
+      from: probe,
+      key: user.id,
+      epoch: 0,
+      deadline: Date.now() + 30_000,
+      hops: 0,
+      command: JSON.stringify({
+        type: 'ledger',
+        command: { kind: 'grant', amount: 9, reason: 'left behind', key: 'left-behind' },
+      }),
+    })
+    // the previous process: its group, an entry it read (pending to it), then it died
+    await a.redis!.sendCommand(['XGROUP', 'CREATE', inbox, 'actors', '0', 'MKSTREAM'])
+    await a.redis!.sendCommand(['XADD', inbox, '*', 'e', envelope])
+    await a.redis!.sendCommand(['XREADGROUP', 'GROUP', 'actors', id, 'STREAMS', inbox, '>'])
+    const again = await env.instance({ INSTANCE_ID: id })
+    await waitFor(async () => (await balance(user.id)) === 9, 5000, 'the pending entry to apply')
+    const replies = (await a.redis!.sendCommand([
+      'XRANGE',
+      keys.instanceReplies(probe),
+      '-',
+      '+',
+    ])) as [string, string[]][]
+    expect(replies.map(([, f]) => JSON.parse(f[1]!).id)).toEqual(['left-behind'])
+    expect(again.userActors.stats().ownedActors).toBe(1)
+  })
+
   it('reports owned actors, forwards per second and takeovers per instance in admin stats', async () => {
     const stats = await client(b).get('/v1/admin/stats', admin.token)
     expect(stats.status).toBe(200)
