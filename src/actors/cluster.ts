@@ -217,7 +217,13 @@ export async function makeCluster<C, R>(deps: ClusterDeps<C, R>) {
       return { owner: others[hash(key) % others.length]!, epoch: 0 }
     }
     const dead = known.owner && known.owner !== me ? known.owner : null
-    const won = await claimOwner(db, key, me, dead, leaseMs)
+    let won = await claimOwner(db, key, me, dead, leaseMs)
+    if (dead && won.owner === dead && won.leaseLeftMs > 0) {
+      // its heartbeat lapsed before its own fresh claim's lease did (it died right after
+      // claiming): that lease is a time on the database clock, so wait it out, then claim
+      await Bun.sleep(won.leaseLeftMs + 5)
+      won = await claimOwner(db, key, me, dead, leaseMs)
+    }
     remember(key, won)
     if (won.owner === me && !claiming) {
       // the hand-off began while this claim was in flight: give it up at once

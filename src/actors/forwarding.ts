@@ -198,6 +198,13 @@ export async function makeForwarding(deps: {
     }
   }
 
+  /** Entries being handled: close() waits for their replies before the connection goes. */
+  const handling = new Set<Promise<void>>()
+  function track(p: Promise<void>) {
+    handling.add(p)
+    void p.finally(() => handling.delete(p))
+  }
+
   async function loop() {
     await recoverOwn().catch((err) => log.warn({ err }, 'recovering own inbox entries failed'))
     let backoff = 50
@@ -221,7 +228,7 @@ export async function makeForwarding(deps: {
         backoff = 50
         for (const [stream, entries] of got ?? []) {
           if (stream === replies) settleReplies(entries)
-          else for (const entry of entries) void handle(inbox, entry)
+          else for (const entry of entries) track(handle(inbox, entry))
         }
       } catch (err) {
         if (closing) break
@@ -305,14 +312,21 @@ export async function makeForwarding(deps: {
     },
     async close() {
       closing = true
-      // the blocking read ends within BLOCK_MS; then the streams go, so senders re-route at once
+      // the blocking read ends within BLOCK_MS. Then what is left is read and the inbox
+      // deleted in one transaction, so no entry can land in between and wait for nobody;
+      // a sender after it finds the inbox gone (NOMKSTREAM) and routes again at once
       await reading
-      await redis
-        .multi()
-        .del(inbox)
-        .del(replies)
-        .exec()
-        .catch(() => {})
+      try {
+        const [left] = (await redis
+          .multi()
+          .addCommand(['XREADGROUP', 'GROUP', GROUP, me, 'STREAMS', inbox, '>'])
+          .addCommand(['DEL', inbox, replies])
+          .exec()) as unknown as [StreamReply]
+        for (const entry of left?.[0]?.[1] ?? []) track(handle(inbox, entry))
+      } catch (err) {
+        log.warn({ err }, 'closing the inbox failed')
+      }
+      await Promise.allSettled([...handling])
     },
   }
 }

@@ -8,6 +8,9 @@ import type { DB } from '../db/schema'
  */
 export type Ownership = { userId: string; owner: string | null; epoch: number; since: Date }
 
+/** A claim's answer: the record, and how long its owner's claim lease still runs (ms). */
+export type Claimed = Ownership & { leaseLeftMs: number }
+
 type Row = { user_id: string; owner: string | null; epoch: number | string; since: Date | string }
 
 function toOwnership(r: Row): Ownership {
@@ -26,11 +29,12 @@ export async function claimOwner(
   owner: string,
   dead: string | null,
   leaseMs: number,
-): Promise<Ownership> {
-  const { rows } = await sql<Row>`
-    select user_id, owner, epoch, since
+): Promise<Claimed> {
+  const { rows } = await sql<Row & { lease_left_ms: number }>`
+    select user_id, owner, epoch, since,
+      greatest(0, ceil(extract(epoch from lease_until - now()) * 1000))::int as lease_left_ms
     from actor_claim(${userId}::uuid, ${owner}, ${dead}, ${leaseMs}::integer)`.execute(db)
-  return toOwnership(rows[0]!)
+  return { ...toOwnership(rows[0]!), leaseLeftMs: Number(rows[0]!.lease_left_ms) }
 }
 
 export async function readOwner(db: Kysely<DB>, userId: string): Promise<Ownership | undefined> {
