@@ -217,6 +217,9 @@ export async function makeCluster<C, R>(deps: ClusterDeps<C, R>) {
       return { owner: others[hash(key) % others.length]!, epoch: 0 }
     }
     const dead = known.owner && known.owner !== me ? known.owner : null
+    // just back from a Redis outage, every heartbeat has expired, the live ones too
+    if (dead && !membership!.settled())
+      throw new Unavailable('Cluster routing is recovering (Redis); retry shortly', 1)
     let won = await claimOwner(db, key, me, dead, leaseMs)
     if (dead && won.owner === dead && won.leaseLeftMs > 0) {
       // its heartbeat lapsed before its own fresh claim's lease did (it died right after

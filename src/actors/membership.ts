@@ -37,6 +37,11 @@ export function makeMembership(deps: {
   let alive = new Set<string>([me])
   let timer: ReturnType<typeof setInterval> | undefined
   let closed = false
+  // since when this instance's beats have all succeeded: a missing heartbeat says an
+  // instance died only to one that has seen Redis for a whole lease. After an outage
+  // every key has expired, and the live instances need a beat to come back
+  let connectedSince: number | undefined
+  const settled = () => connectedSince !== undefined && Date.now() - connectedSince >= leaseMs
 
   async function beat() {
     const now = Date.now()
@@ -50,10 +55,11 @@ export function makeMembership(deps: {
     const ids = await redis.zRangeByScore(members, now - 100 * leaseMs, '+inf')
     const others = ids.filter((id) => id !== me)
     const beats = others.length ? await redis.mGet(others.map(keys.actorHeartbeat)) : []
+    connectedSince ??= now
     const next = new Set<string>([me])
     others.forEach((id, i) => {
       if (beats[i] !== null) next.add(id)
-      else deps.onDead(id)
+      else if (settled()) deps.onDead(id)
     })
     alive = next
     await redis.zRemRangeByScore(members, '-inf', now - 100 * leaseMs)
@@ -64,7 +70,12 @@ export function makeMembership(deps: {
       await beat()
       timer = setInterval(
         () => {
-          if (!closed) void beat().catch((err) => log.warn({ err }, 'actor heartbeat failed'))
+          // a beat that does not answer in time failed (a stalled Redis never errs)
+          if (!closed)
+            void withDeadline(deps.timeoutMs * 2, 'actor heartbeat', beat).catch((err) => {
+              connectedSince = undefined
+              log.warn({ err }, 'actor heartbeat failed')
+            })
         },
         Math.max(50, Math.floor(leaseMs / 3)),
       )
@@ -72,6 +83,8 @@ export function makeMembership(deps: {
     },
     /** From the last beat's view (at most a third of the lease old). */
     isAlive: (id: string) => id === me || alive.has(id),
+    /** Whether a missing heartbeat may be read as a dead instance (see connectedSince). */
+    settled,
     live: () => [...alive].sort(),
     /**
      * Alive by the view, or else by a fresh look at its heartbeat key: a member

@@ -375,6 +375,7 @@ describe('cluster ownership across processes', () => {
     await grant(c.url, u.id, 1)
     // who owns the user decides what the cut does: its owner runs it, the others cannot reach it
     expect((await ownerOf(u.id))!.owner).toBe(c.instance)
+    const takeoversBefore = await metric(c, 'user_actor_takeovers_total')
     proxy.stall()
     const cutAt = performance.now()
     const seen: { via: string; status: number; ms: number; retryAfter: string | null }[] = []
@@ -414,6 +415,11 @@ describe('cluster ownership across processes', () => {
       `redis cut: ${seen.filter((r) => r.status === 201).length} answered, ${unanswered.length} refused with 503 then retried`,
     )
     expect(await balance(u.id)).toBe(ops)
+    // every heartbeat expired during the cut, the live ones too: nobody was taken over
+    // for it, the owner is the same at the same epoch
+    expect(await ownerOf(u.id)).toEqual({ owner: c.instance, epoch: 1 })
+    expect(await metric(d, 'user_actor_takeovers_total')).toBe(0)
+    expect(await metric(c, 'user_actor_takeovers_total')).toBe(takeoversBefore)
     expect((await ledgerOk()).ok).toBe(true)
   }, 60_000)
 })
