@@ -8,6 +8,7 @@ import type { RedisKeys } from '../redis/keys'
 import {
   makeActorSystem,
   type ActorSystemOptions,
+  type BatchContext,
   type BatchHandler,
   type Outcome,
 } from './actor-system'
@@ -137,11 +138,18 @@ export async function makeCluster<C, R>(deps: ClusterDeps<C, R>) {
   await membership?.start()
 
   /** The actor's batch, under this instance's epoch; what the epoch refuses goes to the owner. */
-  async function fencedHandle(key: string, batch: readonly C[]): Promise<Outcome<R>[]> {
-    if (!redis) return deps.handle(key, batch)
+  async function fencedHandle(
+    key: string,
+    batch: readonly C[],
+    context?: BatchContext,
+  ): Promise<Outcome<R>[]> {
+    // the batch's deadline signal (actor-system.ts) goes with every handle call made for it
+    if (!redis) return deps.handle(key, batch, context)
+    const signal = context?.signal
     const epoch = owned.get(key)
-    if (epoch === undefined) return Promise.all(batch.map((c) => settle(route(key, c, 1, true))))
-    const outcomes = await deps.handle(key, batch, { epoch })
+    if (epoch === undefined)
+      return Promise.all(batch.map((c) => settle(route(key, c, 1, true, signal))))
+    const outcomes = await deps.handle(key, batch, { ...context, epoch })
     const stale = outcomes.flatMap((o, i) => (!o.ok && o.error instanceof StaleEpoch ? [i] : []))
     if (stale.length === 0) return outcomes
     fencedBatches?.inc()
@@ -149,7 +157,7 @@ export async function makeCluster<C, R>(deps: ClusterDeps<C, R>) {
     if (owned.get(key) === epoch) owned.delete(key)
     routes.delete(key)
     await Promise.all(
-      stale.map(async (i) => (outcomes[i] = await settle(route(key, batch[i]!, 1, true)))),
+      stale.map(async (i) => (outcomes[i] = await settle(route(key, batch[i]!, 1, true, signal)))),
     )
     return outcomes
   }
@@ -159,12 +167,18 @@ export async function makeCluster<C, R>(deps: ClusterDeps<C, R>) {
    * own batch (a fenced command re-routed), so a command that lands here runs
    * in that batch, not behind it in the mailbox it is blocking.
    */
-  async function route(key: string, command: C, hops: number, inActor = false): Promise<R> {
+  async function route(
+    key: string,
+    command: C,
+    hops: number,
+    inActor = false,
+    signal?: AbortSignal,
+  ): Promise<R> {
     for (;;) {
       const epoch = owned.get(key)
       if (epoch !== undefined) {
         if (!inActor) return actors.ask(key, command)
-        const [outcome] = await deps.handle(key, [command], { epoch })
+        const [outcome] = await deps.handle(key, [command], { epoch, signal })
         if (outcome!.ok || !(outcome!.error instanceof StaleEpoch)) return unwrap(outcome!)
         fencedBatches?.inc()
         if (owned.get(key) === epoch) owned.delete(key)
