@@ -5,6 +5,12 @@ import type { IdempotencyKeyTable } from '../idempotency/table'
 import type { CreditAccountTable, LedgerEntryTable, ProcessedWebhookTable } from '../ledger/table'
 import type { PoseCategoryTable, PoseTable } from '../library/table'
 import type { MediaTable, UploadTable } from '../media/table'
+import type {
+  StatsGenerationDayTable,
+  StatsItemDayTable,
+  StatsLedgerDayTable,
+  StatsPoseDayTable,
+} from '../stats/table'
 import type { UserIdentityTable, UserTable } from '../users/table'
 
 /** Every table kysely knows, by SQL name. Each room owns its table types. */
@@ -24,4 +30,8 @@ export interface DB {
   event_sequences: EventSequenceTable
   event_outbox: EventOutboxTable
   actor_owners: ActorOwnerTable
+  stats_ledger_days: StatsLedgerDayTable
+  stats_item_days: StatsItemDayTable
+  stats_pose_days: StatsPoseDayTable
+  stats_generation_days: StatsGenerationDayTable
 }

@@ -3,21 +3,24 @@ import type { DB } from '../db/schema'
 
 /**
  * Statistics as set-based SQL: each function is one statement that answers a
- * whole figure family, never a query per row or per day. Ranges are
- * half-open [from, to) instants; days are UTC dates ('YYYY-MM-DD').
- * Served by ledger_entries_user_created and generation_items_user_finished
- * (sql/0009): index-only range scans of one user's rows.
+ * whole figure family, never a query per row or per day. Ranges are whole UTC
+ * days, firstDay..lastDay both included ('YYYY-MM-DD'); `from`/`to` are the
+ * same range as half-open instants [from, to).
+ *
+ * Per-user figures read the daily rollups of sql/0011 (stats_*_days, kept by
+ * triggers in the transactions that write the source rows): a range scan of
+ * at most 366 days × a few rows by primary key, whatever the user's history.
  */
 export type Range = { from: Date; to: Date; firstDay: string; lastDay: string }
 
-/** Generations created in the range, counted by status. */
+/** Generations created in the range, counted by (current) status. */
 export function generationsByStatus(db: Kysely<DB>, userId: string, r: Range) {
   return db
-    .selectFrom('generations')
-    .select((eb) => ['status', eb.fn.countAll<number>().as('n')])
+    .selectFrom('stats_generation_days')
+    .select((eb) => ['status', eb.fn.sum<number>('generations').as('n')])
     .where('user_id', '=', userId)
-    .where('created_at', '>=', r.from)
-    .where('created_at', '<', r.to)
+    .where('day', '>=', sql<string>`${r.firstDay}::date`)
+    .where('day', '<=', sql<string>`${r.lastDay}::date`)
     .groupBy('status')
     .execute()
 }
@@ -25,11 +28,11 @@ export function generationsByStatus(db: Kysely<DB>, userId: string, r: Range) {
 /** Items that ended in the range, counted by outcome. */
 export function itemsByOutcome(db: Kysely<DB>, userId: string, r: Range) {
   return db
-    .selectFrom('generation_items')
-    .select((eb) => ['status', eb.fn.countAll<number>().as('n')])
+    .selectFrom('stats_item_days')
+    .select((eb) => ['status', eb.fn.sum<number>('items').as('n')])
     .where('user_id', '=', userId)
-    .where('finished_at', '>=', r.from)
-    .where('finished_at', '<', r.to)
+    .where('day', '>=', sql<string>`${r.firstDay}::date`)
+    .where('day', '<=', sql<string>`${r.lastDay}::date`)
     .groupBy('status')
     .execute()
 }
@@ -48,49 +51,49 @@ export async function creditFigures(db: Kysely<DB>, userId: string, r: Range) {
       coalesce(-sum(amount) filter (where kind = 'charge'), 0)::bigint as charged,
       coalesce(sum(amount) filter (where kind = 'refund'), 0)::bigint as refunded,
       (select balance from credit_accounts where user_id = ${userId}) as balance
-    from ledger_entries
-    where user_id = ${userId} and created_at >= ${r.from} and created_at < ${r.to}`.execute(db)
+    from stats_ledger_days
+    where user_id = ${userId} and day >= ${r.firstDay}::date and day <= ${r.lastDay}::date`.execute(
+    db,
+  )
   return rows[0]!
 }
 
-/** The poses of the most images that succeeded in the range: one join, one group. */
-export function topPoses(db: Kysely<DB>, userId: string, r: Range, limit: number) {
-  return db
-    .selectFrom('generation_items as i')
-    .innerJoin('poses as p', 'p.id', 'i.pose_id')
-    .select((eb) => ['i.pose_id as pose_id', 'p.name', eb.fn.countAll<number>().as('uses')])
-    .where('i.user_id', '=', userId)
-    .where('i.finished_at', '>=', r.from)
-    .where('i.finished_at', '<', r.to)
-    .where('i.status', '=', 'succeeded')
-    .groupBy(['i.pose_id', 'p.name'])
-    .orderBy('uses', 'desc')
-    .orderBy('p.name')
-    .limit(limit)
-    .execute()
+/**
+ * The poses of the most images that succeeded in the range: the uses are
+ * summed per pose first, then joined to the poses for their names (one join).
+ */
+export async function topPoses(db: Kysely<DB>, userId: string, r: Range, limit: number) {
+  const { rows } = await sql<{ pose_id: string; name: string; uses: number }>`
+    with uses as (
+      select pose_id, sum(uses) as uses from stats_pose_days
+      where user_id = ${userId} and day >= ${r.firstDay}::date and day <= ${r.lastDay}::date
+      group by pose_id
+      having sum(uses) > 0
+    )
+    select u.pose_id, p.name, u.uses from uses u join poses p on p.id = u.pose_id
+    order by u.uses desc, p.name
+    limit ${limit}`.execute(db)
+  return rows
 }
 
 /**
  * One row per UTC day of the range, zero-filled: images that succeeded that
  * day and credits spent (charges less refunds). generate_series makes the
- * days; each side is grouped once and joined to them.
+ * days; each rollup gives at most one row per day, joined to them.
  */
 export async function dailySeries(db: Kysely<DB>, userId: string, r: Range) {
   const { rows } = await sql<{ date: string; images: number; credits: number }>`
     with days as (
       select d::date as day from generate_series(${r.firstDay}::date, ${r.lastDay}::date, interval '1 day') d
     ), images as (
-      select (finished_at at time zone 'UTC')::date as day, count(*) as n
-      from generation_items
+      select day, items as n from stats_item_days
       where user_id = ${userId} and status = 'succeeded'
-        and finished_at >= ${r.from} and finished_at < ${r.to}
-      group by 1
+        and day >= ${r.firstDay}::date and day <= ${r.lastDay}::date
     ), credits as (
-      select (created_at at time zone 'UTC')::date as day, -sum(amount) as n
-      from ledger_entries
+      select day, -sum(amount) as n from stats_ledger_days
       where user_id = ${userId} and kind in ('charge', 'refund')
-        and created_at >= ${r.from} and created_at < ${r.to}
-      group by 1
+        and day >= ${r.firstDay}::date and day <= ${r.lastDay}::date
+      group by day
     )
     select to_char(days.day, 'YYYY-MM-DD') as date,
       coalesce(images.n, 0)::bigint as images, coalesce(credits.n, 0)::bigint as credits
@@ -123,13 +126,13 @@ export async function systemFigures(db: Kysely<DB>) {
   return rows[0]!
 }
 
-/** Every ledger entry summed by kind. */
+/** Every ledger entry summed by kind, from the daily rollup (days × users rows, not entries). */
 export function ledgerTotals(db: Kysely<DB>) {
   return db
-    .selectFrom('ledger_entries')
+    .selectFrom('stats_ledger_days')
     .select((eb) => [
       'kind',
-      eb.fn.countAll<number>().as('entries'),
+      eb.fn.sum<number>('entries').as('entries'),
       eb.fn.sum<number>('amount').as('amount'),
     ])
     .groupBy('kind')

@@ -15,7 +15,6 @@ import {
 
 export const MAX_RANGE_DAYS = 366
 export const DEFAULT_RANGE_DAYS = 30
-const TOP_POSES = 5
 const DAY_MS = 86_400_000
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/
 
@@ -66,6 +65,42 @@ const countsBy = <K extends string>(rows: { status: string; n: number }[], keys:
     keys.map((k) => [k, Number(rows.find((r) => r.status === k)?.n ?? 0)]),
   ) as Record<K, number>
 
+export const TOP_POSES = 5
+
+type UserFigureRows = {
+  generations: { status: string; n: number }[]
+  items: { status: string; n: number }[]
+  credits: Awaited<ReturnType<typeof creditFigures>>
+  poses: { pose_id: string | null; name: string; uses: number }[]
+  daily: { date: string; images: number; credits: number }[]
+}
+
+/** GET /v1/stats/me's body from the five statements' rows. */
+export function presentUserStats(rows: UserFigureRows) {
+  const { generations, items, credits, poses, daily } = rows
+  const byStatus = countsBy(generations, GENERATION_STATUSES)
+  return {
+    generations: {
+      total: Object.values(byStatus).reduce((a, b) => a + b, 0),
+      byStatus,
+    },
+    images: countsBy(items, ['succeeded', 'failed', 'cancelled'] as const),
+    credits: {
+      granted: Number(credits.granted),
+      purchased: Number(credits.purchased),
+      charged: Number(credits.charged),
+      refunded: Number(credits.refunded),
+      balance: Number(credits.balance ?? 0),
+    },
+    topPoses: poses.map((p) => ({ poseId: p.pose_id!, name: p.name, uses: Number(p.uses) })),
+    daily: daily.map((d) => ({
+      date: d.date,
+      images: Number(d.images),
+      credits: Number(d.credits),
+    })),
+  }
+}
+
 export type Stats = ReturnType<typeof makeStats>
 
 /** Per-user and system statistics; `db` is the read database (the replica when configured). */
@@ -81,27 +116,7 @@ export function makeStats(deps: { db: Kysely<DB> }) {
         topPoses(db, userId, range, TOP_POSES),
         dailySeries(db, userId, range),
       ])
-      const byStatus = countsBy(generations, GENERATION_STATUSES)
-      return {
-        generations: {
-          total: Object.values(byStatus).reduce((a, b) => a + b, 0),
-          byStatus,
-        },
-        images: countsBy(items, ['succeeded', 'failed', 'cancelled'] as const),
-        credits: {
-          granted: Number(credits.granted),
-          purchased: Number(credits.purchased),
-          charged: Number(credits.charged),
-          refunded: Number(credits.refunded),
-          balance: Number(credits.balance ?? 0),
-        },
-        topPoses: poses.map((p) => ({ poseId: p.pose_id!, name: p.name, uses: Number(p.uses) })),
-        daily: daily.map((d) => ({
-          date: d.date,
-          images: Number(d.images),
-          credits: Number(d.credits),
-        })),
-      }
+      return presentUserStats({ generations, items, credits, poses, daily })
     },
     /** The database's share of GET /v1/admin/stats: two statements. */
     async system() {
