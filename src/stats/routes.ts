@@ -30,13 +30,15 @@ export function adminStatsRoutes(deps: { stats: Stats; heartbeat: Heartbeat }) {
     '/stats',
     async () => {
       const [system, instances] = await Promise.all([deps.stats.system(), deps.heartbeat.all()])
+      const self = deps.heartbeat.local()
       const sum = (f: (i: (typeof instances)[number]) => number) =>
         instances.reduce((a, i) => a + f(i), 0)
       return {
         ...system,
         actorsLive: sum((i) => i.actorsLive),
         websocketConnections: sum((i) => i.websocketConnections),
-        instance: deps.heartbeat.local(),
+        // this instance's entry of the list, so it shows the figures the sums were made of
+        instance: instances.find((i) => i.id === self.id) ?? self,
         instances,
       }
     },
