@@ -52,6 +52,7 @@ import { makeLibraryInvalidation } from './library/invalidation'
 import { libraryAdminRoutes, libraryRoutes } from './library/routes'
 import { makeLibrary } from './library/service'
 import { mediaRoutes } from './media/routes'
+import { makeUploadMetrics } from './media/upload-metrics'
 import { uploadRoutes } from './media/upload-routes'
 import { makeUploads } from './media/uploads'
 import { makeMediaUrls } from './media/signed-urls'
@@ -159,12 +160,14 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     invalidation: libraryInvalidation,
   })
   const poses = { existing: library.existing, load: library.load }
+  const uploadMetrics = makeUploadMetrics(metrics)
   const uploads = makeUploads({
     db: database.db,
     storage: media,
     urls: mediaUrls,
     log: log.child({ room: 'media' }),
     limits: { perHour: config.MAX_UPLOADS_PER_HOUR, quotaBytes: config.UPLOAD_QUOTA_BYTES },
+    onStored: uploadMetrics.stored,
   })
   // events are written by the user actor in each transaction (the outbox); the
   // relay, made with the event log below, moves them to the log
@@ -412,6 +415,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     guards,
     version: pkg.version,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    responseObservers: [uploadMetrics.observe],
     region: makeRegionEdge({
       primaryRegion: config.PRIMARY_REGION,
       region: config.region,

@@ -28,6 +28,12 @@ export type AppDeps = {
   routes: AnyElysia[]
   /** Mounted under /v1/admin behind the admin guard. */
   adminRoutes: AnyElysia[]
+  /**
+   * Called once per response, after it is sent, with its path and final
+   * status: also for a request answered before routing (e.g. a 413 on a
+   * declared Content-Length), which no route's own hook sees.
+   */
+  responseObservers?: ((r: { method: string; path: string; status: number }) => void)[]
 }
 
 export function createApp(deps: AppDeps) {
@@ -91,6 +97,11 @@ export function createApp(deps: AppDeps) {
       const status = typeof set.status === 'number' ? set.status : 200
       const template = route || 'unmatched'
       metrics.httpDuration.observe({ method: request.method, route: template, status }, ms / 1000)
+      if (deps.responseObservers?.length) {
+        const path = new URL(request.url).pathname
+        for (const observe of deps.responseObservers)
+          observe({ method: request.method, path, status })
+      }
       log.info(
         {
           method: request.method,

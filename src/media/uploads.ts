@@ -23,6 +23,8 @@ export type UploadsDeps = {
   urls: Pick<MediaUrls, 'url'>
   log: Logger
   limits: { perHour: number; quotaBytes: number }
+  /** Counts each upload recorded (upload-metrics.ts). */
+  onStored?: (bytes: number) => void
 }
 
 export type Uploads = ReturnType<typeof makeUploads>
@@ -118,6 +120,7 @@ export function makeUploads(deps: UploadsDeps) {
         return { row: inserted, created: true }
       })
       if (!row.created) await removeBlobs(imageKey, thumbKey)
+      else deps.onStored?.(Number(row.row.bytes))
       return present(row.row)
     } catch (error) {
       await removeBlobs(imageKey, thumbKey)
