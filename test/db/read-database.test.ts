@@ -62,4 +62,31 @@ describe('DATABASE_READ_URL', () => {
     const health = await api.get('/health')
     expect(health.json.checks['postgres-read'].ok).toBe(true)
   })
+  it('serves GET /v1/stats/me and the database figures of /v1/admin/stats from the read database', async () => {
+    const user = await api.register()
+    // the replica alone holds this user's history (and the rollup its triggers keep there)
+    await replica`insert into users (id, email, password_hash, role)
+      values (${user.user.id}, ${user.user.email}, 'x', 'user')`
+    await replica`select ledger_apply(${user.user.id}, ${replica.json([
+      { kind: 'grant', amount: 777, id: crypto.randomUUID(), reason: 'replica only', key: 'r1' },
+    ])})`
+    const stats = await api.get('/v1/stats/me', user.token)
+    expect(stats.status).toBe(200)
+    expect(stats.json.credits).toMatchObject({ granted: 777, balance: 777 })
+    const [primary] = await env.sql`select count(*)::int as n from ledger_entries
+      where user_id = ${user.user.id}`
+    expect(primary!.n).toBe(0)
+
+    const admin = await api.post('/v1/auth/login', {
+      email: 'admin@example.com',
+      password: 'correct horse battery',
+    })
+    const system = await api.get('/v1/admin/stats', admin.json.token)
+    expect(system.status).toBe(200)
+    const [onReplica] = await replica`select count(*)::int as n from users`
+    const [onPrimary] = await env.sql`select count(*)::int as n from users`
+    expect(onReplica!.n).not.toBe(onPrimary!.n)
+    expect(system.json.users).toBe(onReplica!.n)
+    expect(system.json.ledger.grant.amount).toBe(777)
+  })
 })
