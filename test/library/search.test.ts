@@ -7,7 +7,7 @@ import { poseListQuery } from '../../src/library/repository'
 import { buildInstance } from '../../src/server'
 import { silentLog, useTestEnv } from '../support/env'
 import { client } from '../support/http'
-import { addProbes, searchCases } from './search-cases'
+import { addProbes, KEYPOINTS, searchCases } from './search-cases'
 
 // PGlite boots in seconds; `bun test` alone gives a test 5 s
 const SLOW_MS = 60_000
@@ -70,6 +70,30 @@ describe('library search on embedded PGlite', () => {
       const admin = await api.register('admin@example.com')
       await addProbes(api, admin.token)
       await searchCases(api)
+
+      // no Redis: an admin write clears this instance's pose cache by a call
+      const [probe] = (await api.get('/v1/library/poses?q=Quiet%20figure')).json.items
+      const path = `/v1/library/poses/${probe.id}`
+      expect((await api.get(path)).json.name).toBe('Quiet figure')
+      const renamedList = '/v1/library/poses?q=Quiet%20figure%20renamed'
+      expect((await api.get(renamedList)).json.items).toEqual([])
+      const hits = inst.poseCache.stats().hits
+      expect((await api.get(path)).json.name).toBe('Quiet figure')
+      expect((await api.get(renamedList)).json.items).toEqual([])
+      expect(inst.poseCache.stats().hits).toBe(hits + 2)
+      const renamed = await api.call('PUT', path.replace('/v1/', '/v1/admin/'), {
+        body: {
+          name: 'Quiet figure renamed',
+          category: 'standing',
+          tags: ['probe'],
+          difficulty: 'easy',
+          keypoints: KEYPOINTS,
+        },
+        token: admin.token,
+      })
+      expect(renamed.status).toBe(200)
+      expect((await api.get(path)).json.name).toBe('Quiet figure renamed')
+      expect((await api.get(renamedList)).json.items).toHaveLength(1)
     },
     SLOW_MS,
   )
