@@ -10,6 +10,19 @@ export type NewMedia = {
   height: number | null
 }
 
+/** A media row as inserted: one spelling of the columns for every writer of `media`. */
+export function mediaRow(m: NewMedia & { id: string }) {
+  return {
+    id: m.id,
+    user_id: m.userId,
+    storage_key: m.storageKey,
+    content_type: m.contentType,
+    bytes: m.bytes,
+    width: m.width,
+    height: m.height,
+  }
+}
+
 /**
  * Records stored objects in one statement and returns their ids in the
  * order given. The storage key names what an image is (generation, item,
@@ -20,17 +33,7 @@ export async function upsertMedia(db: Kysely<DB>, media: NewMedia[]): Promise<st
   if (media.length === 0) return []
   const rows = await db
     .insertInto('media')
-    .values(
-      media.map((m) => ({
-        id: Bun.randomUUIDv7(),
-        user_id: m.userId,
-        storage_key: m.storageKey,
-        content_type: m.contentType,
-        bytes: m.bytes,
-        width: m.width,
-        height: m.height,
-      })),
-    )
+    .values(media.map((m) => mediaRow({ ...m, id: Bun.randomUUIDv7() })))
     .onConflict((oc) =>
       oc.column('storage_key').doUpdateSet((eb) => ({
         bytes: eb.ref('excluded.bytes'),

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
 import type { DB } from '../db/schema'
-import type { NewMedia } from './repository'
+import { mediaRow, type NewMedia } from './repository'
 import type { UploadRow, UploadTable } from './table'
 import type { Insertable } from 'kysely'
 
@@ -58,18 +58,9 @@ export async function insertUpload(
   thumb: NewMedia & { id: string },
   upload: Insertable<UploadTable>,
 ): Promise<UploadRow> {
-  const row = (m: NewMedia & { id: string }) => ({
-    id: m.id,
-    user_id: m.userId,
-    storage_key: m.storageKey,
-    content_type: m.contentType,
-    bytes: m.bytes,
-    width: m.width,
-    height: m.height,
-  })
   await trx
     .insertInto('media')
-    .values([row(image), row(thumb)])
+    .values([mediaRow(image), mediaRow(thumb)])
     .execute()
   return trx.insertInto('uploads').values(upload).returningAll().executeTakeFirstOrThrow()
 }
