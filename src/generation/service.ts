@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import { NotFound, ValidationFailed, type ValidationIssue } from '../errors'
-import { decodeCursor, encodeCursor, isTimeIdCursor, pageLimit } from '../http/schemas'
+import { decodeCursor, encodeCursor, isTimeIdCursor, pageLimit } from '../db/keyset'
 import { isHexColour } from '../media/colour'
 import type { MediaUrls } from '../media/signed-urls'
 import type { GenerationCommand, GenerationResult } from './commands'

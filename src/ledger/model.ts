@@ -49,12 +49,3 @@ export const PaymentEvent = t.Object({
   userId: SafeString({ format: 'uuid' }),
   credits: JsonInteger({ minimum: 1, maximum: 1_000_000_000 }),
 })
-
-export const IdempotencyKeyHeader = t.Object({
-  'idempotency-key': t.Optional(
-    SafeString({
-      pattern: '^[\\x20-\\x7E]{1,255}$',
-      description: '1 to 255 printable ASCII characters; replays the first response for 24 h',
-    }),
-  ),
-})

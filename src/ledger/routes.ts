@@ -4,7 +4,9 @@ import type { DB } from '../db/schema'
 import { Unavailable, ValidationFailed } from '../errors'
 import type { Guards } from '../http/guards'
 import { contextOf } from '../http/request-context'
-import { Page, PageQuery, errors, pageLimit } from '../http/schemas'
+import { Page, PageQuery, errors } from '../http/schemas'
+import { pageLimit } from '../db/keyset'
+import { IdempotencyKeyHeader } from '../idempotency/header'
 import type { Idempotency } from '../idempotency/idempotency'
 import type { Credits } from './credits'
 import { ledgerKeys } from './keys'
@@ -12,7 +14,6 @@ import {
   Balance,
   GrantBody,
   GrantResult,
-  IdempotencyKeyHeader,
   LedgerCheckSchema,
   LedgerEntrySchema,
   PaymentEvent,

@@ -2,7 +2,7 @@ import type { Kysely, Transaction } from 'kysely'
 import type { Outcome } from '../actors/actor-system'
 import type { DB } from '../db/schema'
 import { IdempotencyConflict, InsufficientCredits, unreachable } from '../errors'
-import { decodeCursor, encodeCursor, isSeqCursor } from '../http/schemas'
+import { decodeCursor, encodeCursor, isSeqCursor } from '../db/keyset'
 import type { LedgerCommand, LedgerEntry, LedgerResult } from './commands'
 import * as repo from './repository'
 

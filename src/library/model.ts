@@ -1,6 +1,7 @@
 import { t } from 'elysia'
 import { ValidationFailed } from '../errors'
-import { CursorParam, LimitParam, decodeCursor, isUuid } from '../http/schemas'
+import { CursorParam, LimitParam } from '../http/schemas'
+import { decodeCursor, isUuid } from '../db/keyset'
 import { SafeString, isSafeText } from '../http/text'
 import { KeypointsSchema } from './keypoints'
 

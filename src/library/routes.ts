@@ -1,6 +1,7 @@
 import { Elysia, t } from 'elysia'
 import { ValidationFailed } from '../errors'
-import { IdParam, Page, encodeCursor, errors, pageLimit } from '../http/schemas'
+import { IdParam, Page, errors } from '../http/schemas'
+import { encodeCursor, pageLimit } from '../db/keyset'
 import {
   CategorySchema,
   PoseInputSchema,

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import { Conflict, RateLimited, Unauthorized } from '../errors'
 import type { DB } from '../db/schema'
-import type { RateLimiter } from '../http/rate-limit'
+import type { RateLimiter } from './rate-limit'
 import type { ExternalIdentity } from './principals'
 import {
   findUserByEmail,
