@@ -1,6 +1,7 @@
 import type { BatchHandler } from '../actors/actor-system'
 import { toCommandError } from '../db/errors'
 import type { LedgerCommand, LedgerResult } from './commands'
+import { ledgerKeys } from './keys'
 import { toOutcomes } from './service'
 import type { LedgerWriter } from './writer'
 
@@ -49,4 +50,19 @@ export function makeCredits(ask: Ask) {
   return {
     apply: (userId: string, command: LedgerCommand) => ask(userId, { type: 'ledger', command }),
   }
+}
+
+/**
+ * The signup grant, a rule of the ledger's: `amount` credits once per user,
+ * at registration (idempotent per user, key 'signup'); none when amount is 0.
+ */
+export function signupGrant(credits: Credits, amount: number) {
+  if (amount <= 0) return undefined
+  return async (userId: string) =>
+    void (await credits.apply(userId, {
+      kind: 'grant',
+      amount,
+      reason: 'signup credits',
+      key: ledgerKeys.signupGrant(),
+    }))
 }

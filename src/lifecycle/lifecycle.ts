@@ -14,13 +14,29 @@ import type { Logger } from 'pino'
  *             by what is left of the budget; then pools close. A stage that
  *             fails or passes the budget makes the drain unclean (exit 1).
  *   drained:  every stage has run (or the budget ran out); the caller exits.
+ *
+ * Drain stages run in the order `drainOrder` names them (one list, in the
+ * composition root; stages it does not name run after, in registration
+ * order). Closers run in the reverse of their registration: each part of the
+ * instance registers its closer where it is made, after what it uses, so it
+ * closes before them by construction.
  */
 export type DrainStage = { name: string; run: () => Promise<void> }
 
 export type Lifecycle = ReturnType<typeof makeLifecycle>
 
-export function makeLifecycle(log: Logger) {
+export type LifecycleOptions = {
+  /** The drain stages by name, in the order they run. */
+  drainOrder?: readonly string[]
+}
+
+export function makeLifecycle(log: Logger, options: LifecycleOptions = {}) {
   const stages: DrainStage[] = []
+  const closers: { name: string; close: () => unknown }[] = []
+  const rank = (name: string) => {
+    const i = options.drainOrder?.indexOf(name) ?? -1
+    return i < 0 ? Number.MAX_SAFE_INTEGER : i
+  }
   let draining = false
   let inflight = 0
   let idleWaiters: (() => void)[] = []
@@ -42,9 +58,31 @@ export function makeLifecycle(log: Logger) {
         idleWaiters = []
       }
     },
-    /** Adds a stage; stages run in the order they were registered. */
+    /** Adds a stage: in `drainOrder`'s place, or after those it names, in registration order. */
     onDrain(name: string, run: () => Promise<void>) {
-      stages.push({ name, run })
+      const at = stages.findIndex((s) => rank(s.name) > rank(name))
+      stages.splice(at < 0 ? stages.length : at, 0, { name, run })
+    },
+    /** Adds a closer; `close()` runs them last registered first. */
+    onClose(name: string, close: () => unknown) {
+      closers.push({ name, close })
+    },
+    /**
+     * Closes every registered part, last registered first, each awaited; one
+     * that fails is logged and the rest still close (the first failure is
+     * rethrown at the end).
+     */
+    async close() {
+      let failure: unknown
+      for (const { name, close } of closers.splice(0).reverse()) {
+        try {
+          await close()
+        } catch (err) {
+          log.error({ err, part: name }, 'closing failed')
+          failure ??= err
+        }
+      }
+      if (failure !== undefined) throw failure
     },
     /**
      * Runs the drain within `budgetMs`. Resolves true when every stage finished

@@ -22,5 +22,6 @@ describe('signup credits', () => {
       ['grant', 250, 'signup credits'],
     ])
     expect((await api.get('/v1/credits', token)).json).toEqual({ balance: 250 })
-  })
+    // four argon2id hashes: seconds on a loaded CI machine, above bun's 5 s default
+  }, 20_000)
 })

@@ -1,0 +1,68 @@
+import type { Config } from '../config/config'
+import { makeGuards } from '../http/guards'
+import { signupGrant, type Credits } from '../ledger/credits'
+import { makeAuthenticator } from '../users/principals'
+import { makeFallbackRateLimiter, makeMemoryRateLimiter } from '../users/rate-limit'
+import { makeUsers } from '../users/service'
+import { makeTokens } from '../users/tokens'
+import type { Foundation } from './foundation'
+
+export type UsersOptions = {
+  /** The clock token expiries are checked by (default Date.now); tests move it. */
+  now?: () => number
+  /** How long a resolved user record is trusted (default 30,000 ms). */
+  userCacheTtlMs?: number
+  /** Resolved user records kept (default 10,000). */
+  userCacheMax?: number
+}
+
+/**
+ * The users room: tokens, the login rate limiter (Redis, falling back to
+ * memory while Redis does not answer: never unlimited, never waiting), the
+ * users service with the signup grant, and the authenticator every token is
+ * resolved by (the record's role counts), with the guards built on it.
+ */
+export function composeUsers(
+  f: Foundation,
+  config: Config,
+  options: UsersOptions,
+  credits: Credits,
+) {
+  const rateFallbacks = f.metrics.counter(
+    'rate_limit_fallbacks_total',
+    'Rate limit decisions made in memory because Redis did not answer',
+  )
+  const limiter = f.redis
+    ? makeFallbackRateLimiter({
+        redis: f.redis,
+        keys: f.keys,
+        timeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+        onFallback: () => rateFallbacks.inc(),
+      })
+    : makeMemoryRateLimiter()
+  f.lifecycle.onClose('rate limiter', limiter.close)
+  const tokens = makeTokens({
+    secret: config.jwtSecret,
+    jwksUrl: config.JWKS_URL,
+    ttlSeconds: config.JWT_TTL_SECONDS,
+    now: options.now,
+  })
+  const users = makeUsers(f.database.db, tokens, limiter, {
+    onRegistered: signupGrant(credits, config.signupCredits),
+    adminEmails: config.adminEmails,
+    loginRate: {
+      perEmail: config.LOGIN_RATE_PER_EMAIL,
+      perIp: config.LOGIN_RATE_PER_IP,
+      windowSeconds: config.LOGIN_RATE_WINDOW_SECONDS,
+    },
+  })
+  const principals = makeAuthenticator({
+    tokens,
+    findUser: users.findById,
+    provision: users.provision,
+    cacheTtlMs: options.userCacheTtlMs,
+    cacheMax: options.userCacheMax,
+    now: options.now,
+  })
+  return { tokens, users, principals, guards: makeGuards(principals) }
+}
