@@ -48,4 +48,34 @@ describe('drain stages', () => {
     expect(await drained).toBe(true)
     expect(closedAt - t0).toBeGreaterThanOrEqual(290)
   })
+
+  it('runs the stages in the declared order, whatever order the rooms registered them in', async () => {
+    const { log } = recording()
+    const lifecycle = makeLifecycle(log, { drainOrder: ['pool', 'actors', 'sockets'] })
+    const ran: string[] = []
+    for (const name of ['sockets', 'unlisted', 'actors', 'pool', 'also unlisted'])
+      lifecycle.onDrain(name, async () => void ran.push(name))
+    expect(await lifecycle.drain(1000)).toBe(true)
+    expect(ran).toEqual(['pool', 'actors', 'sockets', 'unlisted', 'also unlisted'])
+  })
+})
+
+describe('closers', () => {
+  it('close last made first, each awaited, and a failing one does not stop the rest', async () => {
+    const { log, lines } = recording()
+    const lifecycle = makeLifecycle(log)
+    const closed: string[] = []
+    lifecycle.onClose('database', async () => void closed.push('database'))
+    lifecycle.onClose('relay', () => {
+      closed.push('relay')
+      throw new Error('relay would not stop')
+    })
+    lifecycle.onClose('gateway', async () => {
+      await Bun.sleep(1)
+      closed.push('gateway')
+    })
+    await expect(lifecycle.close()).rejects.toThrow('relay would not stop')
+    expect(closed).toEqual(['gateway', 'relay', 'database'])
+    expect(lines.find((l) => l.msg === 'closing failed')).toMatchObject({ part: 'relay' })
+  })
 })
