@@ -74,7 +74,8 @@ describe('the browser client', () => {
     })
     socket.onclose?.({ code: 1013 })
     expect(states.at(-1)).toBe('reconnecting')
-    await waitFor(() => FakeSocket.opened.length === before + 2, 2000, 'the reconnect')
+    // the first backoff is under 1 s; the deadline leaves room for a loaded machine's timers
+    await waitFor(() => FakeSocket.opened.length === before + 2, 10_000, 'the reconnect')
     FakeSocket.opened.at(-1)!.onopen?.()
     expect(JSON.parse(FakeSocket.opened.at(-1)!.sent[0]!)).toMatchObject({ resumeAfter: '5-0' })
     realtime.stop()
