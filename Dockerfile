@@ -5,7 +5,8 @@
 FROM oven/bun:1.4.5 AS deps
 WORKDIR /app
 COPY package.json bun.lock ./
-RUN bun install --frozen-lockfile --production
+# --ignore-scripts: the postinstall builds the embedded (PGlite) snapshot, which production does not use
+RUN bun install --frozen-lockfile --production --ignore-scripts
 
 # --- runtime: sources and production node_modules, no build tools, not root ---
 FROM oven/bun:1.4.5 AS runtime

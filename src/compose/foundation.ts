@@ -1,6 +1,7 @@
 import type { Config } from '../config/config'
 import { makeDatabase } from '../db/database'
 import { migrate } from '../db/migrator'
+import { readSnapshot } from '../db/pglite-snapshot'
 import { makeReadDatabase } from '../db/read-database'
 import { makeLifecycle } from '../lifecycle/lifecycle'
 import type { Logger } from '../obs/logger'
@@ -30,9 +31,12 @@ export async function composeFoundation(config: Config, log: Logger) {
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
     applicationName: `atelier:${config.instanceId}`.slice(0, 63),
     onError: (err: Error) => log.warn({ err }, 'postgres connection lost'),
+    // embedded: a new DATA_DIR starts from the migrated snapshot when bun install built one
+    snapshot: () => readSnapshot(),
   }
   const database = await makeDatabase(databaseOptions)
   lifecycle.onClose('database', database.close)
+  if (database.booted === 'snapshot') log.info('new embedded database from the migrated snapshot')
   // a read region (Fly.io) never writes, not even the schema: the primary's machines migrate
   if (config.MIGRATE_ON_START && config.isPrimaryRegion) {
     const applied = await migrate(database.migrationTarget)

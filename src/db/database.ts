@@ -1,7 +1,7 @@
 import { PGlite } from '@electric-sql/pglite'
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
 import { Kysely, PostgresDialect, sql } from 'kysely'
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import pg from 'pg'
 import { withDeadline } from './deadline'
 import type { MigrationTarget } from './migrator'
@@ -10,6 +10,11 @@ import type { DB } from './schema'
 
 export type Database = {
   kind: 'postgres' | 'pglite'
+  /**
+   * PGlite only: how its directory came to be. 'snapshot': a new directory
+   * unpacked from the migrated snapshot (pglite-snapshot.ts) instead of initdb.
+   */
+  booted?: 'existing' | 'initdb' | 'snapshot'
   db: Kysely<DB>
   migrationTarget: MigrationTarget
   /** One round trip; throws when the database does not answer. */
@@ -40,6 +45,11 @@ export type DatabaseOptions = {
   applicationName?: string
   /** Errors of connections that died while idle or between queries (they fail no call). */
   onError?: (error: Error) => void
+  /**
+   * PGlite only: a migrated data directory (a tar, pglite-snapshot.ts) that a
+   * new DATA_DIR starts from instead of running initdb and every migration.
+   */
+  snapshot?: () => Blob | undefined
 }
 
 function resolveDeadlines(o: DatabaseOptions) {
@@ -64,7 +74,7 @@ function parserOf(oid: number, format?: 'text' | 'binary') {
 export const PGLITE_EXTENSIONS = { pg_trgm }
 
 export async function makeDatabase(options: DatabaseOptions): Promise<Database> {
-  if (!options.url) return makePGlite(options.dataDir)
+  if (!options.url) return makePGlite(options.dataDir, options.snapshot)
   const database = makePostgres(options.url, options)
   // connect now: a bad DATABASE_URL fails the start, and kysely's driver is
   // initialized, so after close() a stray query rejects instead of waiting forever
@@ -151,15 +161,37 @@ function makePostgres(url: string, options: DatabaseOptions): Database {
   }
 }
 
-async function makePGlite(dataDir: string): Promise<Database> {
-  mkdirSync(dataDir, { recursive: true })
-  const pg = await PGlite.create(`${dataDir}/pglite`, {
-    parsers: { [INT8]: Number },
-    extensions: PGLITE_EXTENSIONS,
-  })
+async function makePGlite(dataDir: string, snapshot?: () => Blob | undefined): Promise<Database> {
+  const dir = `${dataDir}/pglite`
+  let booted: Database['booted'] = 'existing'
+  let loadDataDir: Blob | undefined
+  if (!existsSync(`${dir}/PG_VERSION`)) {
+    mkdirSync(dataDir, { recursive: true })
+    loadDataDir = snapshot?.()
+    booted = loadDataDir ? 'snapshot' : 'initdb'
+  }
+  return pgliteDatabase(
+    await PGlite.create(dir, {
+      parsers: { [INT8]: Number },
+      extensions: PGLITE_EXTENSIONS,
+      loadDataDir,
+    }),
+    booted,
+  )
+}
+
+/** PGlite in memory (nothing on disk): what the snapshot is built in. */
+export async function makeMemoryPGlite(): Promise<Database & { dump(): Promise<Blob> }> {
+  const pg = await PGlite.create({ parsers: { [INT8]: Number }, extensions: PGLITE_EXTENSIONS })
+  // 'none': an uncompressed tar, which unpacks faster than it would inflate
+  return { ...pgliteDatabase(pg, 'initdb'), dump: () => pg.dumpDataDir('none') }
+}
+
+function pgliteDatabase(pg: PGlite, booted: Database['booted']): Database {
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: makePGlitePool(pg) }) })
   return {
     kind: 'pglite',
+    booted,
     db,
     migrationTarget: {
       // one process owns a PGlite directory, so the lock is this process's turn on it
