@@ -386,11 +386,14 @@ describe('redis faults', () => {
       proxy.heal()
       await load.stop()
     }
-    // REST writes went on during the stall: answered (no hang), and accepted
+    // REST writes went on during the stall: every one answered (no hang), accepted where the
+    // user's owner needed no Redis to be found, or a 503 with Retry-After where routing did
+    // (cluster ownership routes through Redis: issue #12 asks for 503 then, not 500 or a hang);
+    // checkResponses below holds every 503 to `unavailable` with Retry-After
     const during = load.responses.filter((r) => r.startedAt >= stalledAt && r.endedAt <= healedAt)
     figures.stallResponses = tally(during)
     expect(during.filter((r) => r.status === 201 || r.status === 202).length).toBeGreaterThan(0)
-    expect(during.filter((r) => r.status !== 201 && r.status !== 202)).toEqual([])
+    expect(during.filter((r) => ![201, 202, 503].includes(r.status as number))).toEqual([])
     await settleItems(sql)
     const drainedAt = performance.now()
     while ((await pendingEvents()) > 0) {

@@ -398,7 +398,8 @@ describe('events', () => {
       data: { balance: 30, delta: 30, kind: 'grant' },
     })
     await onB.close()
-  })
+    // a second instance boots inside the test: seconds on a loaded machine
+  }, 30_000)
 
   it('closes a client that stops reading with 1013, having dropped nothing before it', async () => {
     const slow = await start({ WS_SEND_BUFFER_BYTES: String(16 * 1024) })

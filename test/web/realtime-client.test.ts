@@ -79,7 +79,7 @@ describe('the browser client', () => {
     FakeSocket.opened.at(-1)!.onopen?.()
     expect(JSON.parse(FakeSocket.opened.at(-1)!.sent[0]!)).toMatchObject({ resumeAfter: '5-0' })
     realtime.stop()
-  })
+  }, 20_000)
 
   it('stops and asks for a reload after 1008 or 1009, instead of repeating the fault', () => {
     for (const code of [1008, 1009]) {
