@@ -12,7 +12,8 @@ export function actorAdminRoutes(deps: {
   return new Elysia({ detail: { tags: ['admin'] } }).get(
     '/actors/:userId',
     async ({ params }) => {
-      const owner = await deps.ownerOf(params.userId)
+      // ids are keys as Postgres writes them (lowercase); a UUID is the same in any case
+      const owner = await deps.ownerOf(params.userId.toLowerCase())
       if (!owner) throw new NotFound('Actor owner')
       return owner
     },

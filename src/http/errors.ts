@@ -9,7 +9,7 @@ import {
   toError,
 } from '../errors'
 import { toDbAppError } from '../db/errors'
-import { SAFE_TEXT_MESSAGE, SAFE_TEXT_PATTERN } from './text'
+import { SAFE_TEXT_MESSAGE, SAFE_TEXT_PATTERN, isSafeText } from './text'
 
 /**
  * The one place an error becomes a response. AppErrors keep their code,
@@ -37,15 +37,25 @@ export function toAppError(code: string | number, error: unknown): AppError | un
     case 'VALIDATION': {
       const e = error as {
         type?: string
-        all?: { path?: string; summary?: string; message?: string; schema?: { pattern?: string } }[]
+        all?: {
+          path?: string
+          summary?: string
+          message?: string
+          value?: unknown
+          schema?: { pattern?: string }
+        }[]
       }
       if (e.type === 'response') return undefined // our bug, not the caller's: a 500
       // a header's path says it is one, as the idempotency key's own check does
       const prefix = e.type === 'headers' ? '/headers' : ''
       const issues = (e.all ?? []).map((i) => ({
         path: prefix + (i.path || '/'),
+        // the field's schema carries the safe-text pattern whatever check failed (a format, a
+        // length): the safe-text message only when the text itself is what breaks it
         message:
-          i.schema?.pattern === SAFE_TEXT_PATTERN
+          i.schema?.pattern === SAFE_TEXT_PATTERN &&
+          typeof i.value === 'string' &&
+          !isSafeText(i.value)
             ? SAFE_TEXT_MESSAGE
             : (i.summary ?? i.message ?? 'invalid'),
       }))

@@ -80,7 +80,7 @@ export async function makeHeartbeat(deps: {
       for (const text of records) {
         if (!text) continue // expired since the index was read
         try {
-          figures.push(JSON.parse(text) as InstanceFigures)
+          figures.push(readRecord(JSON.parse(text)))
         } catch {
           log.warn('unreadable stats heartbeat record')
         }
@@ -98,4 +98,35 @@ export async function makeHeartbeat(deps: {
         .catch(() => {})
     },
   }
+}
+
+const COUNTS = [
+  'uptimeSeconds',
+  'actorsLive',
+  'ownedActors',
+  'forwardsPerSecond',
+  'takeovers',
+  'websocketConnections',
+  'inflightRequests',
+] as const
+
+/**
+ * Another instance's record, as this version reads it: during a rolling
+ * deploy an older instance's record lacks the figures added since (a count
+ * it does not report is 0), and one that is not a record at all is skipped.
+ */
+export function readRecord(raw: unknown): InstanceFigures {
+  if (typeof raw !== 'object' || raw === null || typeof (raw as { id?: unknown }).id !== 'string')
+    throw new Error('not a heartbeat record')
+  const r = raw as Record<string, unknown>
+  const figures = {
+    id: r.id as string,
+    region: typeof r.region === 'string' ? r.region : null,
+    at: typeof r.at === 'string' ? r.at : new Date(0).toISOString(),
+  } as InstanceFigures
+  for (const k of COUNTS) {
+    const v = r[k]
+    figures[k] = typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0
+  }
+  return figures
 }

@@ -48,6 +48,9 @@ describe('cluster ownership', () => {
     expect(fromA.json).toEqual(fromB.json)
     expect(fromA.json).toMatchObject({ userId: user.id, owner: 'inproc-a', epoch: 1 })
     expect(Number.isNaN(Date.parse(fromA.json.since))).toBe(false)
+    // a UUID in capitals names the same user
+    const upper = await client(a).get(`/v1/admin/actors/${user.id.toUpperCase()}`, admin.token)
+    expect(upper.json).toEqual(fromA.json)
     expect((await client(a).get('/v1/admin/actors/not-a-uuid', admin.token)).status).toBe(422)
     expect((await client(a).get(`/v1/admin/actors/${user.id}`, user.id)).status).toBe(401)
   })

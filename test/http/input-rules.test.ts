@@ -100,6 +100,17 @@ describe('text Postgres cannot store', () => {
     )
     expect(emoji.status).toBe(202)
     expect(await readBalance(inst.database.db, user.id)).toBe(1000 - 30)
+    // a field that fails another of its checks (a format, a length) is not said to hold a NUL
+    const notUuid = await api.get('/v1/generations/not-a-uuid', token)
+    expect422(notUuid, '/id')
+    expect(notUuid.json.error.details[0].message).not.toBe(SAFE_TEXT_MESSAGE)
+    const tooLong = await api.post(
+      '/v1/admin/credits/grants',
+      { userId: user.id, amount: 5, reason: 'r'.repeat(5000) },
+      admin.token,
+    )
+    expect422(tooLong, '/reason')
+    expect(tooLong.json.error.details[0].message).not.toBe(SAFE_TEXT_MESSAGE)
   })
 
   it('answers a signed webhook whose event id holds a NUL with 422, not 503', async () => {

@@ -60,3 +60,29 @@ describe('instance heartbeat records', () => {
     }
   })
 })
+
+describe('a record from another version', () => {
+  it('reads the figures an older instance does not report as 0, and refuses what is no record', async () => {
+    const { readRecord } = await import('../../src/stats/heartbeat')
+    const older = readRecord({
+      id: 'old-1',
+      region: null,
+      actorsLive: 3,
+      at: '2026-12-01T00:00:00.000Z',
+    })
+    expect(older).toEqual({
+      id: 'old-1',
+      region: null,
+      at: '2026-12-01T00:00:00.000Z',
+      uptimeSeconds: 0,
+      actorsLive: 3,
+      ownedActors: 0,
+      forwardsPerSecond: 0,
+      takeovers: 0,
+      websocketConnections: 0,
+      inflightRequests: 0,
+    })
+    expect(readRecord({ id: 'x', actorsLive: 'lots', takeovers: -1 }).actorsLive).toBe(0)
+    for (const raw of [null, 7, 'text', { actorsLive: 1 }]) expect(() => readRecord(raw)).toThrow()
+  })
+})
