@@ -24,6 +24,7 @@ import { dispatchByType } from '../src/actors/dispatch'
 import { ledgerHandler, makeCredits, type LedgerMessage } from '../src/ledger/credits'
 import type { LedgerResult } from '../src/ledger/commands'
 import { makeLedgerWriter } from '../src/ledger/writer'
+import { claimOwner } from '../src/actors/owners'
 import { benchDatabase, closedLoop, summarize, table } from './support'
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 256)
@@ -137,6 +138,29 @@ try {
     ),
   )
   await unfencedActors.close()
+  // the same bare runtime with every batch fenced by an epoch (what fencing costs, alone)
+  const [hotF] = await seedUsers(1, 1_000_000_000)
+  const { epoch } = await claimOwner(db, hotF!, 'bench-bare', null, 3000)
+  const inner = dispatchByType<LedgerMessage, LedgerResult>({
+    ledger: ledgerHandler(makeLedgerWriter(db), () => {}),
+  })
+  const fencedActors = makeActorSystem<LedgerMessage, LedgerResult>({
+    name: 'bench_fenced',
+    handle: (key, batch) => inner(key, batch, { epoch }),
+    log,
+  })
+  const fencedCredits = makeCredits(fencedActors.ask)
+  const fenced = summarize(
+    await closedLoop(CLIENTS, OPS, () =>
+      fencedCredits.apply(hotF!, {
+        kind: 'charge',
+        amount: 1,
+        reason: 'bench',
+        key: crypto.randomUUID(),
+      }),
+    ),
+  )
+  await fencedActors.close()
   const [hot1] = await seedUsers(1, 1_000_000_000)
   await charge(a, hot1!)
   const one = summarize(await closedLoop(CLIENTS, OPS, () => charge(a, hot1!)))
@@ -161,7 +185,14 @@ try {
           'x baseline': unfenced.opsPerSec / baseline.opsPerSec,
         },
         {
-          path: 'actor, 1 instance',
+          path: 'actor, fenced (bare runtime, epoch checked)',
+          'ops/s': fenced.opsPerSec,
+          p50: fenced.p50,
+          p99: fenced.p99,
+          'x baseline': fenced.opsPerSec / baseline.opsPerSec,
+        },
+        {
+          path: 'actor, 1 instance (full wiring, events relayed)',
           'ops/s': one.opsPerSec,
           p50: one.p50,
           p99: one.p99,
@@ -176,7 +207,7 @@ try {
         },
       ]) +
       `\n3 instances / 1 instance: ${(three.opsPerSec / one.opsPerSec).toFixed(2)} (target >= 0.8); ` +
-      `fenced / unfenced: ${(one.opsPerSec / unfenced.opsPerSec).toFixed(2)}\n`,
+      `fenced / unfenced (bare): ${(fenced.opsPerSec / unfenced.opsPerSec).toFixed(2)}\n`,
   )
 
   // (3) many users spread over three instances

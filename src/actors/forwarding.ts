@@ -88,11 +88,35 @@ export async function makeForwarding(deps: {
   await ensureGroup(inbox)
   await ensureGroup(replies)
 
-  /** Sends and awaits the reply, up to `timeoutMs`. */
-  async function send(target: string, envelope: Envelope, timeoutMs: number): Promise<Reply> {
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const answer = new Promise<Reply>((resolve, reject) => {
-      timer = setTimeout(() => {
+  /**
+   * Group sending: envelopes for one target in one turn of the event loop go
+   * as one stream entry (a JSON array), and replies to one sender likewise,
+   * so a hot user's 256 forwarded commands cost one XADD each way, not 256.
+   */
+  type Outgoing = { envelope: Envelope; fail: (err: Error) => void }
+  const outgoing = new Map<string, Outgoing[]>()
+  const replying = new Map<string, { reply: string; done: PromiseWithResolvers<void> }[]>()
+
+  function flushSends(target: string) {
+    const batch = outgoing.get(target)!
+    outgoing.delete(target)
+    const body = JSON.stringify(batch.map((o) => o.envelope))
+    withDeadline(deps.timeoutMs, 'forward', () =>
+      redis.sendCommand(['XADD', keys.instanceInbox(target), 'NOMKSTREAM', '*', 'e', body]),
+    ).then(
+      (id) => {
+        if (id === null) for (const o of batch) o.fail(new InboxGone(target))
+      },
+      (err: Error) => {
+        for (const o of batch) o.fail(err)
+      },
+    )
+  }
+
+  /** Sends and awaits the reply, up to `timeoutMs`; rejects with InboxGone, ReplyTimeout, or the XADD's error. */
+  function send(target: string, envelope: Envelope, timeoutMs: number): Promise<Reply> {
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
         waiting.delete(envelope.id)
         reject(new ReplyTimeout(timeoutMs))
       }, timeoutMs)
@@ -101,56 +125,76 @@ export async function makeForwarding(deps: {
         waiting.delete(envelope.id)
         resolve(reply)
       })
+      const fail = (err: Error) => {
+        if (!waiting.has(envelope.id)) return
+        clearTimeout(timer)
+        waiting.delete(envelope.id)
+        reject(err)
+      }
+      let batch = outgoing.get(target)
+      if (!batch) {
+        outgoing.set(target, (batch = []))
+        setImmediate(() => flushSends(target))
+      }
+      batch.push({ envelope, fail })
     })
-    try {
-      const id = await withDeadline(deps.timeoutMs, 'forward', () =>
-        redis.sendCommand([
-          'XADD',
-          keys.instanceInbox(target),
-          'NOMKSTREAM',
-          '*',
-          'e',
-          JSON.stringify(envelope),
-        ]),
+  }
+
+  function flushReplies(to: string) {
+    const batch = replying.get(to)!
+    replying.delete(to)
+    const body = `[${batch.map((r) => r.reply).join(',')}]`
+    redis
+      .sendCommand([
+        'XADD',
+        keys.instanceReplies(to),
+        'MAXLEN',
+        '~',
+        String(REPLIES_MAX),
+        '*',
+        'r',
+        body,
+      ])
+      .then(
+        () => batch.forEach((r) => r.done.resolve()),
+        (err: Error) => batch.forEach((r) => r.done.reject(err)),
       )
-      if (id === null) throw new InboxGone(target)
-    } catch (err) {
-      clearTimeout(timer)
-      waiting.delete(envelope.id)
-      throw err
+  }
+
+  function answer(envelope: Envelope, reply: Reply): Promise<void> {
+    const done = Promise.withResolvers<void>()
+    let batch = replying.get(envelope.from)
+    if (!batch) {
+      replying.set(envelope.from, (batch = []))
+      setImmediate(() => flushReplies(envelope.from))
     }
-    return answer
+    batch.push({ reply: JSON.stringify({ id: envelope.id, ...reply }), done })
+    return done.promise
   }
 
-  async function answer(envelope: Envelope, reply: Reply) {
-    await redis.sendCommand([
-      'XADD',
-      keys.instanceReplies(envelope.from),
-      'MAXLEN',
-      '~',
-      String(REPLIES_MAX),
-      '*',
-      'r',
-      JSON.stringify({ id: envelope.id, ...reply }),
-    ])
-  }
-
-  /** Processes one inbox entry of `stream` and acknowledges it once its reply is written. */
+  /**
+   * Processes one inbox entry of `stream` (one envelope, or an array of them)
+   * and acknowledges it once every reply is written.
+   */
   async function handle(stream: string, [entryId, fields]: Entry) {
-    let envelope: Envelope
+    let envelopes: Envelope[]
     try {
-      envelope = JSON.parse(fields[1]!) as Envelope
+      const v = JSON.parse(fields[1]!) as Envelope | Envelope[]
+      envelopes = Array.isArray(v) ? v : [v]
     } catch {
       log.error({ stream, entryId }, 'unreadable inbox entry dropped')
       await redis.sendCommand(['XACK', stream, GROUP, entryId])
       return
     }
     try {
-      // the sender gave up: nothing of it runs (it answered 503, so a retry is the client's)
-      if (Date.now() <= envelope.deadline) {
-        const reply = await deps.receive(envelope)
-        if (reply) await answer(envelope, reply)
-      }
+      await Promise.all(
+        envelopes.map(async (envelope) => {
+          // the sender gave up: nothing of it runs (it answered 503; a retry is the client's)
+          if (Date.now() > envelope.deadline) return
+          const reply = await deps.receive(envelope)
+          if (reply) await answer(envelope, reply)
+        }),
+      )
       await redis.sendCommand(['XACK', stream, GROUP, entryId])
     } catch (err) {
       // left pending: whoever takes this inbox over processes it again, and its ids make
@@ -162,8 +206,8 @@ export async function makeForwarding(deps: {
   function settleReplies(entries: Entry[]) {
     for (const [, fields] of entries) {
       try {
-        const { id, ...reply } = JSON.parse(fields[1]!) as { id: string } & Reply
-        waiting.get(id)?.(reply)
+        const v = JSON.parse(fields[1]!) as ({ id: string } & Reply) | ({ id: string } & Reply)[]
+        for (const { id, ...reply } of Array.isArray(v) ? v : [v]) waiting.get(id)?.(reply)
       } catch {
         log.warn('unreadable reply dropped')
       }

@@ -96,8 +96,10 @@ describe('cluster ownership', () => {
         command,
       })
     // the same command twice, as a redelivery or a takeover would hand it over again
-    for (const id of ['first', 'again'])
-      await a.redis!.sendCommand(['XADD', keys.instanceInbox('inproc-a'), '*', 'e', entry(id)])
+    // (once alone, once inside an entry of several, as a sender groups one turn's commands)
+    const inbox = keys.instanceInbox('inproc-a')
+    await a.redis!.sendCommand(['XADD', inbox, '*', 'e', entry('first')])
+    await a.redis!.sendCommand(['XADD', inbox, '*', 'e', `[${entry('again')}]`])
     let got: { id: string; outcome: string }[] = []
     await waitFor(
       async () => {
@@ -105,7 +107,8 @@ describe('cluster ownership', () => {
           string,
           string[],
         ][]
-        got = rows.map(([, f]) => JSON.parse(f[1]!))
+        // an entry holds one reply, or the replies of one turn as an array
+        got = rows.flatMap(([, f]) => [JSON.parse(f[1]!)].flat())
         return got.length === 2
       },
       5000,
@@ -161,14 +164,18 @@ describe('cluster ownership', () => {
     await a.redis!.sendCommand(['XADD', inbox, '*', 'e', envelope])
     await a.redis!.sendCommand(['XREADGROUP', 'GROUP', 'actors', id, 'STREAMS', inbox, '>'])
     const again = await env.instance({ INSTANCE_ID: id })
-    await waitFor(async () => (await balance(user.id)) === 9, 5000, 'the pending entry to apply')
-    const replies = (await a.redis!.sendCommand([
-      'XRANGE',
-      keys.instanceReplies(probe),
-      '-',
-      '+',
-    ])) as [string, string[]][]
-    expect(replies.map(([, f]) => JSON.parse(f[1]!).id)).toEqual(['left-behind'])
+    const replyIds = async () => {
+      const rows = (await a.redis!.sendCommand([
+        'XRANGE',
+        keys.instanceReplies(probe),
+        '-',
+        '+',
+      ])) as [string, string[]][]
+      return rows.flatMap(([, f]) => [JSON.parse(f[1]!)].flat()).map((r) => r.id as string)
+    }
+    await waitFor(async () => (await replyIds()).length > 0, 5000, 'the pending entry answered')
+    expect(await replyIds()).toEqual(['left-behind'])
+    expect(await balance(user.id)).toBe(9)
     expect(again.userActors.stats().ownedActors).toBe(1)
   })
 
