@@ -24,7 +24,7 @@ import { dispatchByType } from '../src/actors/dispatch'
 import { ledgerHandler, makeCredits, type LedgerMessage } from '../src/ledger/credits'
 import type { LedgerResult } from '../src/ledger/commands'
 import { makeLedgerWriter } from '../src/ledger/writer'
-import { claimOwner } from '../src/actors/owners'
+import { claimOwner } from '../src/actors/repository'
 import { benchDatabase, closedLoop, summarize, table } from './support'
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 256)

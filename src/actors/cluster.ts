@@ -14,7 +14,7 @@ import {
 } from './actor-system'
 import { InboxGone, makeForwarding, ReplyTimeout, type Envelope, type Reply } from './forwarding'
 import { makeMembership } from './membership'
-import { claimOwner, readOwner, releaseAll, releaseOne, type Ownership } from './owners'
+import { claimOwner, readOwner, releaseAll, releaseOne, type Ownership } from './repository'
 import type { WireCodec } from './wire'
 
 /**

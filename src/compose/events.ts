@@ -1,6 +1,7 @@
 import type { Config } from '../config/config'
 import { makeEventLog } from '../events/event-log'
-import { lastEventId, writeEvents, type Outbox } from '../events/outbox'
+import type { Outbox } from '../events/outbox'
+import { lastEventId, writeEvents } from '../events/outbox-repository'
 import { makeOutboxRelay } from '../events/outbox-relay'
 import type { Logger } from '../obs/logger'
 import type { Foundation } from './foundation'

@@ -4,7 +4,7 @@ import type { DB } from '../db/schema'
 import { toError } from '../errors'
 import type { Metrics } from '../obs/metrics'
 import type { EventLog, SequencedEvent } from './event'
-import { anyPending, claimPending, markSent, pruneSent } from './outbox'
+import { anyPending, claimPending, markSent, pruneSent } from './outbox-repository'
 
 /**
  * The relay: moves committed events from the outbox (Postgres) to the event

@@ -1,7 +1,6 @@
-import { sql, type Kysely, type Transaction } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import type { BatchHandler, Outcome } from '../actors/actor-system'
 import { inBatch, outsideBatch } from '../db/batch-scope'
-import { jsonb } from '../db/json'
 import type { DB } from '../db/schema'
 import { toCommandError } from '../db/errors'
 import { NotFound, RateLimited } from '../errors'
@@ -11,7 +10,7 @@ import { ledgerKeys } from '../ledger/keys'
 import type { MediaUrls } from '../media/signed-urls'
 import { presentItem } from './present'
 import * as repo from './repository'
-import type { GenerationItemRow, GenerationRequest, GenerationRow, GenerationStatus } from './table'
+import type { GenerationRequest, GenerationRow, GenerationStatus } from './table'
 
 /**
  * The user actor's generation commands. Each runs in one transaction that
@@ -187,13 +186,7 @@ export function generationHandler(
   ) {
     const gen = await repo.lockGeneration(trx, generationId, userId)
     if (!gen) throw new NotFound('Generation')
-    const cancelled = await trx
-      .updateTable('generation_items')
-      .set({ status: 'cancelled', finished_at: sql<Date>`now()` })
-      .where('generation_id', '=', generationId)
-      .where('status', '=', 'queued')
-      .returningAll()
-      .execute()
+    const cancelled = await repo.cancelQueuedItems(trx, generationId)
     if (cancelled.length === 0) return { generationId, applied: false }
     await refund(
       trx,
@@ -202,15 +195,12 @@ export function generationHandler(
       cancelled.map((i) => i.id),
       effects,
     )
-    const updated = await trx
-      .updateTable('generations')
-      .set((eb) => ({
-        cancelled_items: eb('cancelled_items', '+', cancelled.length),
-        credits_refunded: eb('credits_refunded', '+', cancelled.length * gen.price_per_item),
-      }))
-      .where('id', '=', generationId)
-      .returningAll()
-      .executeTakeFirstOrThrow()
+    const updated = await repo.countCancelled(
+      trx,
+      generationId,
+      cancelled.length,
+      cancelled.length * gen.price_per_item,
+    )
     for (const item of cancelled)
       effects.push({
         name: 'generation.item',
@@ -227,18 +217,7 @@ export function generationHandler(
     effects: Effects,
   ) {
     // one statement: the generation starts if it was queued, and its counters come back either way
-    const { rows } = await sql<GenerationRow & { just_started: boolean }>`
-      with started as (
-        update generations set status = 'running', started_at = now()
-        where id = ${c.generationId} and user_id = ${userId} and status = 'queued'
-        returning *
-      )
-      select *, true as just_started from started
-      union all
-      select *, false as just_started from generations
-      where id = ${c.generationId} and user_id = ${userId} and not exists (select 1 from started)
-    `.execute(q)
-    const gen = rows[0]
+    const gen = await repo.markStarted(q, userId, c.generationId)
     if (!gen) return { generationId: c.generationId, applied: false }
     if (gen.just_started) effects.push({ name: 'generation.started', data: counters(gen) })
     for (const { id, key } of c.items)
@@ -269,47 +248,9 @@ export function generationHandler(
     const r = c.result
     // fencing in the statement: only the lease holder (or the sweeper, for an
     // expired lease) ends an item, and only once
-    const ended = await trx
-      .updateTable('generation_items')
-      .set({
-        status: r.status,
-        finished_at: sql<Date>`now()`,
-        lease_owner: null,
-        lease_expires_at: null,
-        ...(r.status === 'succeeded'
-          ? {
-              image_media_id: r.imageMediaId,
-              thumbnail_media_id: r.thumbnailMediaId,
-              export_media_ids: jsonb(r.exports),
-              error_code: null,
-              error_message: null,
-            }
-          : { error_code: r.code, error_message: r.message }),
-      })
-      .where('id', '=', c.itemId)
-      .where('user_id', '=', userId)
-      .where('status', '=', 'running')
-      .where((eb) =>
-        c.owner === null
-          ? eb('lease_expires_at', '<', sql<Date>`now()`)
-          : eb('lease_owner', '=', c.owner),
-      )
-      .returningAll()
-      .executeTakeFirst()
+    const ended = await repo.endItem(trx, userId, c.itemId, c.owner, r)
     if (!ended) return { generationId: '', applied: false }
-    const updated = await trx
-      .updateTable('generations')
-      .set((eb) =>
-        r.status === 'succeeded'
-          ? { succeeded_items: eb('succeeded_items', '+', 1) }
-          : {
-              failed_items: eb('failed_items', '+', 1),
-              credits_refunded: eb('credits_refunded', '+', eb.ref('price_per_item')),
-            },
-      )
-      .where('id', '=', ended.generation_id)
-      .returningAll()
-      .executeTakeFirstOrThrow()
+    const updated = await repo.countOutcome(trx, ended.generation_id, r.status)
     if (r.status === 'failed') await refund(trx, userId, updated, [ended.id], effects)
     effects.push({
       name: 'generation.item',
@@ -346,12 +287,7 @@ export function generationHandler(
   async function finishIfDone(trx: Transaction<DB>, gen: GenerationRow, effects: Effects) {
     if (gen.succeeded_items + gen.failed_items + gen.cancelled_items < gen.total_items) return
     const status = finalStatus(gen)
-    const done = await trx
-      .updateTable('generations')
-      .set({ status, finished_at: sql<Date>`now()` })
-      .where('id', '=', gen.id)
-      .returningAll()
-      .executeTakeFirstOrThrow()
+    const done = await repo.finishGeneration(trx, gen.id, status)
     effects.push({
       name: 'generation.finished',
       data: { ...counters(done), status, creditsRefunded: done.credits_refunded },

@@ -1,7 +1,8 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
 import { jsonb } from '../db/json'
 import type { DB } from '../db/schema'
-import type { GenerationItemRow, GenerationRequest, GenerationStatus } from './table'
+import type { ItemResult } from './commands'
+import type { GenerationItemRow, GenerationRequest, GenerationRow, GenerationStatus } from './table'
 
 type Q = Kysely<DB> | Transaction<DB>
 
@@ -172,4 +173,128 @@ export async function queueFigures(q: Q) {
     select lease_owner as instance, count(*)::int as running from generation_items
     where status = 'running' group by lease_owner order by lease_owner`.execute(q)
   return { ...rows[0]!, perInstance }
+}
+
+/** Cancels a generation's items still queued; returns them. */
+export function cancelQueuedItems(trx: Transaction<DB>, generationId: string) {
+  return trx
+    .updateTable('generation_items')
+    .set({ status: 'cancelled', finished_at: sql<Date>`now()` })
+    .where('generation_id', '=', generationId)
+    .where('status', '=', 'queued')
+    .returningAll()
+    .execute()
+}
+
+/** Adds cancelled items and their refunds to a generation's counters; returns it. */
+export function countCancelled(
+  trx: Transaction<DB>,
+  generationId: string,
+  items: number,
+  refunded: number,
+) {
+  return trx
+    .updateTable('generations')
+    .set((eb) => ({
+      cancelled_items: eb('cancelled_items', '+', items),
+      credits_refunded: eb('credits_refunded', '+', refunded),
+    }))
+    .where('id', '=', generationId)
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+/**
+ * One statement: the generation starts if it was queued, and its counters
+ * come back either way (`just_started` says which).
+ */
+export async function markStarted(trx: Transaction<DB>, userId: string, generationId: string) {
+  const { rows } = await sql<GenerationRow & { just_started: boolean }>`
+    with started as (
+      update generations set status = 'running', started_at = now()
+      where id = ${generationId} and user_id = ${userId} and status = 'queued'
+      returning *
+    )
+    select *, true as just_started from started
+    union all
+    select *, false as just_started from generations
+    where id = ${generationId} and user_id = ${userId} and not exists (select 1 from started)
+  `.execute(trx)
+  return rows[0]
+}
+
+/**
+ * Ends a running item with its outcome. Fenced in the statement: only the
+ * lease holder (or the sweeper, `owner` null, for an expired lease) ends an
+ * item, and only once; undefined when it did not.
+ */
+export function endItem(
+  trx: Transaction<DB>,
+  userId: string,
+  itemId: string,
+  owner: string | null,
+  r: ItemResult,
+) {
+  return trx
+    .updateTable('generation_items')
+    .set({
+      status: r.status,
+      finished_at: sql<Date>`now()`,
+      lease_owner: null,
+      lease_expires_at: null,
+      ...(r.status === 'succeeded'
+        ? {
+            image_media_id: r.imageMediaId,
+            thumbnail_media_id: r.thumbnailMediaId,
+            export_media_ids: jsonb(r.exports),
+            error_code: null,
+            error_message: null,
+          }
+        : { error_code: r.code, error_message: r.message }),
+    })
+    .where('id', '=', itemId)
+    .where('user_id', '=', userId)
+    .where('status', '=', 'running')
+    .where((eb) =>
+      owner === null
+        ? eb('lease_expires_at', '<', sql<Date>`now()`)
+        : eb('lease_owner', '=', owner),
+    )
+    .returningAll()
+    .executeTakeFirst()
+}
+
+/** Counts one ended item in its generation (a failed one refunded); returns the generation. */
+export function countOutcome(
+  trx: Transaction<DB>,
+  generationId: string,
+  status: 'succeeded' | 'failed',
+) {
+  return trx
+    .updateTable('generations')
+    .set((eb) =>
+      status === 'succeeded'
+        ? { succeeded_items: eb('succeeded_items', '+', 1) }
+        : {
+            failed_items: eb('failed_items', '+', 1),
+            credits_refunded: eb('credits_refunded', '+', eb.ref('price_per_item')),
+          },
+    )
+    .where('id', '=', generationId)
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+/** A generation every item of which has ended: its final status. */
+export function finishGeneration(
+  trx: Transaction<DB>,
+  generationId: string,
+  status: GenerationStatus,
+) {
+  return trx
+    .updateTable('generations')
+    .set({ status, finished_at: sql<Date>`now()` })
+    .where('id', '=', generationId)
+    .returningAll()
+    .executeTakeFirstOrThrow()
 }

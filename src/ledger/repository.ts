@@ -77,6 +77,25 @@ export async function applyCommands(
 }
 
 /**
+ * Several users' batches in one statement (the writer's group commit), the
+ * JSON payload already encoded. Fenced (cluster mode): each batch's epoch is
+ * checked under its account lock, and a stale one is answered
+ * `{ fenced: true }` alone while the others commit.
+ */
+export async function applyGroup(
+  trx: Transaction<DB>,
+  payload: string,
+  fenced: boolean,
+): Promise<Record<string, AppliedBatch | { fenced: true }>> {
+  const { rows } = fenced
+    ? await sql<{ r: Record<string, AppliedBatch | { fenced: true }> }>`
+        select ledger_apply_many_fenced(${payload}::text::jsonb) as r`.execute(trx)
+    : await sql<{ r: Record<string, AppliedBatch> }>`
+        select ledger_apply_many(${payload}::text::jsonb) as r`.execute(trx)
+  return rows[0]!.r
+}
+
+/**
  * Locks the user's account row (opening it when missing) for the rest of
  * `trx`: everything that must be decided against the balance, across
  * instances, is decided under this lock.

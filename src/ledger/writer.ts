@@ -1,10 +1,16 @@
-import { sql, type Kysely } from 'kysely'
+import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import type { LedgerCommand } from './commands'
 import { abortReason, anySignal, inBatch } from '../db/batch-scope'
 import { isRequestFault, toCommandError } from '../db/errors'
 import { StaleEpoch } from '../errors'
-import { applyCommands, prepareBatch, type AppliedBatch, type AppliedRow } from './repository'
+import {
+  applyCommands,
+  applyGroup,
+  prepareBatch,
+  type AppliedBatch,
+  type AppliedRow,
+} from './repository'
 
 /**
  * Group commit across actors. Each actor sends one batch at a time; the
@@ -77,17 +83,11 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
     const fenced = group.some((w) => w.epoch !== undefined)
     try {
       const text = JSON.stringify(payload)
-      const { rows } = await inBatch(anySignal(group.map((w) => w.signal)), () =>
-        db.transaction().execute((trx) =>
-          fenced
-            ? sql<{ r: Record<string, AppliedBatch | { fenced: true }> }>`
-                select ledger_apply_many_fenced(${text}::text::jsonb) as r`.execute(trx)
-            : sql<{ r: Record<string, AppliedBatch> }>`
-                select ledger_apply_many(${text}::text::jsonb) as r`.execute(trx),
-        ),
+      const rows = await inBatch(anySignal(group.map((w) => w.signal)), () =>
+        db.transaction().execute((trx) => applyGroup(trx, text, fenced)),
       )
       group.forEach((w, i) => {
-        const applied = rows[0]!.r[w.userId]!
+        const applied = rows[w.userId]!
         if ('fenced' in applied) w.reject(new StaleEpoch())
         else w.resolve(batches[i]!.expand(applied))
       })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'bun:test'
 import type { Event, EventLog } from '../../src/events/event'
 import { ZERO_ID } from '../../src/events/ids'
-import { writeEvents } from '../../src/events/outbox'
+import { writeEvents } from '../../src/events/outbox-repository'
 import { makeOutboxRelay } from '../../src/events/outbox-relay'
 import { makeRedisKeys } from '../../src/redis/keys'
 import type { Instance } from '../../src/server'
