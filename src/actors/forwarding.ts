@@ -216,6 +216,22 @@ export async function makeForwarding(deps: {
     if (ids.length) void redis.sendCommand(['XACK', replies, GROUP, ...ids]).catch(() => {})
   }
 
+  /** One page (256) of `stream` as this consumer: `after` an id of its pending entries, or '>' for new ones. */
+  async function readGroup(client: Redis, stream: string, after: string) {
+    const got = (await client.sendCommand([
+      'XREADGROUP',
+      'GROUP',
+      GROUP,
+      me,
+      'COUNT',
+      '256',
+      'STREAMS',
+      stream,
+      after,
+    ])) as StreamReply
+    return got?.[0]?.[1] ?? []
+  }
+
   /**
    * Entries this consumer read and never acknowledged: a previous process
    * with the same instance id (a Fly machine restarted) died with them. One
@@ -224,18 +240,7 @@ export async function makeForwarding(deps: {
   async function recoverOwn() {
     let after = '0'
     for (;;) {
-      const got = (await reader.sendCommand([
-        'XREADGROUP',
-        'GROUP',
-        GROUP,
-        me,
-        'COUNT',
-        '256',
-        'STREAMS',
-        inbox,
-        after,
-      ])) as StreamReply
-      const entries = got?.[0]?.[1] ?? []
+      const entries = await readGroup(reader, inbox, after)
       if (entries.length === 0) return
       await Promise.all(entries.map((e) => handle(inbox, e)))
       after = entries.at(-1)![0]
@@ -318,18 +323,7 @@ export async function makeForwarding(deps: {
           if (next === '0-0') break
         }
         for (;;) {
-          const fresh = (await redis.sendCommand([
-            'XREADGROUP',
-            'GROUP',
-            GROUP,
-            me,
-            'COUNT',
-            '256',
-            'STREAMS',
-            stream,
-            '>',
-          ])) as StreamReply
-          const entries = fresh?.[0]?.[1] ?? []
+          const entries = await readGroup(redis, stream, '>')
           if (entries.length === 0) break
           await Promise.all(entries.map((e) => handle(stream, e)))
           n += entries.length
