@@ -29,11 +29,11 @@ export type AppDeps = {
   /** Mounted under /v1/admin behind the admin guard. */
   adminRoutes: AnyElysia[]
   /**
-   * Called once per response, after it is sent, with its path and final
+   * Called once per response, after it is sent, with its method, URL and final
    * status: also for a request answered before routing (e.g. a 413 on a
    * declared Content-Length), which no route's own hook sees.
    */
-  responseObservers?: ((r: { method: string; path: string; status: number }) => void)[]
+  responseObservers?: ((r: { method: string; url: string; status: number }) => void)[]
 }
 
 export function createApp(deps: AppDeps) {
@@ -97,11 +97,9 @@ export function createApp(deps: AppDeps) {
       const status = typeof set.status === 'number' ? set.status : 200
       const template = route || 'unmatched'
       metrics.httpDuration.observe({ method: request.method, route: template, status }, ms / 1000)
-      if (deps.responseObservers?.length) {
-        const path = new URL(request.url).pathname
-        for (const observe of deps.responseObservers)
-          observe({ method: request.method, path, status })
-      }
+      // the raw URL: an observer parses it only for the responses it counts
+      for (const observe of deps.responseObservers ?? [])
+        observe({ method: request.method, url: request.url, status })
       log.info(
         {
           method: request.method,

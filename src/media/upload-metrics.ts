@@ -47,8 +47,9 @@ export function makeUploadMetrics(metrics: Metrics) {
       bytes.inc(size)
     },
     /** The app's response observer: counts POST /v1/uploads answered with an error. */
-    observe(r: { method: string; path: string; status: number }) {
-      if (r.status < 400 || r.method !== 'POST' || !UPLOAD_PATH.test(r.path)) return
+    observe(r: { method: string; url: string; status: number }) {
+      if (r.status < 400 || r.method !== 'POST' || !UPLOAD_PATH.test(new URL(r.url).pathname))
+        return
       outcomes.inc({ outcome: REFUSALS[r.status] ?? (r.status >= 500 ? 'error' : 'refused') })
     },
   }
