@@ -43,8 +43,15 @@ function serverEnv(): Record<string, string> {
   }
 }
 
-async function call(url: string, method: string, path: string, body?: unknown, token?: string) {
-  const headers: Record<string, string> = {}
+async function call(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  token?: string,
+  extraHeaders: Record<string, string> = {},
+) {
+  const headers: Record<string, string> = { ...extraHeaders }
   if (body !== undefined) headers['content-type'] = 'application/json'
   if (token) headers.authorization = `Bearer ${token}`
   const t0 = performance.now()
@@ -72,29 +79,8 @@ function grant(url: string, userId: string, amount: number, key: string = crypto
   return callWithKey(url, '/v1/admin/credits/grants', { userId, amount, reason: 'cluster' }, key)
 }
 
-async function callWithKey(url: string, path: string, body: unknown, key: string) {
-  const t0 = performance.now()
-  try {
-    const res = await fetch(`${url}${path}`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${adminToken}`,
-        'idempotency-key': key,
-      },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(15_000),
-    })
-    const json = (await res.json().catch(() => undefined)) as any
-    return {
-      status: res.status,
-      json,
-      retryAfter: res.headers.get('retry-after'),
-      ms: performance.now() - t0,
-    }
-  } catch (err) {
-    return { status: 0, json: { err: String(err) }, retryAfter: null, ms: performance.now() - t0 }
-  }
+function callWithKey(url: string, path: string, body: unknown, key: string) {
+  return call(url, 'POST', path, body, adminToken, { 'idempotency-key': key })
 }
 
 async function newUser(via: ServerProcess) {
