@@ -211,4 +211,17 @@ describe('statistics in embedded mode', () => {
     expect(me.json.daily.at(-1)).toEqual({ date: today, images: 3, credits: 120 })
     expect((await api.get('/v1/stats/me', admin)).json.credits.granted).toBe(1000)
   })
+
+  it('GET /v1/admin/actors/:userId names the one local owner, whatever the case of the id', async () => {
+    const login = await api.post('/v1/auth/login', {
+      email: 'admin@example.com',
+      password: 'correct horse battery',
+    })
+    const [user] = await rows(sql<{ id: string }>`select id from users where role = 'user'`)
+    const lower = await api.get(`/v1/admin/actors/${user!.id}`, login.json.token)
+    expect(lower.status).toBe(200)
+    expect(lower.json).toMatchObject({ userId: user!.id, owner: inst.config.instanceId })
+    const upper = await api.get(`/v1/admin/actors/${user!.id.toUpperCase()}`, login.json.token)
+    expect(upper.json).toEqual(lower.json)
+  })
 })
