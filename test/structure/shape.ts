@@ -11,7 +11,7 @@ export const MAX_FUNCTION_LINES = 80
 export type Finding = { where: string; what: string; lines?: number }
 
 const SQL_BUILDERS = /\b(selectFrom|insertInto|updateTable|deleteFrom)\b|\bsql`/
-const SQL_HOMES = /(^|\/)repository\.ts$|^src\/db\//
+const SQL_HOMES = /(^|\/|-)repository\.ts$|^src\/db\//
 
 export function sourceFiles(root = '.') {
   return [...new Glob('src/**/*.ts').scanSync(root)].sort()
