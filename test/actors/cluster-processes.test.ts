@@ -2,7 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'bun:test'
 import postgres from 'postgres'
 import { useTestEnv } from '../support/env'
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy'
-import { killServerProcesses, startServerProcess, type ServerProcess } from '../faults/servers'
+import {
+  killServerProcesses,
+  startServerProcess,
+  type ServerProcess,
+} from '../support/server-process'
 
 /**
  * Cluster ownership with real server processes (DESIGN.md invariant 2):

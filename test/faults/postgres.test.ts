@@ -1,9 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test'
 import postgres from 'postgres'
 import { useTestEnv } from '../support/env'
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy'
+import type { FaultProxy } from '../support/fault-proxy'
 import { waitFor } from '../support/wait'
-import { killServerProcesses, startServerProcess, type ServerProcess } from './servers'
+import {
+  serverEnv as testServerEnv,
+  startServerProcess,
+  type ServerProcess,
+} from '../support/server-process'
+import { faultProxy, post, registerUsers } from './cluster'
 import { checkInvariants, checkResponses, settleItems } from './invariants'
 import { startLoad, tally, type LoadUser, type Operation, type Response_ } from './load'
 
@@ -20,14 +25,8 @@ const IDLE_IN_TRANSACTION_MS = 5000
 const ADMIN = 'faults-admin@example.com'
 const PASSWORD = 'a long password'
 let proxy!: FaultProxy
-// registered before the test environment's own cleanup, so the servers are gone before their
-// database is dropped (a server still reconnecting would make that drop fail or wait)
-afterAll(async () => {
-  await killServerProcesses()
-  await proxy?.close()
-}, 20_000)
+const proxies = faultProxy()
 const env = await useTestEnv()
-const u = new URL(env.databaseUrl)
 /** Direct to the test database, not through the proxy: inspection and pg_terminate_backend. */
 const sql = postgres(env.databaseUrl, { max: 3, onnotice: () => {} })
 const servers: ServerProcess[] = []
@@ -36,12 +35,8 @@ let users: LoadUser[] = []
 let adminToken = ''
 
 function serverEnv(): Record<string, string> {
-  return {
+  return testServerEnv(env, {
     DATABASE_URL: proxy.url(env.databaseUrl),
-    REDIS_URL: env.services.redisUrl,
-    REDIS_PREFIX: env.redisPrefix,
-    JWT_SECRET: 'faults-test-secret-that-is-long-enough-0123456789',
-    MEDIA_URL_SECRET: 'faults-media-secret-that-is-long-enough-0123456789',
     ADMIN_EMAILS: ADMIN,
     DB_POOL_MAX: '6',
     DB_CONNECT_TIMEOUT_MS: '1000',
@@ -55,34 +50,19 @@ function serverEnv(): Record<string, string> {
     MAX_IMAGES_PER_HOUR: '1000000',
     DRAIN_TIMEOUT_MS: '8000',
     DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: String(IDLE_IN_TRANSACTION_MS),
-    DATA_DIR: env.dataDir,
-  }
-}
-
-async function post(url: string, path: string, body: unknown, token?: string) {
-  const headers: Record<string, string> = { 'content-type': 'application/json' }
-  if (token) headers.authorization = `Bearer ${token}`
-  const res = await fetch(`${url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) })
-  return { status: res.status, json: (await res.json()) as any }
+  })
 }
 
 beforeAll(async () => {
-  proxy = await startFaultProxy({ host: u.hostname, port: Number(u.port || 5432) })
+  proxy = await proxies.start(env.databaseUrl)
   servers.push(
     ...(await Promise.all([startServerProcess(serverEnv()), startServerProcess(serverEnv())])),
   )
-  const url = servers[0]!.url
-  adminToken = (await post(url, '/v1/auth/register', { email: ADMIN, password: PASSWORD })).json
-    .token
-  users = await Promise.all(
-    Array.from({ length: 6 }, async (_, i) => {
-      const r = await post(url, '/v1/auth/register', {
-        email: `faults-${i}-${crypto.randomUUID()}@example.com`,
-        password: PASSWORD,
-      })
-      return { id: r.json.user.id as string, token: r.json.token as string }
-    }),
-  )
+  ;({ adminToken, users } = await registerUsers(servers[0]!.url, {
+    admin: ADMIN,
+    prefix: 'faults',
+    count: 6,
+  }))
 }, 30_000)
 
 afterAll(async () => {

@@ -2,10 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'bun:test'
 import postgres from 'postgres'
 import { compareIds } from '../../src/events/ids'
 import { useTestEnv } from '../support/env'
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy'
+import type { FaultProxy } from '../support/fault-proxy'
 import { checkInvariants, checkResponses, settleItems } from './invariants'
 import { startLoad, tally, type LoadUser, type Operation } from './load'
-import { killServerProcesses, startServerProcess, type ServerProcess } from './servers'
+import {
+  serverEnv as testServerEnv,
+  startServerProcess,
+  type ServerProcess,
+} from '../support/server-process'
+import { faultProxy, post, registerUsers } from './cluster'
 
 /**
  * Redis faults, against real server processes that reach Redis through a
@@ -26,15 +31,9 @@ const ADMIN = 'redis-faults-admin@example.com'
 const PASSWORD = 'a long password'
 const LOGIN_RATE = 5
 let proxy!: FaultProxy
-// registered before the test environment's own cleanup, so the servers are gone before their
-// database is dropped (as in postgres.test.ts)
-afterAll(async () => {
-  await killServerProcesses()
-  await proxy?.close()
-}, 20_000)
+const proxies = faultProxy()
 const env = await useTestEnv()
 const sql = postgres(env.databaseUrl, { max: 2, onnotice: () => {} })
-const redisUrl = new URL(env.services.redisUrl)
 const servers: ServerProcess[] = []
 let users: LoadUser[] = []
 /** Every answered operation of the file's scenarios: balances are checked against all of them. */
@@ -42,12 +41,8 @@ const operations: Operation[] = []
 let adminToken = ''
 
 function serverEnv(redis: FaultProxy): Record<string, string> {
-  return {
-    DATABASE_URL: env.databaseUrl,
+  return testServerEnv(env, {
     REDIS_URL: redis.url(env.services.redisUrl),
-    REDIS_PREFIX: env.redisPrefix,
-    JWT_SECRET: 'redis-faults-secret-that-is-long-enough-0123456789',
-    MEDIA_URL_SECRET: 'redis-faults-media-secret-long-enough-0123456789',
     ADMIN_EMAILS: ADMIN,
     DB_POOL_MAX: '6',
     RENDER_CONCURRENCY: '1',
@@ -59,42 +54,22 @@ function serverEnv(redis: FaultProxy): Record<string, string> {
     EVENT_HISTORY: '100000',
     REDIS_COMMAND_TIMEOUT_MS: '500',
     OUTBOX_POLL_MS: '200',
-    DATA_DIR: env.dataDir,
-  }
-}
-
-async function post(url: string, path: string, body: unknown, token?: string) {
-  const headers: Record<string, string> = { 'content-type': 'application/json' }
-  if (token) headers.authorization = `Bearer ${token}`
-  const res = await fetch(`${url}${path}`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
   })
-  return { status: res.status, json: (await res.json().catch(() => undefined)) as any }
 }
 
 beforeAll(async () => {
-  proxy = await startFaultProxy({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) })
+  proxy = await proxies.start(env.services.redisUrl)
   servers.push(
     ...(await Promise.all([
       startServerProcess(serverEnv(proxy)),
       startServerProcess(serverEnv(proxy)),
     ])),
   )
-  const url = servers[0]!.url
-  adminToken = (await post(url, '/v1/auth/register', { email: ADMIN, password: PASSWORD })).json
-    .token
-  users = await Promise.all(
-    Array.from({ length: 4 }, async (_, i) => {
-      const r = await post(url, '/v1/auth/register', {
-        email: `redis-faults-${i}-${crypto.randomUUID()}@example.com`,
-        password: PASSWORD,
-      })
-      return { id: r.json.user.id as string, token: r.json.token as string }
-    }),
-  )
+  ;({ adminToken, users } = await registerUsers(servers[0]!.url, {
+    admin: ADMIN,
+    prefix: 'redis-faults',
+    count: 4,
+  }))
 }, 30_000)
 
 afterAll(async () => {

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'bun:test'
-import { join } from 'node:path'
 import { useTestEnv } from '../support/env'
+import { killServerProcesses, serverEnv, startServerProcess } from '../support/server-process'
 
 // a child process boots in about a second; `bun test` alone gives a test 5 s
 const SLOW_MS = 30_000
@@ -10,114 +10,16 @@ const SLOW_MS = 30_000
  * request it holds, runs its drain, and exits 0 within DRAIN_TIMEOUT_MS.
  */
 const env = await useTestEnv()
-const ROOT = join(import.meta.dir, '..', '..')
 const DRAIN_TIMEOUT_MS = 5000
 const ADMIN = 'drain-admin@example.com'
 const PASSWORD = 'a long password'
-const spawned: ReturnType<typeof Bun.spawn>[] = []
-
-afterAll(async () => {
-  for (const proc of spawned) if (proc.exitCode === null) proc.kill('SIGKILL')
-  await Promise.all(spawned.map((p) => p.exited))
-})
-
-type LogLine = { msg: string; [key: string]: unknown }
-
-/** Collects the process's JSON log lines and lets a test await the first line with a message. */
-function logLines(stream: ReadableStream<Uint8Array>) {
-  const lines: LogLine[] = []
-  const waiters: { msg: string; resolve: (line: LogLine) => void }[] = []
-  let ended!: () => void
-  const closed = new Promise<void>((r) => (ended = r))
-  void (async () => {
-    let buffer = ''
-    const decoder = new TextDecoder()
-    const reader = stream.getReader()
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      buffer += decoder.decode(value, { stream: true })
-      let nl
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const text = buffer.slice(0, nl)
-        buffer = buffer.slice(nl + 1)
-        let line: LogLine
-        try {
-          line = JSON.parse(text)
-        } catch {
-          line = { msg: text }
-        }
-        lines.push(line)
-        for (const w of waiters.filter((w) => w.msg === line.msg)) {
-          waiters.splice(waiters.indexOf(w), 1)
-          w.resolve(line)
-        }
-      }
-    }
-    ended()
-  })()
-  return {
-    lines,
-    closed,
-    next(msg: string): Promise<LogLine> {
-      const seen = lines.find((l) => l.msg === msg)
-      if (seen) return Promise.resolve(seen)
-      return new Promise((resolve, reject) => {
-        waiters.push({ msg, resolve })
-        void closed.then(() =>
-          reject(
-            new Error(
-              `process ended without logging "${msg}"; it logged:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`,
-            ),
-          ),
-        )
-      })
-    },
-  }
-}
-
-/** A port nobody listens on right now: bind port 0, note it, let it go. */
-function freePort() {
-  const probe = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() })
-  const port = probe.port!
-  probe.stop(true)
-  return port
-}
+afterAll(killServerProcesses, 20_000)
 
 async function startServer(drainTimeoutMs = DRAIN_TIMEOUT_MS) {
-  const port = freePort()
-  const proc = Bun.spawn([process.execPath, 'src/server.ts'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      DATABASE_URL: env.databaseUrl,
-      REDIS_URL: env.services.redisUrl,
-      REDIS_PREFIX: env.redisPrefix,
-      MIGRATE_ON_START: 'false',
-      JWT_SECRET: 'drain-test-secret-that-is-long-enough-0123456789',
-      MEDIA_URL_SECRET: 'drain-test-media-secret-long-enough-0123456789',
-      ADMIN_EMAILS: ADMIN,
-      LOG_LEVEL: 'info',
-      DRAIN_TIMEOUT_MS: String(drainTimeoutMs),
-    },
-    stdout: 'pipe',
-    // nothing is expected here; if the process fails to boot, its reason shows in the test output
-    stderr: 'inherit',
-  })
-  spawned.push(proc)
-  const log = logLines(proc.stdout)
-  const url = `http://127.0.0.1:${port}`
-  await log.next('listening')
-  // listening is logged once the socket is bound; readiness also needs the dependencies
-  for (let i = 0; ; i++) {
-    const res = await fetch(`${url}/health/ready`)
-    if (res.status === 200) break
-    if (i >= 50) throw new Error(`never ready: ${res.status} ${await res.text()}`)
-  }
-  return { proc, log, url }
+  const server = await startServerProcess(
+    serverEnv(env, { ADMIN_EMAILS: ADMIN, DRAIN_TIMEOUT_MS: String(drainTimeoutMs) }),
+  )
+  return { proc: server.proc, log: server, url: server.url }
 }
 
 async function post(url: string, body: unknown, token?: string) {
