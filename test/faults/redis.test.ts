@@ -186,6 +186,24 @@ async function lastSeqs() {
   return new Map(rows.map((r) => [r.user_id as string, Number(r.last_seq)]))
 }
 
+/**
+ * Waits (15 s at most) until the outbox has nothing pending, then until every watcher has seen
+ * its user's last event, and stops them; returns how long after `since` the outbox drained and
+ * each user's last seq.
+ */
+async function untilDelivered(watchers: ReturnType<typeof watch>[], since: number) {
+  const drainedAt = performance.now()
+  while ((await pendingEvents()) > 0) {
+    if (performance.now() - drainedAt > 15_000) throw new Error('the outbox never drained')
+    await Bun.sleep(50)
+  }
+  const drainedMs = Math.round(performance.now() - since)
+  const seqs = await lastSeqs()
+  await Promise.all(users.map((u, i) => watchers[i]!.until(`${seqs.get(u.id)}-0`, 15_000)))
+  await Promise.all(watchers.map((w) => w.stop()))
+  return { drainedMs, seqs }
+}
+
 const figures: Record<string, unknown> = {}
 afterAll(() => console.log(`[faults] redis: ${JSON.stringify(figures)}`))
 
@@ -257,16 +275,8 @@ describe('redis faults', () => {
     }
     await settleItems(sql)
     // the relays catch up: nothing pending, and every client reaches its user's last event
-    const drainedAt = performance.now()
-    for (;;) {
-      if ((await pendingEvents()) === 0) break
-      if (performance.now() - drainedAt > 15_000) throw new Error('the outbox never drained')
-      await Bun.sleep(50)
-    }
-    figures.outboxDrainedMs = Math.round(performance.now() - healedAt)
-    const seqs = await lastSeqs()
-    await Promise.all(users.map((u, i) => watchers[i]!.until(`${seqs.get(u.id)}-0`, 15_000)))
-    await Promise.all(watchers.map((w) => w.stop()))
+    const { drainedMs, seqs } = await untilDelivered(watchers, healedAt)
+    figures.outboxDrainedMs = drainedMs
 
     checkResponses(load.responses)
     operations.push(...load.operations)
@@ -370,15 +380,8 @@ describe('redis faults', () => {
     expect(during.filter((r) => r.status === 201 || r.status === 202).length).toBeGreaterThan(0)
     expect(during.filter((r) => ![201, 202, 503].includes(r.status as number))).toEqual([])
     await settleItems(sql)
-    const drainedAt = performance.now()
-    while ((await pendingEvents()) > 0) {
-      if (performance.now() - drainedAt > 15_000) throw new Error('the outbox never drained')
-      await Bun.sleep(50)
-    }
-    figures.stallOutboxDrainedMs = Math.round(performance.now() - healedAt)
-    const seqs = await lastSeqs()
-    await Promise.all(users.map((u, i) => watchers[i]!.until(`${seqs.get(u.id)}-0`, 15_000)))
-    await Promise.all(watchers.map((w) => w.stop()))
+    const { drainedMs, seqs } = await untilDelivered(watchers, healedAt)
+    figures.stallOutboxDrainedMs = drainedMs
     checkResponses(load.responses)
     operations.push(...load.operations)
     await checkInvariants(sql, operations)
