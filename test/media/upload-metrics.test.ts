@@ -2,8 +2,7 @@ import { afterAll, describe, expect, it } from 'bun:test'
 import sharp from 'sharp'
 import { serveOptions } from '../../src/server'
 import { useTestEnv } from '../support/env'
-import { client } from '../support/http'
-import { within } from '../support/server-process'
+import { client, rawExchange } from '../support/http'
 
 /**
  * Upload figures as an operator scrapes them: GET /metrics over a real
@@ -54,29 +53,14 @@ async function scrape() {
 
 /** A declared Content-Length over every limit, headers only: the app answers before any body. */
 async function declaredTooLarge(token: string) {
-  let received = ''
-  const { promise: answered, resolve } = Promise.withResolvers<string>()
-  const socket = await Bun.connect({
-    hostname: '127.0.0.1',
-    port: server.port!,
-    socket: {
-      data(_s, chunk) {
-        received += chunk.toString()
-        if (received.includes('\r\n\r\n') && received.includes('}')) resolve(received)
-      },
-      close() {
-        resolve(received)
-      },
-    },
-  })
-  socket.write(
+  const response = await rawExchange(
+    server.port!,
     'POST /v1/uploads HTTP/1.1\r\nHost: localhost\r\n' +
       `Authorization: Bearer ${token}\r\n` +
       'Content-Type: multipart/form-data; boundary=x\r\n' +
       `Content-Length: ${11 * 1024 * 1024}\r\n\r\n`,
+    'an answer to the declared 11 MiB upload',
   )
-  const response = await within(answered, 5000, 'an answer to the declared 11 MiB upload')
-  socket.end()
   expect(response).toStartWith('HTTP/1.1 413')
 }
 

@@ -3,8 +3,7 @@ import { deflateSync } from 'node:zlib'
 import sharp from 'sharp'
 import { serveOptions, type Instance } from '../../src/server'
 import { useTestEnv } from '../support/env'
-import { client } from '../support/http'
-import { within } from '../support/server-process'
+import { client, rawExchange } from '../support/http'
 
 const env = await useTestEnv()
 const inst = await env.instance({ RENDER_CONCURRENCY: '0' })
@@ -265,29 +264,14 @@ describe('POST /v1/uploads: size', () => {
     }).server!
     try {
       // headers only: the body is never sent, so a server that waited to read it would never answer
-      let received = ''
-      const { promise: answered, resolve } = Promise.withResolvers<string>()
-      const socket = await Bun.connect({
-        hostname: '127.0.0.1',
-        port: server.port!,
-        socket: {
-          data(_s, chunk) {
-            received += chunk.toString()
-            if (received.includes('\r\n\r\n') && received.includes('}')) resolve(received)
-          },
-          close() {
-            resolve(received)
-          },
-        },
-      })
-      socket.write(
+      const response = await rawExchange(
+        server.port!,
         'POST /v1/uploads HTTP/1.1\r\nHost: localhost\r\n' +
           `Authorization: Bearer ${token}\r\n` +
           'Content-Type: multipart/form-data; boundary=x\r\n' +
           `Content-Length: ${11 * 1024 * 1024}\r\n\r\n`,
+        'an answer: the server is waiting for the body',
       )
-      const response = await within(answered, 5000, 'an answer: the server is waiting for the body')
-      socket.end()
       expect(response).toStartWith('HTTP/1.1 413')
       expect(response).toContain('"payload_too_large"')
     } finally {

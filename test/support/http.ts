@@ -1,4 +1,5 @@
 import type { Instance } from '../../src/server'
+import { within } from './server-process'
 
 /** Calls the app in-process: `app.handle(new Request('http://localhost/…'))`. */
 export function client(inst: Instance) {
@@ -42,5 +43,33 @@ export function client(inst: Instance) {
         password,
       }
     },
+  }
+}
+
+/**
+ * Writes `request` (raw HTTP/1.1, maybe headers only) to 127.0.0.1:`port` and resolves with what
+ * came back once a JSON body has arrived or the server closed; fails after 5 s naming `what`.
+ */
+export async function rawExchange(port: number, request: string, what: string) {
+  let received = ''
+  const { promise: answered, resolve } = Promise.withResolvers<string>()
+  const socket = await Bun.connect({
+    hostname: '127.0.0.1',
+    port,
+    socket: {
+      data(_s, chunk) {
+        received += chunk.toString()
+        if (received.includes('\r\n\r\n') && received.includes('}')) resolve(received)
+      },
+      close() {
+        resolve(received)
+      },
+    },
+  })
+  socket.write(request)
+  try {
+    return await within(answered, 5000, what)
+  } finally {
+    socket.end()
   }
 }
