@@ -11,9 +11,9 @@
 import { serveCommands } from './ipc'
 
 type Command =
-  | { cmd: 'connect'; url: string; n: number; tokens?: string[] }
+  | { cmd: 'connect'; urls: string[]; n: number; tokens?: string[] }
   | { cmd: 'reset' }
-  | { cmd: 'collect'; expected: number; quietMs: number; timeoutMs: number }
+  | { cmd: 'collect'; expected: number; quietMs: number; timeoutMs: number; points?: number }
   | { cmd: 'disconnect' }
   | { cmd: 'exit' }
 
@@ -77,8 +77,12 @@ function open(url: string, token: string | undefined): Promise<WebSocket> {
   })
 }
 
-/** Opens n more sockets (authenticated with tokens[i] when given), next to those already open. */
-async function connect(url: string, n: number, tokens?: string[]) {
+/**
+ * Opens n more sockets (authenticated with tokens[i] when given), next to those already open,
+ * spread over `urls` (the same server at several loopback addresses: one source address
+ * reaches one destination from at most ~28,000 ephemeral ports).
+ */
+async function connect(urls: string[], n: number, tokens?: string[]) {
   const t0 = performance.now()
   closing = false
   let next = 0
@@ -86,7 +90,7 @@ async function connect(url: string, n: number, tokens?: string[]) {
     Array.from({ length: Math.min(CONNECTING, n) }, async () => {
       while (next < n) {
         const i = next++
-        sockets.push(await open(url, tokens?.[i]))
+        sockets.push(await open(urls[i % urls.length]!, tokens?.[i]))
       }
     }),
   )
@@ -106,7 +110,7 @@ function reset() {
 }
 
 /** Waits for `expected` frames, or until none arrived for quietMs, or timeoutMs in all. */
-async function collect(expected: number, quietMs: number, timeoutMs: number) {
+async function collect(expected: number, quietMs: number, timeoutMs: number, points = 0) {
   const start = performance.now()
   let seen = -1
   let changed = start
@@ -130,6 +134,11 @@ async function collect(expected: number, quietMs: number, timeoutMs: number) {
     min: sorted[0] ?? 0,
     unexpectedCloses: { ...unexpected },
     cpuMicros: cpu,
+    // with several client processes the orchestrator merges these evenly spaced order
+    // statistics (weighted by `received`) instead of every latency
+    quantiles: points
+      ? Array.from({ length: points }, (_, i) => pct((i / (points - 1)) * 100))
+      : [],
   }
 }
 
@@ -156,11 +165,11 @@ async function disconnect() {
 async function run(command: Command): Promise<unknown> {
   switch (command.cmd) {
     case 'connect':
-      return connect(command.url, command.n, command.tokens)
+      return connect(command.urls, command.n, command.tokens)
     case 'reset':
       return reset()
     case 'collect':
-      return collect(command.expected, command.quietMs, command.timeoutMs)
+      return collect(command.expected, command.quietMs, command.timeoutMs, command.points)
     case 'disconnect':
       return disconnect()
     case 'exit':

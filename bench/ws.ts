@@ -16,7 +16,12 @@
  * path takes them (delivered events/s = frames received / (last receipt − first send); the
  * burst with the median rate is reported).
  *
- * Env: BENCH_SOCKETS (5000; BENCH_QUICK=1 → 500), BENCH_PACED_SECONDS (10; quick 3),
+ * Env: BENCH_SOCKETS (5000; BENCH_QUICK=1 → 500), BENCH_PACED_EVERY_S (each socket's period in
+ * the paced phase, 1), BENCH_PACED_SECONDS (max(10, 2 periods); quick 3),
+ * BENCH_SOCKETS_PER_CLIENT (sockets per client process, 18000: each process is held to its
+ * descriptor limit), BENCH_ADDRESSES (loopback addresses the sockets are spread over, one per
+ * 25,000 sockets by default: 127.0.0.1,127.0.0.2,…; with more than one the server listens on
+ * 0.0.0.0),
  * BENCH_BURST_PER_SOCKET (20), BENCH_WINDOW (appends in flight in the burst, 256),
  * BENCH_BURSTS (bursts per target, the median reported; 5), BENCH_BUN_FLAGS (extra bun flags for
  * the server and client processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
@@ -29,14 +34,16 @@ import { loadConfig } from '../src/config/config'
 import { makeLogger } from '../src/obs/logger'
 import { connectRedis } from '../src/redis/client'
 import { buildInstance } from '../src/server'
-import { serveCommands } from './ipc'
+import { serveCommands, spawnChild, type Child } from './ipc'
+import { makeClientPool, type ClientPool, type Collected } from './ws-clients'
 import { benchDatabase, table } from './support'
 
 type Target = 'raw' | 'redis' | 'memory'
-type Reply = { ok: true; reply: unknown } | { ok: false; error: string }
 type Start = {
   target: Target
   n: number
+  /** Listen on every address (0.0.0.0) rather than 127.0.0.1: clients spread over several. */
+  anyAddress: boolean
   databaseUrl: string
   redisUrl: string
   prefix: string
@@ -45,7 +52,7 @@ type Start = {
 type ServerCommand =
   | ({ cmd: 'start' } & Start)
   | { cmd: 'idle'; settleMs: number }
-  | { cmd: 'paced'; seconds: number }
+  | { cmd: 'paced'; seconds: number; everySeconds: number }
   | { cmd: 'burst'; perSocket: number; window: number; capSeconds: number }
   | { cmd: 'cpu' }
   | { cmd: 'stop' }
@@ -53,19 +60,6 @@ type ServerCommand =
 type Started = { url: string; tokens?: string[]; rssBefore: number }
 type Idle = { rss: number; connections: number }
 type Sent = { sent: number; failed: number; startAt: number; seconds: number; maxLagMs?: number }
-type Collected = {
-  received: number
-  firstAt: number
-  lastAt: number
-  p50: number
-  p90: number
-  p99: number
-  max: number
-  min: number
-  unexpectedCloses: Record<string, number>
-  /** The client's process.cpuUsage() at the reply, user + system µs. */
-  cpuMicros: number
-}
 /** A phase as both sides saw it, with each process's CPU time over the phase. */
 type Phase = {
   sent: Sent
@@ -97,73 +91,15 @@ function cpuTimes() {
 
 // ---------------------------------------------------------------- orchestrator
 
-/**
- * A bench child over IPC: one command at a time, one reply each, in order.
- * Spawned through sh to raise its descriptor limit (each socket is one fd).
- */
-function spawnChild(name: string, script: string, env: Record<string, string>) {
-  const waiting: { resolve: (v: unknown) => void; reject: (e: Error) => void }[] = []
-  const proc = Bun.spawn(
-    [
-      'sh',
-      '-c',
-      'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" $BENCH_BUN_FLAGS "$1"',
-      process.execPath,
-      script,
-    ],
-    {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'inherit', 'inherit'],
-      ipc(message: Reply) {
-        const w = waiting.shift()
-        if (!w) return
-        if (message.ok) w.resolve(message.reply)
-        else w.reject(new Error(`${name}: ${message.error}`))
-      },
-    },
-  )
-  void proc.exited.then((code) => {
-    for (const w of waiting.splice(0)) w.reject(new Error(`${name} exited with ${code}`))
-  })
-  const reply = () => new Promise((resolve, reject) => waiting.push({ resolve, reject }))
-  const started = reply()
-  return {
-    started,
-    async call<T>(
-      command: { cmd: string } & Record<string, unknown>,
-      timeoutMs = 120_000,
-    ): Promise<T> {
-      const answer = reply()
-      proc.send(command)
-      let timer: ReturnType<typeof setTimeout> | undefined
-      try {
-        return (await Promise.race([
-          answer,
-          new Promise((_, reject) => {
-            timer = setTimeout(
-              () => reject(new Error(`${name}: no reply to ${command.cmd} in ${timeoutMs} ms`)),
-              timeoutMs,
-            )
-          }),
-        ])) as T
-      } finally {
-        clearTimeout(timer)
-      }
-    },
-    /** Asks it to exit; kills it (this process's own child, by handle) if it does not. */
-    async end() {
-      if (proc.exitCode === null && !proc.killed) proc.send({ cmd: 'exit' })
-      const timer = setTimeout(() => proc.kill(), 5000)
-      await proc.exited
-      clearTimeout(timer)
-    },
-  }
-}
-
-type Child = ReturnType<typeof spawnChild>
 type Settings = {
   n: number
   pacedSeconds: number
+  /** Each socket gets one event every this many seconds in the paced phase. */
+  everySeconds: number
+  /** Loopback addresses the clients spread their sockets over. */
+  addresses: string[]
+  clients: number
+  perClient: number
   perSocket: number
   window: number
   bursts: number
@@ -185,9 +121,24 @@ async function orchestrate() {
   if (idleLoad > 0.2)
     process.stderr.write(`bench:ws the machine is busy (${idleLoad.toFixed(2)} cores): noisy\n`)
   const { url: databaseUrl, drop } = await benchDatabase(2)
+  const n = Number(process.env.BENCH_SOCKETS ?? (quick ? 500 : 5000))
+  const everySeconds = Number(process.env.BENCH_PACED_EVERY_S ?? 1)
+  // a process holds at most ~its descriptor limit of sockets; one source address reaches one
+  // destination port from ~28,000 ephemeral ports (32768-60999)
+  const perClient = Number(process.env.BENCH_SOCKETS_PER_CLIENT ?? 18_000)
+  const addresses = (
+    process.env.BENCH_ADDRESSES ??
+    Array.from({ length: Math.ceil(n / 25_000) }, (_, i) => `127.0.0.${i + 1}`).join(',')
+  ).split(',')
   const settings: Settings = {
-    n: Number(process.env.BENCH_SOCKETS ?? (quick ? 500 : 5000)),
-    pacedSeconds: Number(process.env.BENCH_PACED_SECONDS ?? (quick ? 3 : 10)),
+    n,
+    pacedSeconds: Number(
+      process.env.BENCH_PACED_SECONDS ?? Math.max(quick ? 3 : 10, 2 * everySeconds),
+    ),
+    everySeconds,
+    addresses,
+    clients: Math.ceil(n / perClient),
+    perClient,
     perSocket: Number(process.env.BENCH_BURST_PER_SOCKET ?? 20),
     window: Number(process.env.BENCH_WINDOW ?? 256),
     bursts: Number(process.env.BENCH_BURSTS ?? 5),
@@ -203,7 +154,7 @@ async function orchestrate() {
     const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1])
     return (field('used_cpu_user') + field('used_cpu_sys')) * 1000
   }
-  const client = spawnChild('client', join(import.meta.dir, 'ws-client.ts'), {})
+  const client = makeClientPool(settings.clients, settings.perClient)
   const results: Result[] = []
   try {
     await client.started
@@ -222,7 +173,7 @@ async function orchestrate() {
 
 /** One target in a fresh server process: connect, idle RSS, paced phase, burst phase. */
 async function measure(
-  meters: { client: Child; redisCpuMs: () => Promise<number> },
+  meters: { client: ClientPool; redisCpuMs: () => Promise<number> },
   target: Target,
   settings: Settings,
 ): Promise<Result> {
@@ -232,29 +183,27 @@ async function measure(
   const server = spawnChild(`server(${target})`, import.meta.path, { BENCH_WS_ROLE: 'server' })
   try {
     await server.started
-    const s = await server.call<Started>({ cmd: 'start', target, ...settings })
+    const s = await server.call<Started>(
+      { cmd: 'start', target, ...settings, anyAddress: settings.addresses.length > 1 },
+      300_000,
+    )
+    const urls = settings.addresses.map((a) => s.url.replace('127.0.0.1', a))
     // in two steps: the first tenth also warms up (JIT, pools), so the second step's slope is
     // the marginal cost of one more socket; the figure asked for is the whole delta / n
     const warm = Math.max(1, Math.floor(n / 10))
-    const c1 = await client.call<{ seconds: number }>({
-      cmd: 'connect',
-      url: s.url,
-      n: warm,
-      tokens: s.tokens?.slice(0, warm),
-    })
+    const c1 = await client.connect(urls, 0, warm, s.tokens)
     const part = await server.call<Idle>({ cmd: 'idle', settleMs: 1000 })
-    const c2 = await client.call<{ seconds: number }>({
-      cmd: 'connect',
-      url: s.url,
-      n: n - warm,
-      tokens: s.tokens?.slice(warm),
-    })
+    const c2 = await client.connect(urls, warm, n, s.tokens)
     const idle = await server.call<Idle>({ cmd: 'idle', settleMs: 2000 })
     if (idle.connections !== n)
       throw new Error(`${target}: server counts ${idle.connections} sockets, not ${n}`)
 
-    const phase = (command: ServerCommand) => runPhase({ ...meters, server }, command)
-    const paced = await phase({ cmd: 'paced', seconds: settings.pacedSeconds })
+    const phase = (command: ServerCommand) => runPhase({ ...meters, server }, command, n)
+    const paced = await phase({
+      cmd: 'paced',
+      seconds: settings.pacedSeconds,
+      everySeconds: settings.everySeconds,
+    })
     // several bursts, the median kept: one GC pause or noisy neighbour does not make the figure
     const bursts: Phase[] = []
     for (let i = 0; i < settings.bursts; i++)
@@ -269,7 +218,7 @@ async function measure(
     const burst = [...bursts].sort((a, b) => deliveredRate(a) - deliveredRate(b))[
       Math.floor(bursts.length / 2)
     ]!
-    await client.call({ cmd: 'disconnect' })
+    await client.disconnect()
     await server.call({ cmd: 'stop' })
     return {
       target,
@@ -286,21 +235,17 @@ async function measure(
 
 /** One phase as both sides saw it, with every process's CPU time over it. */
 async function runPhase(
-  m: { client: Child; server: Child; redisCpuMs: () => Promise<number> },
+  m: { client: ClientPool; server: Child; redisCpuMs: () => Promise<number> },
   command: ServerCommand,
+  n: number,
 ): Promise<Phase> {
-  const { cpuMicros: client0 } = await m.client.call<{ cpuMicros: number }>({ cmd: 'reset' })
+  const { cpuMicros: client0 } = await m.client.reset()
   const server0 = await m.server.call<number>({ cmd: 'cpu' })
   const redis0 = await m.redisCpuMs()
   const machine0 = cpuTimes()
   const t0 = performance.now()
   const sent = await m.server.call<Sent>(command)
-  const got = await m.client.call<Collected>({
-    cmd: 'collect',
-    expected: sent.sent - sent.failed,
-    quietMs: 3000,
-    timeoutMs: 60_000,
-  })
+  const got = await m.client.collect(sent.sent - sent.failed, n, 3000, 60_000)
   const wallMs = performance.now() - t0
   const machine1 = cpuTimes()
   const redis1 = await m.redisCpuMs()
@@ -361,6 +306,7 @@ function report(results: Result[], run: Settings & { idleLoad: number }) {
   const pacedRows = results.map((r) => ({
     target: LABELS[r.target],
     'connect s': ms(r.connect),
+    'connects/s': Math.round(run.n / r.connect),
     'RSS/idle conn KiB': ms(r.idle),
     'marginal KiB': ms(r.marginal),
     'sent ev/s': Math.round(r.paced.sent.sent / r.paced.sent.seconds),
@@ -370,6 +316,7 @@ function report(results: Result[], run: Settings & { idleLoad: number }) {
     'p99 ms': ms(r.paced.got.p99),
     'max ms': ms(r.paced.got.max),
     'server CPU': cpu(r.paced, r.paced.serverCpuMs),
+    'server CPU µs/event': ms((r.paced.serverCpuMs * 1000) / (r.paced.got.received || 1)),
     'client CPU': cpu(r.paced, r.paced.clientCpuMs),
     'Redis CPU': cpu(r.paced, r.paced.redisCpuMs),
     'other CPU': other(r.paced),
@@ -397,10 +344,11 @@ function report(results: Result[], run: Settings & { idleLoad: number }) {
     .flatMap((r) => [
       {
         target: LABELS[r.target],
-        measure: `p99 at ${run.n} sockets × 1 ev/s`,
+        measure: `p99 at ${run.n} sockets × 1 ev/${run.everySeconds} s`,
         measured: `${ms(r.paced.got.p99)} ms`,
-        goal: '< 50 ms',
-        met: r.paced.got.p99 < 50 ? 'yes' : 'NO',
+        // the realtime issue's 50 ms at 5,000 × 1/s; the performance issue's 150 ms at 50,000 × 1/5 s
+        goal: run.n > 5000 ? '< 150 ms' : '< 50 ms',
+        met: r.paced.got.p99 < (run.n > 5000 ? 150 : 50) ? 'yes' : 'NO',
       },
       {
         target: LABELS[r.target],
@@ -420,7 +368,8 @@ function report(results: Result[], run: Settings & { idleLoad: number }) {
   process.stdout.write(
     `\nsockets=${run.n} cores=${CORES} (client, server and Redis share them) bun=${Bun.version}` +
       ` load before the run=${run.idleLoad.toFixed(2)} cores\n\n` +
-      `Idle and paced: 1 event/s per socket for ${run.pacedSeconds} s\n${table(pacedRows)}\n\n` +
+      `Idle and paced: 1 event per ${run.everySeconds} s per socket for ${run.pacedSeconds} s` +
+      ` (${run.clients} client process(es), ${run.addresses.join(' ')})\n${table(pacedRows)}\n\n` +
       `Burst: ${run.perSocket} events per socket as fast as possible` +
       ` (Atelier: ${run.window} appends in flight); the median of ${run.bursts} bursts\n` +
       `${table(burstRows)}\n\n` +
@@ -461,12 +410,12 @@ type Emitter = {
   close(): Promise<void>
 }
 
-function rawServer(n: number): Emitter {
+function rawServer(n: number, anyAddress: boolean): Emitter {
   const topics = Array.from({ length: n }, (_, k) => `u${k}`)
   let next = 0
   let open = 0
   const server = Bun.serve<{ topic: string }>({
-    hostname: '127.0.0.1',
+    hostname: anyAddress ? '0.0.0.0' : '127.0.0.1',
     port: 0,
     fetch(req, srv) {
       const topic = topics[next++ % n]!
@@ -524,7 +473,10 @@ async function atelierServer(start: Start): Promise<Emitter> {
     LOG_LEVEL: 'silent',
   })
   const inst = await buildInstance(config, makeLogger({ level: 'silent', pretty: false }))
-  const server = inst.app.listen({ port: 0, hostname: '127.0.0.1' }).server!
+  const server = inst.app.listen({
+    port: 0,
+    hostname: start.anyAddress ? '0.0.0.0' : '127.0.0.1',
+  }).server!
   // tokens name real users: one row each, inserted in one statement
   const users = Array.from({ length: start.n }, () => Bun.randomUUIDv7())
   for (let i = 0; i < users.length; i += 5000)
@@ -558,10 +510,10 @@ async function atelierServer(start: Start): Promise<Emitter> {
   }
 }
 
-/** Event i goes to socket i mod n at start + i/n s: every socket gets one per second. */
-async function paced(e: Emitter, n: number, seconds: number): Promise<Sent> {
-  const total = n * seconds
-  const perMs = n / 1000
+/** Event i goes to socket i mod n at start + i·every/n s: each socket gets one per `every` s. */
+async function paced(e: Emitter, n: number, seconds: number, every: number): Promise<Sent> {
+  const total = Math.round((n * seconds) / every)
+  const perMs = n / every / 1000
   const pending = new Set<Promise<unknown>>()
   let sent = 0
   let failed = 0
@@ -626,14 +578,17 @@ async function serve() {
     switch (command.cmd) {
       case 'start': {
         start = command
-        emitter = command.target === 'raw' ? rawServer(command.n) : await atelierServer(command)
+        emitter =
+          command.target === 'raw'
+            ? rawServer(command.n, command.anyAddress)
+            : await atelierServer(command)
         return { url: emitter.url, tokens: emitter.tokens, rssBefore: await settledRss() }
       }
       case 'idle':
         await Bun.sleep(command.settleMs)
         return { rss: await settledRss(), connections: emitter!.connections() }
       case 'paced':
-        return paced(emitter!, start!.n, command.seconds)
+        return paced(emitter!, start!.n, command.seconds, command.everySeconds)
       case 'burst':
         return burst(
           emitter!,
