@@ -90,7 +90,7 @@ export function makeGenerations(deps: GenerationsDeps) {
     const pricePerItem =
       deps.pricing.perImage + (request.background ? deps.pricing.perBackground : 0)
     const { generationId } = await deps.ask(userId, {
-      kind: 'start',
+      kind: 'create',
       generationId: Bun.randomUUIDv7(),
       request,
       items,

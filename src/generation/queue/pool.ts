@@ -115,7 +115,7 @@ export function makeRendererPool(o: RendererPoolOptions) {
         for (const [generationId, group] of groupBy(items, (i) => i.generation_id))
           void o
             .report(group[0]!.user_id, {
-              kind: 'started',
+              kind: 'claimed',
               generationId,
               items: group.map((i) => ({ id: i.id, key: i.key })),
             })
