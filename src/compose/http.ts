@@ -1,7 +1,7 @@
 import pkg from '../../package.json'
 import { actorAdminRoutes } from '../actors/routes'
 import type { Config } from '../config/config'
-import { generationRoutes, queueAdminRoutes } from '../generation/routes'
+import { generationRoutes } from '../generation/routes'
 import type { Generations } from '../generation/service'
 import { createApp } from '../http/app'
 import { healthRoutes } from '../http/health-routes'
@@ -19,7 +19,7 @@ import type { Logger } from '../obs/logger'
 import type { Gateway } from '../realtime/gateway'
 import { realtimeRoutes } from '../realtime/routes'
 import type { Heartbeat } from '../stats/heartbeat'
-import { adminStatsRoutes, statsRoutes } from '../stats/routes'
+import { adminStatsRoutes, queueAdminRoutes, statsRoutes } from '../stats/routes'
 import { makeStats } from '../stats/service'
 import { userRoutes } from '../users/routes'
 import { webRoutes } from '../web/routes'
@@ -45,7 +45,7 @@ export type AppDeps = {
 export function composeApp(f: Foundation, config: Config, log: Logger, deps: AppDeps) {
   const { users, media, library, credits, generations, idempotency, gateway } = deps
   const { guards } = users
-  const stats = makeStats({ db: f.readDb })
+  const stats = makeStats({ db: f.readDb, queueDb: f.database.db })
   const ledgerDeps = {
     db: f.database.db,
     guards,
@@ -103,7 +103,7 @@ export function composeApp(f: Foundation, config: Config, log: Logger, deps: App
     adminRoutes: [
       creditAdminRoutes(ledgerDeps),
       libraryAdminRoutes({ library }),
-      queueAdminRoutes({ db: f.database.db }),
+      queueAdminRoutes({ stats }),
       adminStatsRoutes({ stats, heartbeat: deps.heartbeat }),
       actorAdminRoutes({ ownerOf: deps.ownerOf }),
     ],

@@ -22,7 +22,7 @@ export type Database = {
   close(): Promise<void>
 }
 
-export type DatabaseOptions = {
+export type DatabaseDeps = {
   /** postgres:// URL; when absent, PGlite stored in `dataDir` (embedded mode). */
   url?: string
   dataDir: string
@@ -52,13 +52,13 @@ export type DatabaseOptions = {
   snapshot?: () => Blob | undefined
 }
 
-function resolveDeadlines(o: DatabaseOptions) {
+function resolveDeadlines(deps: DatabaseDeps) {
   return {
-    statementTimeoutMs: o.statementTimeoutMs,
-    lockTimeoutMs: o.lockTimeoutMs ?? 5000,
-    idleInTransactionMs: o.idleInTransactionMs ?? 5000,
-    connectTimeoutMs: o.connectTimeoutMs ?? 3000,
-    callDeadlineMs: o.callDeadlineMs ?? o.statementTimeoutMs + 2000,
+    statementTimeoutMs: deps.statementTimeoutMs,
+    lockTimeoutMs: deps.lockTimeoutMs ?? 5000,
+    idleInTransactionMs: deps.idleInTransactionMs ?? 5000,
+    connectTimeoutMs: deps.connectTimeoutMs ?? 3000,
+    callDeadlineMs: deps.callDeadlineMs ?? deps.statementTimeoutMs + 2000,
   }
 }
 
@@ -73,9 +73,9 @@ function parserOf(oid: number, format?: 'text' | 'binary') {
 /** Extensions the migrations need, from PGlite's bundle: library search runs the same SQL as on Postgres. */
 export const PGLITE_EXTENSIONS = { pg_trgm }
 
-export async function makeDatabase(options: DatabaseOptions): Promise<Database> {
-  if (!options.url) return makePGlite(options.dataDir, options.snapshot)
-  const database = makePostgres(options.url, options)
+export async function makeDatabase(deps: DatabaseDeps): Promise<Database> {
+  if (!deps.url) return makePGlite(deps.dataDir, deps.snapshot)
+  const database = makePostgres(deps.url, deps)
   // connect now: a bad DATABASE_URL fails the start, and kysely's driver is
   // initialized, so after close() a stray query rejects instead of waiting forever
   await database.ping().catch(async (error) => {
@@ -85,12 +85,12 @@ export async function makeDatabase(options: DatabaseOptions): Promise<Database> 
   return database
 }
 
-function makePostgres(url: string, options: DatabaseOptions): Database {
-  const deadlines = resolveDeadlines(options)
+function makePostgres(url: string, deps: DatabaseDeps): Database {
+  const deadlines = resolveDeadlines(deps)
   const pool = new pg.Pool({
     connectionString: url,
-    max: options.poolMax,
-    application_name: options.applicationName ?? 'atelier',
+    max: deps.poolMax,
+    application_name: deps.applicationName ?? 'atelier',
     // server-side bounds: a statement, a lock wait, a transaction left open by a frozen instance
     statement_timeout: deadlines.statementTimeoutMs,
     lock_timeout: deadlines.lockTimeoutMs,
@@ -105,14 +105,14 @@ function makePostgres(url: string, options: DatabaseOptions): Database {
   // node-postgres emits a dead connection's error as an event; with no listener it kills the
   // process (brianc/node-postgres#1324). The pool's listener covers idle clients only, so every
   // client also gets its own for the time it is checked out (#2762).
-  const onError = options.onError ?? (() => {})
+  const onError = deps.onError ?? (() => {})
   pool.on('error', (err) => onError(err))
   pool.on('connect', (client) => client.on('error', (err) => onError(err)))
   const db = new Kysely<DB>({
     dialect: new PostgresDialect({
       pool: withDeadline(pool, {
         callDeadlineMs: deadlines.callDeadlineMs,
-        settleMs: options.settleMs,
+        settleMs: deps.settleMs,
       }),
     }),
   })

@@ -1,4 +1,4 @@
-import { makeDatabase, type Database, type DatabaseOptions } from './database'
+import { makeDatabase, type Database, type DatabaseDeps } from './database'
 
 /**
  * DATABASE_READ_URL: a read replica, opened with the same client settings
@@ -10,7 +10,7 @@ import { makeDatabase, type Database, type DatabaseOptions } from './database'
  */
 export function makeReadDatabase(
   url: string | undefined,
-  primary: DatabaseOptions,
+  primary: DatabaseDeps,
 ): Promise<Database | undefined> {
   if (!url || !primary.url) return Promise.resolve(undefined)
   return makeDatabase({

@@ -1,12 +1,9 @@
-import { Elysia, t } from 'elysia'
-import type { Kysely } from 'kysely'
-import type { DB } from '../db/schema'
+import { Elysia } from 'elysia'
 import type { Guards } from '../http/guards'
 import { IdParam, Page, errors } from '../http/schemas'
 import type { Idempotency } from '../idempotency/idempotency'
 import { IdempotencyKeyHeader } from '../idempotency/header'
 import { CreateGenerationBody, GenerationSchema, GenerationSummarySchema, ListQuery } from './model'
-import { queueFigures } from './repository'
 import type { Generations } from './service'
 
 export type GenerationRoutesDeps = {
@@ -71,42 +68,4 @@ export function generationRoutes(deps: GenerationRoutesDeps) {
         response: { 200: GenerationSchema, ...errors(401, 404, 422, 503) },
       },
     )
-}
-
-export function queueAdminRoutes(deps: { db: Kysely<DB> }) {
-  return new Elysia({ detail: { tags: ['admin'] } }).get(
-    '/queue',
-    async () => {
-      const q = await queueFigures(deps.db)
-      return {
-        depth: q.depth,
-        oldestQueuedAgeSeconds: q.oldest_queued_at
-          ? Math.round((Date.now() - new Date(q.oldest_queued_at).getTime()) / 1000)
-          : null,
-        running: q.running,
-        retrying: q.retrying,
-        failedLastHour: q.failed_last_hour,
-        itemsPerMinute: q.succeeded_last_minute,
-        perInstance: q.perInstance,
-      }
-    },
-    {
-      detail: {
-        summary:
-          'The work queue: depth, oldest queued age, running, retrying, failed in the last hour, per instance',
-      },
-      response: {
-        200: t.Object({
-          depth: t.Integer(),
-          oldestQueuedAgeSeconds: t.Union([t.Integer(), t.Null()]),
-          running: t.Integer(),
-          retrying: t.Integer(),
-          failedLastHour: t.Integer(),
-          itemsPerMinute: t.Integer(),
-          perInstance: t.Array(t.Object({ instance: t.String(), running: t.Integer() })),
-        }),
-        ...errors(401, 403),
-      },
-    },
-  )
 }

@@ -34,63 +34,14 @@ export type Generations = ReturnType<typeof makeGenerations>
 
 export function makeGenerations(deps: GenerationsDeps) {
   const readDb = deps.readDb ?? deps.db
-  async function normalize(userId: string, body: GenerationRequest): Promise<GenerationRequest> {
-    const issues: ValidationIssue[] = []
-    const out: GenerationRequest = { ...body }
-    if (body.mode === 'library') {
-      if (!body.poseIds) issues.push({ path: '/poseIds', message: 'Required in library mode' })
-      if (body.prompt !== undefined) issues.push({ path: '/prompt', message: 'Only in text mode' })
-      if (body.poseIds) {
-        const found = await deps.existingPoses(body.poseIds)
-        body.poseIds.forEach((id, i) => {
-          if (!found.has(id)) issues.push({ path: `/poseIds/${i}`, message: 'No such pose' })
-        })
-      }
-    } else {
-      if (body.poseIds !== undefined)
-        issues.push({ path: '/poseIds', message: 'Only in library mode' })
-      if (body.prompt === undefined)
-        issues.push({ path: '/prompt', message: 'Required in text mode' })
-      else {
-        const checked = checkPrompt(body.prompt, '/prompt')
-        issues.push(...checked.issues)
-        out.prompt = checked.prompt
-      }
-    }
-    // someone else's upload is "no such upload" too: no existence leak
-    if (body.uploadId !== undefined && !(await deps.ownsUpload(userId, body.uploadId)))
-      issues.push({ path: '/uploadId', message: 'No such upload' })
-    if (body.background?.mode === 'color' && !isHexColour(body.background.value))
-      issues.push({ path: '/background/value', message: 'Expected a colour like #aabbcc' })
-    if (body.background?.mode === 'prompt') {
-      const checked = checkPrompt(body.background.value, '/background/value')
-      issues.push(...checked.issues)
-      out.background = { mode: 'prompt', value: checked.prompt }
-    }
-    if (issues.length > 0) throw new ValidationFailed(issues)
-    return out
-  }
-
-  function itemsOf(request: GenerationRequest): repo.NewItem[] {
-    const variations = Array.from({ length: request.variations }, (_, v) => v)
-    const targets = request.mode === 'library' ? request.poseIds! : [null]
-    return targets.flatMap((poseId) =>
-      variations.map((v) => ({
-        id: Bun.randomUUIDv7(),
-        key: `${poseId ?? 'text'}-v${v}`,
-        poseId,
-        variation: v,
-      })),
-    )
-  }
 
   async function accept(userId: string, body: GenerationRequest, commandKey: string) {
-    const request = await normalize(userId, body)
+    const request = await normalize(deps, userId, body)
     const items = itemsOf(request)
     const pricePerItem =
       deps.pricing.perImage + (request.background ? deps.pricing.perBackground : 0)
     const { generationId } = await deps.ask(userId, {
-      kind: 'start',
+      kind: 'create',
       generationId: Bun.randomUUIDv7(),
       request,
       items,
@@ -101,17 +52,7 @@ export function makeGenerations(deps: GenerationsDeps) {
     })
     deps.wake()
     // from the database the actor just wrote: a replica may not have it yet
-    return load(deps.db, userId, generationId)
-  }
-
-  async function load(db: Kysely<DB>, userId: string, id: string) {
-    const row = await repo.findGeneration(db, id, userId)
-    if (!row) throw new NotFound('Generation')
-    const [items, positions] = await Promise.all([
-      repo.itemsOf(db, id),
-      repo.queuePositions(db, [id]),
-    ])
-    return { ...summary(row, positions), items: items.map((i) => presentItem(i, deps.urls)) }
+    return load(deps, deps.db, userId, generationId)
   }
 
   async function list(
@@ -140,11 +81,78 @@ export function makeGenerations(deps: GenerationsDeps) {
 
   async function cancel(userId: string, id: string) {
     await deps.ask(userId, { kind: 'cancel', generationId: id, reason: 'user' })
-    return load(deps.db, userId, id)
+    return load(deps, deps.db, userId, id)
   }
 
-  const get = (userId: string, id: string) => load(readDb, userId, id)
+  const get = (userId: string, id: string) => load(deps, readDb, userId, id)
   return { accept, get, list, cancel }
+}
+
+/** One generation with its items, from `db`; 404 for anyone else's. */
+async function load(deps: GenerationsDeps, db: Kysely<DB>, userId: string, id: string) {
+  const row = await repo.findGeneration(db, id, userId)
+  if (!row) throw new NotFound('Generation')
+  const [items, positions] = await Promise.all([
+    repo.itemsOf(db, id),
+    repo.queuePositions(db, [id]),
+  ])
+  return { ...summary(row, positions), items: items.map((i) => presentItem(i, deps.urls)) }
+}
+
+/** The request as it is stored: checks the schema cannot make (poses, the upload, colours, prompts). */
+async function normalize(
+  deps: GenerationsDeps,
+  userId: string,
+  body: GenerationRequest,
+): Promise<GenerationRequest> {
+  const issues: ValidationIssue[] = []
+  const out: GenerationRequest = { ...body }
+  if (body.mode === 'library') {
+    if (!body.poseIds) issues.push({ path: '/poseIds', message: 'Required in library mode' })
+    if (body.prompt !== undefined) issues.push({ path: '/prompt', message: 'Only in text mode' })
+    if (body.poseIds) {
+      const found = await deps.existingPoses(body.poseIds)
+      body.poseIds.forEach((id, i) => {
+        if (!found.has(id)) issues.push({ path: `/poseIds/${i}`, message: 'No such pose' })
+      })
+    }
+  } else {
+    if (body.poseIds !== undefined)
+      issues.push({ path: '/poseIds', message: 'Only in library mode' })
+    if (body.prompt === undefined)
+      issues.push({ path: '/prompt', message: 'Required in text mode' })
+    else {
+      const checked = checkPrompt(body.prompt, '/prompt')
+      issues.push(...checked.issues)
+      out.prompt = checked.prompt
+    }
+  }
+  // someone else's upload is "no such upload" too: no existence leak
+  if (body.uploadId !== undefined && !(await deps.ownsUpload(userId, body.uploadId)))
+    issues.push({ path: '/uploadId', message: 'No such upload' })
+  if (body.background?.mode === 'color' && !isHexColour(body.background.value))
+    issues.push({ path: '/background/value', message: 'Expected a colour like #aabbcc' })
+  if (body.background?.mode === 'prompt') {
+    const checked = checkPrompt(body.background.value, '/background/value')
+    issues.push(...checked.issues)
+    out.background = { mode: 'prompt', value: checked.prompt }
+  }
+  if (issues.length > 0) throw new ValidationFailed(issues)
+  return out
+}
+
+/** One work item per pose (one in text mode) and variation. */
+function itemsOf(request: GenerationRequest): repo.NewItem[] {
+  const variations = Array.from({ length: request.variations }, (_, v) => v)
+  const targets = request.mode === 'library' ? request.poseIds! : [null]
+  return targets.flatMap((poseId) =>
+    variations.map((v) => ({
+      id: Bun.randomUUIDv7(),
+      key: `${poseId ?? 'text'}-v${v}`,
+      poseId,
+      variation: v,
+    })),
+  )
 }
 
 function summary(g: GenerationRow, positions: Map<string, number>) {

@@ -3,8 +3,8 @@ import type { RoomWire } from '../actors/wire'
 
 /**
  * Generation commands and results as they cross between instances
- * (src/actors/wire.ts). Each is idempotent by an id it carries: `start` by
- * its commandKey (the charge's ledger key), `cancel` and `started` by the
+ * (src/actors/wire.ts). Each is idempotent by an id it carries: `create` by
+ * its commandKey (the charge's ledger key), `cancel` and `claimed` by the
  * statuses they move from, `outcome` by the item's running status and lease
  * owner; so an entry delivered twice has one effect.
  */
@@ -29,7 +29,7 @@ const ItemResult = T.Union([
 export const GenerationCommandWire = T.Union([
   T.Object(
     {
-      kind: T.Literal('start'),
+      kind: T.Literal('create'),
       generationId: Id,
       // validated at the edge (model.ts); here only its JSON shape matters
       request: T.Object({ mode: T.Union([T.Literal('library'), T.Literal('text')]) }),
@@ -60,7 +60,7 @@ export const GenerationCommandWire = T.Union([
   ),
   T.Object(
     {
-      kind: T.Literal('started'),
+      kind: T.Literal('claimed'),
       generationId: Id,
       items: T.Array(T.Object({ id: Id, key: T.String() }, { additionalProperties: false })),
     },

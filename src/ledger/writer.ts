@@ -34,7 +34,7 @@ import {
  */
 export type LedgerWriter = ReturnType<typeof makeLedgerWriter>
 
-export type LedgerWriterOptions = {
+export type LedgerWriterLimits = {
   /** Concurrent ledger transactions (default 4). */
   slots?: number
   /** Users' batches per transaction (default 64). */
@@ -53,9 +53,9 @@ type Waiting = {
   reject: (e: Error) => void
 }
 
-export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = {}) {
-  const slots = options.slots ?? 4
-  const maxUsers = options.maxUsersPerCommit ?? 64
+export function makeLedgerWriter(db: Kysely<DB>, limits: LedgerWriterLimits = {}) {
+  const slots = limits.slots ?? 4
+  const maxUsers = limits.maxUsersPerCommit ?? 64
   const queue: Waiting[] = []
   let inflight = 0
 
@@ -64,69 +64,11 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
       inflight++
       const group = queue.splice(0, maxUsers)
       for (const w of group) w.dequeued()
-      void flush(group).finally(() => {
+      void flush(db, group).finally(() => {
         inflight--
         pump()
       })
     }
-  }
-
-  async function flush(group: Waiting[]) {
-    const batches = group.map((w) => prepareBatch(w.commands))
-    const payload = group.map((w, i) => ({
-      userId: w.userId,
-      epoch: w.epoch,
-      commands: batches[i]!.payload,
-    }))
-    // fenced (cluster mode): each batch's epoch is checked under its account lock, and a
-    // stale one is skipped alone ({ fenced: true }) while the others commit together
-    const fenced = group.some((w) => w.epoch !== undefined)
-    try {
-      const text = JSON.stringify(payload)
-      const rows = await inBatch(anySignal(group.map((w) => w.signal)), () =>
-        db.transaction().execute((trx) => applyGroup(trx, text, fenced)),
-      )
-      group.forEach((w, i) => {
-        const applied = rows[w.userId]!
-        if ('fenced' in applied) w.reject(new StaleEpoch())
-        else w.resolve(batches[i]!.expand(applied))
-      })
-    } catch (error) {
-      // the combined call rolled back whole. A database that does not answer
-      // fails everyone (a retry per user would only hammer it); a command at
-      // fault fails alone: each batch again on its own, then, within a batch
-      // at fault, each command on its own
-      if (!isRequestFault(error)) return group.forEach((w) => w.reject(toCommandError(error)))
-      await Promise.all(group.map((w) => applyAlone(w).then(w.resolve, w.reject)))
-    }
-  }
-
-  /** One user's batch in its own transaction; when it is at fault, command by command. */
-  async function applyAlone(w: Waiting): Promise<AppliedBatch> {
-    const applyInBatch = (commands: readonly LedgerCommand[]) =>
-      inBatch(w.signal, () =>
-        db.transaction().execute((trx) => applyCommands(trx, w.userId, commands, w.epoch)),
-      )
-    try {
-      return await applyInBatch(w.commands)
-    } catch (error) {
-      if (!isRequestFault(error) || w.commands.length === 1) throw toCommandError(error)
-    }
-    // in order, one transaction each: rare (a value Postgres refuses got past
-    // the edge), so simplicity over round trips
-    const results: AppliedRow[] = []
-    let balance: number | undefined
-    for (const command of w.commands) {
-      try {
-        const applied = await applyInBatch([command])
-        balance = applied.balance
-        results.push(applied.results[0]!)
-      } catch (error) {
-        if (!isRequestFault(error)) throw toCommandError(error)
-        results.push({ ok: false, code: 'refused', error: toCommandError(error) })
-      }
-    }
-    return { balance: balance ?? 0, results }
   }
 
   return {
@@ -143,18 +85,80 @@ export function makeLedgerWriter(db: Kysely<DB>, options: LedgerWriterOptions = 
       return new Promise((resolve, reject) => {
         if (signal?.aborted) return reject(abortReason(signal))
         const w: Waiting = { userId, epoch, commands, signal, dequeued: () => {}, resolve, reject }
-        if (signal) {
-          const aborted = () => {
-            const at = queue.indexOf(w)
-            if (at >= 0) queue.splice(at, 1)
-            reject(abortReason(signal))
-          }
-          signal.addEventListener('abort', aborted, { once: true })
-          w.dequeued = () => signal.removeEventListener('abort', aborted)
-        }
+        if (signal) leaveOnAbort(queue, w, signal)
         queue.push(w)
         pump()
       })
     },
   }
+}
+
+/** While `w` waits in `queue`, an abort of its signal takes it out, unapplied. */
+function leaveOnAbort(queue: Waiting[], w: Waiting, signal: AbortSignal) {
+  const aborted = () => {
+    const at = queue.indexOf(w)
+    if (at >= 0) queue.splice(at, 1)
+    w.reject(abortReason(signal))
+  }
+  signal.addEventListener('abort', aborted, { once: true })
+  w.dequeued = () => signal.removeEventListener('abort', aborted)
+}
+
+/** One group's batches in one transaction; when that fails at a command's fault, each alone. */
+async function flush(db: Kysely<DB>, group: Waiting[]) {
+  const batches = group.map((w) => prepareBatch(w.commands))
+  const payload = group.map((w, i) => ({
+    userId: w.userId,
+    epoch: w.epoch,
+    commands: batches[i]!.payload,
+  }))
+  // fenced (cluster mode): each batch's epoch is checked under its account lock, and a
+  // stale one is skipped alone ({ fenced: true }) while the others commit together
+  const fenced = group.some((w) => w.epoch !== undefined)
+  try {
+    const text = JSON.stringify(payload)
+    const rows = await inBatch(anySignal(group.map((w) => w.signal)), () =>
+      db.transaction().execute((trx) => applyGroup(trx, text, fenced)),
+    )
+    group.forEach((w, i) => {
+      const applied = rows[w.userId]!
+      if ('fenced' in applied) w.reject(new StaleEpoch())
+      else w.resolve(batches[i]!.expand(applied))
+    })
+  } catch (error) {
+    // the combined call rolled back whole. A database that does not answer
+    // fails everyone (a retry per user would only hammer it); a command at
+    // fault fails alone: each batch again on its own, then, within a batch
+    // at fault, each command on its own
+    if (!isRequestFault(error)) return group.forEach((w) => w.reject(toCommandError(error)))
+    await Promise.all(group.map((w) => applyAlone(db, w).then(w.resolve, w.reject)))
+  }
+}
+
+/** One user's batch in its own transaction; when it is at fault, command by command. */
+async function applyAlone(db: Kysely<DB>, w: Waiting): Promise<AppliedBatch> {
+  const applyInBatch = (commands: readonly LedgerCommand[]) =>
+    inBatch(w.signal, () =>
+      db.transaction().execute((trx) => applyCommands(trx, w.userId, commands, w.epoch)),
+    )
+  try {
+    return await applyInBatch(w.commands)
+  } catch (error) {
+    if (!isRequestFault(error) || w.commands.length === 1) throw toCommandError(error)
+  }
+  // in order, one transaction each: rare (a value Postgres refuses got past
+  // the edge), so simplicity over round trips
+  const results: AppliedRow[] = []
+  let balance: number | undefined
+  for (const command of w.commands) {
+    try {
+      const applied = await applyInBatch([command])
+      balance = applied.balance
+      results.push(applied.results[0]!)
+    } catch (error) {
+      if (!isRequestFault(error)) throw toCommandError(error)
+      results.push({ ok: false, code: 'refused', error: toCommandError(error) })
+    }
+  }
+  return { balance: balance ?? 0, results }
 }

@@ -1,7 +1,7 @@
 import { S3Client } from 'bun'
 import { checkContentType, checkKey, contentTypeOf, type BlobStorage } from './storage'
 
-export type S3StorageOptions = {
+export type S3StorageDeps = {
   bucket: string
   /** e.g. https://<account>.r2.cloudflarestorage.com or https://fly.storage.tigris.dev; default AWS */
   endpoint?: string
@@ -15,13 +15,13 @@ export type S3StorageOptions = {
  * replaces an object atomically, so a retried put never leaves half an
  * image. Keys follow the same rules as on disk (storage.ts).
  */
-export function makeS3Storage(options: S3StorageOptions): BlobStorage {
+export function makeS3Storage(deps: S3StorageDeps): BlobStorage {
   const client = new S3Client({
-    bucket: options.bucket,
-    endpoint: options.endpoint,
-    region: options.region,
-    accessKeyId: options.accessKeyId,
-    secretAccessKey: options.secretAccessKey,
+    bucket: deps.bucket,
+    endpoint: deps.endpoint,
+    region: deps.region,
+    accessKeyId: deps.accessKeyId,
+    secretAccessKey: deps.secretAccessKey,
   })
 
   return {

@@ -6,7 +6,7 @@ import { decodeCursor, encodeCursor, isTimeIdCursor, pageLimit } from '../db/key
 import type { MediaUrls } from './signed-urls'
 import type { BlobStorage } from './storage'
 import type { UploadRow } from './table'
-import { cleanUpload, uploadContentType } from './upload-image'
+import { cleanUpload, uploadContentType, type CleanUpload } from './upload-image'
 import * as repo from './upload-repository'
 
 /**
@@ -32,108 +32,37 @@ export type Uploads = ReturnType<typeof makeUploads>
 const EXTENSION = { png: 'png', jpeg: 'jpg', webp: 'webp' } as const
 
 export function makeUploads(deps: UploadsDeps) {
-  const { db, storage, limits } = deps
-
-  function present(u: UploadRow) {
-    return {
-      id: u.id,
-      width: u.width,
-      height: u.height,
-      format: u.format,
-      bytes: Number(u.bytes),
-      imageUrl: deps.urls.url(u.id, u.user_id),
-      thumbnailUrl: deps.urls.url(u.thumbnail_media_id, u.user_id),
-      createdAt: u.created_at.toISOString(),
-    }
-  }
-
-  async function checkLimits(
-    q: Parameters<typeof repo.uploadUsage>[0],
-    userId: string,
-    adding: number,
-  ) {
-    const usage = await repo.uploadUsage(q, userId)
-    if (usage.lastHour >= limits.perHour) {
-      const freesAt = (usage.oldestInHour?.getTime() ?? Date.now()) + 3_600_000
-      throw new RateLimited(
-        (freesAt - Date.now()) / 1000,
-        `At most ${limits.perHour} uploads per hour`,
-      )
-    }
-    // nothing frees quota over time (uploads are kept): an hour is a polite retry
-    if (usage.bytes + adding > limits.quotaBytes)
-      throw new RateLimited(3600, `The upload quota of ${limits.quotaBytes} bytes is used up`)
-  }
+  const { db, storage } = deps
+  const present = (u: UploadRow) => presentUpload(u, deps.urls)
 
   async function create(userId: string, input: Uint8Array, commandKey: string) {
     const prior = await repo.findUploadByKey(db, userId, commandKey)
     if (prior) return present(prior)
-    await checkLimits(db, userId, 0)
+    await checkLimits(db, deps.limits, userId, 0)
     const clean = await cleanUpload(input)
     const id = Bun.randomUUIDv7()
-    const thumbId = Bun.randomUUIDv7()
     const base = `uploads/${userId}/${id}`
-    const imageKey = `${base}.${EXTENSION[clean.format]}`
-    const thumbKey = `${base}-thumb.webp`
-    const contentType = uploadContentType(clean.format)
+    const stored: StoredUpload = {
+      id,
+      thumbId: Bun.randomUUIDv7(),
+      imageKey: `${base}.${EXTENSION[clean.format]}`,
+      thumbKey: `${base}-thumb.webp`,
+      contentType: uploadContentType(clean.format),
+      clean,
+    }
     await Promise.all([
-      storage.put(imageKey, clean.bytes, contentType),
-      storage.put(thumbKey, clean.thumbnail.bytes, 'image/webp'),
+      storage.put(stored.imageKey, clean.bytes, stored.contentType),
+      storage.put(stored.thumbKey, clean.thumbnail.bytes, 'image/webp'),
     ])
     try {
-      const row = await db.transaction().execute(async (trx) => {
-        await repo.lockUserUploads(trx, userId)
-        const raced = await repo.findUploadByKey(trx, userId, commandKey)
-        if (raced) return { row: raced, created: false }
-        await checkLimits(trx, userId, clean.bytes.byteLength)
-        const inserted = await repo.insertUpload(
-          trx,
-          {
-            id,
-            userId,
-            storageKey: imageKey,
-            contentType,
-            bytes: clean.bytes.byteLength,
-            width: clean.width,
-            height: clean.height,
-          },
-          {
-            id: thumbId,
-            userId,
-            storageKey: thumbKey,
-            contentType: 'image/webp',
-            bytes: clean.thumbnail.bytes.byteLength,
-            width: clean.thumbnail.width,
-            height: clean.thumbnail.height,
-          },
-          {
-            id,
-            user_id: userId,
-            thumbnail_media_id: thumbId,
-            format: clean.format,
-            width: clean.width,
-            height: clean.height,
-            bytes: clean.bytes.byteLength,
-            command_key: commandKey,
-          },
-        )
-        return { row: inserted, created: true }
-      })
-      if (!row.created) await removeBlobs(imageKey, thumbKey)
+      const row = await record(deps, userId, commandKey, stored)
+      if (!row.created) await removeBlobs(deps, stored.imageKey, stored.thumbKey)
       else deps.onStored?.(Number(row.row.bytes))
       return present(row.row)
     } catch (error) {
-      await removeBlobs(imageKey, thumbKey)
+      await removeBlobs(deps, stored.imageKey, stored.thumbKey)
       throw error
     }
-  }
-
-  async function removeBlobs(...keys: string[]) {
-    await Promise.all(
-      keys.map((k) =>
-        storage.delete(k).catch((err) => deps.log.warn({ err, key: k }, 'upload blob not removed')),
-      ),
-    )
   }
 
   async function list(userId: string, query: { limit?: string; cursor?: string }) {
@@ -161,4 +90,100 @@ export function makeUploads(deps: UploadsDeps) {
   }
 
   return { create, list, findOwn, load }
+}
+
+/** Best effort: a blob left behind costs storage, not correctness (no row names it). */
+async function removeBlobs(deps: UploadsDeps, ...keys: string[]) {
+  await Promise.all(
+    keys.map((k) =>
+      deps.storage
+        .delete(k)
+        .catch((err) => deps.log.warn({ err, key: k }, 'upload blob not removed')),
+    ),
+  )
+}
+
+/** An upload whose blobs are stored and whose rows are not written yet. */
+type StoredUpload = {
+  id: string
+  thumbId: string
+  imageKey: string
+  thumbKey: string
+  contentType: string
+  clean: CleanUpload
+}
+
+/** Its rows under the user's upload lock, where the limits are checked again; created: false for a raced twin. */
+function record(deps: UploadsDeps, userId: string, commandKey: string, u: StoredUpload) {
+  const { clean } = u
+  return deps.db.transaction().execute(async (trx) => {
+    await repo.lockUserUploads(trx, userId)
+    const raced = await repo.findUploadByKey(trx, userId, commandKey)
+    if (raced) return { row: raced, created: false }
+    await checkLimits(trx, deps.limits, userId, clean.bytes.byteLength)
+    const inserted = await repo.insertUpload(
+      trx,
+      {
+        id: u.id,
+        userId,
+        storageKey: u.imageKey,
+        contentType: u.contentType,
+        bytes: clean.bytes.byteLength,
+        width: clean.width,
+        height: clean.height,
+      },
+      {
+        id: u.thumbId,
+        userId,
+        storageKey: u.thumbKey,
+        contentType: 'image/webp',
+        bytes: clean.thumbnail.bytes.byteLength,
+        width: clean.thumbnail.width,
+        height: clean.thumbnail.height,
+      },
+      {
+        id: u.id,
+        user_id: userId,
+        thumbnail_media_id: u.thumbId,
+        format: clean.format,
+        width: clean.width,
+        height: clean.height,
+        bytes: clean.bytes.byteLength,
+        command_key: commandKey,
+      },
+    )
+    return { row: inserted, created: true }
+  })
+}
+
+async function checkLimits(
+  q: Parameters<typeof repo.uploadUsage>[0],
+  limits: UploadsDeps['limits'],
+  userId: string,
+  adding: number,
+) {
+  const usage = await repo.uploadUsage(q, userId)
+  if (usage.lastHour >= limits.perHour) {
+    const freesAt = (usage.oldestInHour?.getTime() ?? Date.now()) + 3_600_000
+    throw new RateLimited(
+      (freesAt - Date.now()) / 1000,
+      `At most ${limits.perHour} uploads per hour`,
+    )
+  }
+  // nothing frees quota over time (uploads are kept): an hour is a polite retry
+  if (usage.bytes + adding > limits.quotaBytes)
+    throw new RateLimited(3600, `The upload quota of ${limits.quotaBytes} bytes is used up`)
+}
+
+function presentUpload(u: UploadRow, urls: UploadsDeps['urls']) {
+  return {
+    id: u.id,
+    width: u.width,
+    height: u.height,
+    format: u.format,
+    bytes: Number(u.bytes),
+    imageUrl: urls.url(u.id, u.user_id),
+    thumbnailUrl: urls.url(u.thumbnail_media_id, u.user_id),
+    createdAt: u.created_at.toISOString(),
+  }
 }

@@ -100,3 +100,13 @@ export const SystemStatsSchema = t.Object({
     description: 'every live instance (heartbeat records in Redis; this one alone when embedded)',
   }),
 })
+
+export const QueueStatsSchema = t.Object({
+  depth: t.Integer(),
+  oldestQueuedAgeSeconds: t.Union([t.Integer(), t.Null()]),
+  running: t.Integer(),
+  retrying: t.Integer(),
+  failedLastHour: t.Integer(),
+  itemsPerMinute: t.Integer(),
+  perInstance: t.Array(t.Object({ instance: t.String(), running: t.Integer() })),
+})

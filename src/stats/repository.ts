@@ -138,3 +138,34 @@ export function ledgerTotals(db: Kysely<DB>) {
     .groupBy('kind')
     .execute()
 }
+
+// --- the work queue (GET /v1/admin/queue) ---
+
+/**
+ * The queue's figures (depth, oldest queued, running, retrying, the last
+ * hour's failures, the last minute's successes), then running items per
+ * instance: two statements, the one exception to one per function here.
+ */
+export async function queueFigures(db: Kysely<DB>) {
+  const { rows } = await sql<{
+    depth: number
+    oldest_queued_at: Date | null
+    running: number
+    retrying: number
+    failed_last_hour: number
+    succeeded_last_minute: number
+  }>`
+    select
+      count(*) filter (where status = 'queued')::int as depth,
+      min(enqueued_at) filter (where status = 'queued') as oldest_queued_at,
+      count(*) filter (where status = 'running')::int as running,
+      count(*) filter (where status = 'queued' and attempts > 0)::int as retrying,
+      count(*) filter (where status = 'failed' and finished_at > now() - interval '1 hour')::int as failed_last_hour,
+      count(*) filter (where status = 'succeeded' and finished_at > now() - interval '1 minute')::int as succeeded_last_minute
+    from generation_items
+    where status in ('queued', 'running') or finished_at > now() - interval '1 hour'`.execute(db)
+  const { rows: perInstance } = await sql<{ instance: string; running: number }>`
+    select lease_owner as instance, count(*)::int as running from generation_items
+    where status = 'running' group by lease_owner order by lease_owner`.execute(db)
+  return { ...rows[0]!, perInstance }
+}

@@ -2,7 +2,7 @@ import { Elysia } from 'elysia'
 import type { Guards } from '../http/guards'
 import { errors } from '../http/schemas'
 import type { Heartbeat } from './heartbeat'
-import { StatsQuery, SystemStatsSchema, UserStatsSchema } from './model'
+import { QueueStatsSchema, StatsQuery, SystemStatsSchema, UserStatsSchema } from './model'
 import { readRange, type Stats } from './service'
 
 export function statsRoutes(deps: { stats: Stats; guards: Guards }) {
@@ -51,4 +51,15 @@ export function adminStatsRoutes(deps: { stats: Stats; heartbeat: Heartbeat }) {
       response: { 200: SystemStatsSchema, ...errors(401, 403) },
     },
   )
+}
+
+/** Mounted under /v1/admin behind the admin guard. */
+export function queueAdminRoutes(deps: { stats: Stats }) {
+  return new Elysia({ detail: { tags: ['admin'] } }).get('/queue', () => deps.stats.queue(), {
+    detail: {
+      summary:
+        'The work queue: depth, oldest queued age, running, retrying, failed in the last hour, per instance',
+    },
+    response: { 200: QueueStatsSchema, ...errors(401, 403) },
+  })
 }

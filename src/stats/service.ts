@@ -8,6 +8,7 @@ import {
   generationsByStatus,
   itemsByOutcome,
   ledgerTotals,
+  queueFigures,
   systemFigures,
   topPoses,
   type Range,
@@ -103,8 +104,15 @@ export function presentUserStats(rows: UserFigureRows) {
 
 export type Stats = ReturnType<typeof makeStats>
 
-/** Per-user and system statistics; `db` is the read database (the replica when configured). */
-export function makeStats(deps: { db: Kysely<DB> }) {
+export type StatsDeps = {
+  /** The read database (the replica when configured). */
+  db: Kysely<DB>
+  /** Where GET /v1/admin/queue reads (default `db`): the composition root gives it the primary. */
+  queueDb?: Kysely<DB>
+}
+
+/** Per-user, system and work-queue statistics. */
+export function makeStats(deps: StatsDeps) {
   const { db } = deps
   return {
     /** GET /v1/stats/me: five statements, one per figure family, whatever the range. */
@@ -144,6 +152,21 @@ export function makeStats(deps: { db: Kysely<DB> }) {
           'grant' | 'purchase' | 'charge' | 'refund' | 'adjustment',
           { entries: number; amount: number }
         >,
+      }
+    },
+    /** GET /v1/admin/queue: two statements. */
+    async queue() {
+      const q = await queueFigures(deps.queueDb ?? db)
+      return {
+        depth: q.depth,
+        oldestQueuedAgeSeconds: q.oldest_queued_at
+          ? Math.round((Date.now() - new Date(q.oldest_queued_at).getTime()) / 1000)
+          : null,
+        running: q.running,
+        retrying: q.retrying,
+        failedLastHour: q.failed_last_hour,
+        itemsPerMinute: q.succeeded_last_minute,
+        perInstance: q.perInstance,
       }
     },
   }

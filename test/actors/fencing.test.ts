@@ -135,7 +135,7 @@ describe('epoch fencing of actor writes', () => {
     const start = (generationId: string) => ({
       type: 'generation' as const,
       command: {
-        kind: 'start' as const,
+        kind: 'create' as const,
         generationId,
         request: { mode: 'text' as const, prompt: 'a pose', variations: 1 },
         items: [{ id: Bun.randomUUIDv7(), key: 'v0', poseId: null, variation: 0 }],

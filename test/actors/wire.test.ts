@@ -51,7 +51,7 @@ const commands: Message[] = [
   {
     type: 'generation',
     command: {
-      kind: 'start',
+      kind: 'create',
       generationId: '0190a0b0-0000-7000-8000-000000000003',
       request: {
         mode: 'library',
@@ -72,7 +72,7 @@ const commands: Message[] = [
   { type: 'generation', command: { kind: 'cancel', generationId: 'g1', reason: 'deadline' } },
   {
     type: 'generation',
-    command: { kind: 'started', generationId: 'g1', items: [{ id: 'i1', key: 'p1-v0' }] },
+    command: { kind: 'claimed', generationId: 'g1', items: [{ id: 'i1', key: 'p1-v0' }] },
   },
   {
     type: 'generation',

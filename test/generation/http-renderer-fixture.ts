@@ -1,5 +1,5 @@
 import { afterAll, beforeEach } from 'bun:test'
-import { makeHttpRenderer, type HttpRendererOptions } from '../../src/generation/renderers/http'
+import { makeHttpRenderer, type HttpRendererDeps } from '../../src/generation/renderers/http'
 import { imageResponse, startFakeInference } from './fake-inference'
 import { sampleImage } from './fixtures'
 
@@ -22,7 +22,7 @@ export async function useHttpRendererFixture() {
     await server.stop()
   })
 
-  function renderer(options: Partial<HttpRendererOptions> = {}) {
+  function renderer(options: Partial<HttpRendererDeps> = {}) {
     const made = makeHttpRenderer({
       url: server.url,
       token: 'test-token',

@@ -12,7 +12,7 @@ import { RENDER_FAILED_MESSAGE } from './retry-policy'
  *  - generations past their deadline have their queued items cancelled and
  *    refunded, through the user's actor.
  */
-export type SweeperOptions = {
+export type SweeperDeps = {
   db: Kysely<DB>
   report: (userId: string, command: GenerationCommand) => Promise<unknown>
   maxAttempts: number
@@ -22,10 +22,10 @@ export type SweeperOptions = {
   enabled?: boolean
 }
 
-export function makeSweeper(o: SweeperOptions) {
+export function makeSweeper(deps: SweeperDeps) {
   let running: Promise<void> | undefined
-  const enabled = o.enabled ?? true
-  const timer = enabled ? setInterval(() => void sweep(), o.intervalMs) : undefined
+  const enabled = deps.enabled ?? true
+  const timer = enabled ? setInterval(() => void sweep(), deps.intervalMs) : undefined
   timer?.unref?.()
 
   function sweep(): Promise<void> {
@@ -36,10 +36,10 @@ export function makeSweeper(o: SweeperOptions) {
 
   async function once() {
     try {
-      const { requeued, exhausted } = await repo.reclaimExpiredLeases(o.db, o.maxAttempts)
-      if (requeued > 0) o.log.warn({ requeued }, 'items with expired leases back in the queue')
+      const { requeued, exhausted } = await repo.reclaimExpiredLeases(deps.db, deps.maxAttempts)
+      if (requeued > 0) deps.log.warn({ requeued }, 'items with expired leases back in the queue')
       for (const item of exhausted)
-        await o.report(item.user_id, {
+        await deps.report(item.user_id, {
           kind: 'outcome',
           itemId: item.id,
           owner: null,
@@ -49,10 +49,10 @@ export function makeSweeper(o: SweeperOptions) {
             message: RENDER_FAILED_MESSAGE,
           },
         })
-      for (const g of await repo.overdueGenerations(o.db))
-        await o.report(g.user_id, { kind: 'cancel', generationId: g.id, reason: 'deadline' })
+      for (const g of await repo.overdueGenerations(deps.db))
+        await deps.report(g.user_id, { kind: 'cancel', generationId: g.id, reason: 'deadline' })
     } catch (err) {
-      o.log.error({ err }, 'sweep failed')
+      deps.log.error({ err }, 'sweep failed')
     }
   }
 

@@ -28,7 +28,7 @@ export type CircuitBreaker = {
   acquire(): BreakerPermit
 }
 
-export type CircuitBreakerOptions = {
+export type CircuitBreakerDeps = {
   /** Consecutive failures that open the breaker. Default 5. */
   failureThreshold?: number
   /** How long it stays open before one probe is let through. Default 30_000 ms. */
@@ -38,10 +38,10 @@ export type CircuitBreakerOptions = {
   now?: () => number
 }
 
-export function makeCircuitBreaker(options: CircuitBreakerOptions = {}): CircuitBreaker {
-  const threshold = Math.max(1, options.failureThreshold ?? 5)
-  const cooldownMs = Math.max(0, options.cooldownMs ?? 30_000)
-  const now = options.now ?? Date.now
+export function makeCircuitBreaker(deps: CircuitBreakerDeps = {}): CircuitBreaker {
+  const threshold = Math.max(1, deps.failureThreshold ?? 5)
+  const cooldownMs = Math.max(0, deps.cooldownMs ?? 30_000)
+  const now = deps.now ?? Date.now
   let mode: BreakerState = 'closed'
   let epoch = 0
   let failures = 0
@@ -55,7 +55,7 @@ export function makeCircuitBreaker(options: CircuitBreakerOptions = {}): Circuit
     failures = 0
     probing = false
     if (to === 'open') openedAt = now()
-    options.onStateChange?.(to, from)
+    deps.onStateChange?.(to, from)
   }
   const refresh = () => {
     if (mode === 'open' && now() - openedAt >= cooldownMs) moveTo('half-open')

@@ -11,7 +11,7 @@ import {
   type Renderer,
 } from './renderer'
 
-export type HttpRendererOptions = {
+export type HttpRendererDeps = {
   /** RENDER_HTTP_URL: the provider's render endpoint. */
   url: string
   /** RENDER_HTTP_TOKEN, sent as `Authorization: Bearer <token>`. */
@@ -46,48 +46,12 @@ export type HttpRenderer = Renderer & {
  * provider refusing a bad request: a PermanentError, and a success for the
  * breaker. A call its caller aborted counts neither way.
  */
-export function makeHttpRenderer(options: HttpRendererOptions): HttpRenderer {
-  const timeoutMs = options.timeoutMs ?? 60_000
-  const maxBytes = options.maxBytes ?? 20 * 1024 * 1024
-  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS
-  const fetchImpl = options.fetch ?? ((url, init) => fetch(url, init))
-  const slots = makeSemaphore(options.maxConcurrency ?? 4)
-  const breaker = makeCircuitBreaker({ ...options.breaker, onStateChange: options.onBreakerChange })
+export function makeHttpRenderer(deps: HttpRendererDeps): HttpRenderer {
+  const provider = providerOf(deps)
+  const slots = makeSemaphore(deps.maxConcurrency ?? 4)
+  const breaker = makeCircuitBreaker({ ...deps.breaker, onStateChange: deps.onBreakerChange })
   const closing = new AbortController()
   const inFlight = new Set<Promise<unknown>>()
-
-  async function request(input: RenderInput, signal: AbortSignal): Promise<RenderOutput> {
-    const timeout = AbortSignal.timeout(timeoutMs)
-    try {
-      const response = await fetchImpl(options.url, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${options.token}`,
-          'content-type': 'application/json',
-          accept: 'image/png, image/webp, image/jpeg',
-          // lets a provider that supports it answer a retried item from its cache
-          'idempotency-key': `${input.generationId}:${input.itemKey}`,
-        },
-        body: JSON.stringify({ ...input, size: input.size ?? DEFAULT_RENDER_SIZE }),
-        // a redirect could carry the bearer token elsewhere; a provider must answer in place
-        redirect: 'manual',
-        signal: AbortSignal.any([signal, timeout]),
-      })
-      if (!response.ok) {
-        await response.body?.cancel().catch(() => {})
-        throw statusError(response)
-      }
-      checkContentType(response)
-      return await checkImage(await readCapped(response, maxBytes), maxPixels)
-    } catch (err) {
-      if (signal.aborted || err instanceof RetryLater || err instanceof PermanentError) throw err
-      if (timeout.aborted)
-        throw new RetryLater(`the provider did not answer within ${timeoutMs} ms`, undefined, {
-          cause: err,
-        })
-      throw new RetryLater('the provider could not be reached', undefined, { cause: toError(err) })
-    }
-  }
 
   async function render(input: RenderInput, signal: AbortSignal): Promise<RenderOutput> {
     signal.throwIfAborted()
@@ -100,7 +64,7 @@ export function makeHttpRenderer(options: HttpRendererOptions): HttpRenderer {
     try {
       const permit = breaker.acquire()
       try {
-        const output = await request(input, combined)
+        const output = await request(provider, input, combined)
         permit.success()
         return output
       } catch (err) {
@@ -133,6 +97,58 @@ export function makeHttpRenderer(options: HttpRendererOptions): HttpRenderer {
     state: () => breaker.state(),
     inFlight: () => slots.inFlight(),
     waiting: () => slots.waiting(),
+  }
+}
+
+/** The provider and its limits, defaults filled in. */
+type Provider = ReturnType<typeof providerOf>
+
+function providerOf(deps: HttpRendererDeps) {
+  return {
+    url: deps.url,
+    token: deps.token,
+    timeoutMs: deps.timeoutMs ?? 60_000,
+    maxBytes: deps.maxBytes ?? 20 * 1024 * 1024,
+    maxPixels: deps.maxPixels ?? DEFAULT_MAX_PIXELS,
+    fetch: deps.fetch ?? ((url: string, init: RequestInit) => fetch(url, init)),
+  }
+}
+
+/** One request under the caller's signal and the timeout; what fails is a RetryLater or a PermanentError. */
+async function request(
+  p: Provider,
+  input: RenderInput,
+  signal: AbortSignal,
+): Promise<RenderOutput> {
+  const timeout = AbortSignal.timeout(p.timeoutMs)
+  try {
+    const response = await p.fetch(p.url, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${p.token}`,
+        'content-type': 'application/json',
+        accept: 'image/png, image/webp, image/jpeg',
+        // lets a provider that supports it answer a retried item from its cache
+        'idempotency-key': `${input.generationId}:${input.itemKey}`,
+      },
+      body: JSON.stringify({ ...input, size: input.size ?? DEFAULT_RENDER_SIZE }),
+      // a redirect could carry the bearer token elsewhere; a provider must answer in place
+      redirect: 'manual',
+      signal: AbortSignal.any([signal, timeout]),
+    })
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => {})
+      throw statusError(response)
+    }
+    checkContentType(response)
+    return await checkImage(await readCapped(response, p.maxBytes), p.maxPixels)
+  } catch (err) {
+    if (signal.aborted || err instanceof RetryLater || err instanceof PermanentError) throw err
+    if (timeout.aborted)
+      throw new RetryLater(`the provider did not answer within ${p.timeoutMs} ms`, undefined, {
+        cause: err,
+      })
+    throw new RetryLater('the provider could not be reached', undefined, { cause: toError(err) })
   }
 }
 

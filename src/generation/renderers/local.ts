@@ -15,7 +15,7 @@ import {
   type Renderer,
 } from './renderer'
 
-export type LocalRendererOptions = {
+export type LocalRendererDeps = {
   /** PNG zlib level 0–9; default 6. Lower is faster and larger. */
   compressionLevel?: number
 }
@@ -32,8 +32,8 @@ const MAX_SIZE = 4096
  * on nothing else (not the generation or item id), so a retried item renders
  * the identical bytes.
  */
-export function makeLocalRenderer(options: LocalRendererOptions = {}): Renderer {
-  const compressionLevel = options.compressionLevel ?? 6
+export function makeLocalRenderer(deps: LocalRendererDeps = {}): Renderer {
+  const compressionLevel = deps.compressionLevel ?? 6
   const inFlight = new Set<Promise<unknown>>()
   let closed = false
 
