@@ -47,7 +47,10 @@ export function composeUsers(
     ttlSeconds: config.JWT_TTL_SECONDS,
     now: options.now,
   })
-  const users = makeUsers(f.database.db, tokens, limiter, {
+  const users = makeUsers({
+    db: f.database.db,
+    tokens,
+    limiter,
     onRegistered: signupGrant(credits, config.signupCredits),
     adminEmails: config.adminEmails,
     loginRate: {

@@ -12,7 +12,7 @@ import { makeRedisEventLog } from './redis-event-log'
  * Redis streams when REDIS_URL is set (cluster-wide); in memory when embedded.
  */
 
-export type EventLogOptions = {
+export type EventLogDeps = {
   /** The shared command client; absent in embedded mode (in-memory log). */
   redis?: Redis
   keys: RedisKeys
@@ -26,9 +26,9 @@ export type EventLogOptions = {
   fallbackBaseline?: (userId: string) => Promise<string>
 }
 
-export async function makeEventLog(options: EventLogOptions): Promise<EventLog> {
-  const log = options.log.child({ room: 'events' })
-  return options.redis
-    ? makeRedisEventLog({ ...options, redis: options.redis, log })
-    : makeMemoryEventLog({ ...options, log })
+export async function makeEventLog(deps: EventLogDeps): Promise<EventLog> {
+  const log = deps.log.child({ room: 'events' })
+  return deps.redis
+    ? makeRedisEventLog({ ...deps, redis: deps.redis, log })
+    : makeMemoryEventLog({ ...deps, log })
 }

@@ -7,6 +7,7 @@ import {
   type Event,
   type EventListener,
   type EventLog,
+  type ReadResult,
   type SequencedEvent,
 } from './event'
 import { compareIds, isTruncated, seqId } from './ids'
@@ -24,7 +25,7 @@ import { compareIds, isTruncated, seqId } from './ids'
 /** `lastSeq`: the newest seq this ring was given (its top, even once trimmed). */
 type Ring = { events: Event[]; trimmed: boolean; lastSeq: number }
 
-export type MemoryEventLogOptions = {
+export type MemoryEventLogDeps = {
   history: number
   /** Rings kept before the least recently written is evicted (default 10 000). */
   maxUsers?: number
@@ -32,13 +33,13 @@ export type MemoryEventLogOptions = {
   metrics?: Metrics
 }
 
-export function makeMemoryEventLog(options: MemoryEventLogOptions): EventLog {
-  const { history, log } = options
-  const maxUsers = options.maxUsers ?? 10_000
+export function makeMemoryEventLog(deps: MemoryEventLogDeps): EventLog {
+  const { history, log } = deps
+  const maxUsers = deps.maxUsers ?? 10_000
   // Map order is insertion order: re-inserting on append keeps it least-recently-written first
   const rings = new Map<string, Ring>()
   const listeners = new Map<string, Set<EventListener>>()
-  const countAppended = countAppends(options.metrics)
+  const countAppended = countAppends(deps.metrics)
   let closed = false
 
   function publish(userId: string, event: Event) {
@@ -57,49 +58,18 @@ export function makeMemoryEventLog(options: MemoryEventLogOptions): EventLog {
     async append(appended: SequencedEvent) {
       if (closed) throw new Error('event log is closed')
       assertSequenced(appended)
-      const { userId, seq, name, json } = appended
-      let ring = rings.get(userId)
-      // as Redis refuses an id at or below the stream's top
-      if (ring && seq <= ring.lastSeq) return 'present'
-      // parsed here, as Redis readers parse what they read: a JSON error fails the append
-      const event: Event = { id: seqId(seq), name, data: JSON.parse(json), json, at: appended.at }
-      if (ring) rings.delete(userId)
-      else ring = { events: [], trimmed: false, lastSeq: 0 }
-      ring.lastSeq = seq
-      rings.set(userId, ring)
-      ring.events.push(event)
-      if (ring.events.length > history) {
-        ring.events.shift()
-        ring.trimmed = true
-      }
+      const event = pushToRing(rings, appended, history)
+      if (!event) return 'present'
       if (rings.size > maxUsers) rings.delete(rings.keys().next().value!)
-      countAppended(name)
+      countAppended(appended.name)
       // delivered after append resolves, in append order, as the Redis tail does
-      queueMicrotask(() => publish(userId, event))
+      queueMicrotask(() => publish(appended.userId, event))
       return 'appended'
     },
 
     async readAfter(userId: string, afterId: string, limit: number) {
       assertReadArgs(afterId, limit)
-      const ring = rings.get(userId)
-      const retained = ring?.events ?? []
-      const truncated = isTruncated(
-        {
-          exists: ring !== undefined,
-          trimmed: ring?.trimmed ?? false,
-          first: retained[0]?.id,
-          last: retained.at(-1)?.id,
-        },
-        afterId,
-      )
-      const start = retained.findIndex((e) => compareIds(e.id, afterId) > 0)
-      const events = start < 0 ? [] : retained.slice(start, start + limit)
-      return {
-        events,
-        truncated,
-        next: events.at(-1)?.id ?? afterId,
-        more: events.length === limit,
-      }
+      return readRing(rings.get(userId), afterId, limit)
     },
 
     subscribe(userId: string, listener: EventListener) {
@@ -117,5 +87,49 @@ export function makeMemoryEventLog(options: MemoryEventLogOptions): EventLog {
       listeners.clear()
       rings.clear()
     },
+  }
+}
+
+/**
+ * The event at the top of its user's ring (made and moved to the most
+ * recently written end of `rings`); undefined when the ring already holds its
+ * seq or a later one, as Redis refuses an id at or below the stream's top.
+ */
+function pushToRing(rings: Map<string, Ring>, appended: SequencedEvent, history: number) {
+  const { userId, seq, name, json } = appended
+  let ring = rings.get(userId)
+  if (ring && seq <= ring.lastSeq) return undefined
+  // parsed here, as Redis readers parse what they read: a JSON error fails the append
+  const event: Event = { id: seqId(seq), name, data: JSON.parse(json), json, at: appended.at }
+  if (ring) rings.delete(userId)
+  else ring = { events: [], trimmed: false, lastSeq: 0 }
+  ring.lastSeq = seq
+  rings.set(userId, ring)
+  ring.events.push(event)
+  if (ring.events.length > history) {
+    ring.events.shift()
+    ring.trimmed = true
+  }
+  return event
+}
+
+function readRing(ring: Ring | undefined, afterId: string, limit: number): ReadResult {
+  const retained = ring?.events ?? []
+  const truncated = isTruncated(
+    {
+      exists: ring !== undefined,
+      trimmed: ring?.trimmed ?? false,
+      first: retained[0]?.id,
+      last: retained.at(-1)?.id,
+    },
+    afterId,
+  )
+  const start = retained.findIndex((e) => compareIds(e.id, afterId) > 0)
+  const events = start < 0 ? [] : retained.slice(start, start + limit)
+  return {
+    events,
+    truncated,
+    next: events.at(-1)?.id ?? afterId,
+    more: events.length === limit,
   }
 }

@@ -46,6 +46,7 @@ type Tail = {
   dirty: boolean
   /** Every event after the cursor will arrive as a notification (see above). */
   inSync: boolean
+  /** A failed read tries again when this fires (close() and the last unsubscribe clear it). */
   retry?: ReturnType<typeof setTimeout>
 }
 
@@ -70,7 +71,7 @@ export function readEntry(
   return event
 }
 
-export type RedisTailsOptions = {
+export type RedisTailsDeps = {
   redis: Redis
   keys: RedisKeys
   log: Logger
@@ -84,137 +85,37 @@ export type RedisTailsOptions = {
   fallbackBaseline?: (userId: string) => Promise<string>
 }
 
-export async function makeRedisTails(options: RedisTailsOptions): Promise<RedisTails> {
-  const { redis, keys, log } = options
-  const tails = new Map<string, Tail>()
-  const reads = options.metrics?.counter('events_tail_reads_total', 'Stream reads by tails')
-  const carriedEvents = options.metrics
-    ?.tally('events_carried_total', 'Events delivered from their notification, with no stream read')
-    .child()
-  const notifications = options.metrics?.tally(
-    'events_notifications_total',
-    'Notifications received by this instance, by whether it had listeners',
-    ['listened'],
-  )
-  const listened = notifications?.child({ listened: 'yes' })
-  const unlistened = notifications?.child({ listened: 'no' })
+/** What the tails of one instance share; the functions below work on it. */
+type Tails = {
+  deps: RedisTailsDeps
+  tails: Map<string, Tail>
+  closed: boolean
+  /** The subscription: confirmed and unbroken within one epoch. */
+  subscribed: boolean
+  epoch: number
+  counts: ReturnType<typeof tailCounts>
+}
 
-  let closed = false
-  // the subscription: confirmed and unbroken within one epoch
-  let subscribed = false
-  let epoch = 0
-
+export async function makeRedisTails(deps: RedisTailsDeps): Promise<RedisTails> {
+  const { redis, keys } = deps
+  const s: Tails = {
+    deps,
+    tails: new Map(),
+    closed: false,
+    subscribed: false,
+    epoch: 0,
+    counts: tailCounts(deps.metrics),
+  }
   const subscriber = redis.duplicate()
-  const broken = () => {
-    if (!subscribed) return
-    subscribed = false
-    epoch++
-    for (const tail of tails.values()) tail.inSync = false
-  }
-  subscriber.on('error', (err) => {
-    broken()
-    log.error({ err }, 'event subscriber error')
-  })
-  subscriber.on('end', broken)
-  subscriber.on('reconnecting', broken)
-  subscriber.on('ready', () => {
-    // the first 'ready' comes before the first subscribe, which confirms itself below
-    if (closed || subscribed || epoch === 0) return
-    subscribed = true
-    epoch++
-    log.info({ tails: tails.size }, 'event subscriber reconnected: tails catching up')
-    for (const tail of tails.values()) wake(tail)
-  })
+  watchSubscriber(s, subscriber)
   await subscriber.connect()
-  await subscriber.subscribe(keys.eventNotifications(), (message) => {
-    for (const record of notificationRecords(message)) {
-      const tail = tails.get(notifiedUser(record))
-      ;(tail ? listened : unlistened)?.inc()
-      if (tail) notified(tail, parseNotification(record).carried)
-    }
-  })
-  subscribed = true
-  epoch++
-
-  function notified(tail: Tail, carried: Event | undefined) {
-    if (carried && tail.cursor !== undefined) {
-      // already read (a read raced the notification): nothing to do
-      if (compareIds(carried.id, tail.cursor) <= 0) return
-      // in sync and not reading: this is the next event, nothing can come between
-      if (tail.inSync && !tail.reading) {
-        tail.cursor = carried.id
-        carriedEvents?.inc()
-        return deliver(tail, carried)
-      }
-    }
-    wake(tail)
-  }
-
-  function wake(tail: Tail) {
-    tail.dirty = true
-    if (!tail.reading) void pump(tail)
-  }
-
-  const live = (tail: Tail) => !closed && tails.get(tail.userId) === tail
-
-  async function pump(tail: Tail) {
-    tail.reading = true
-    tail.inSync = false
-    // a read puts the tail in sync only if the subscription held from before it ran until after
-    let from = subscribed ? epoch : -1
-    const key = keys.userEvents(tail.userId)
-    try {
-      if (tail.cursor === undefined) {
-        try {
-          const [last] = await redis.xRevRange(key, '+', '-', { COUNT: 1 })
-          tail.cursor ??= last?.id ?? ZERO_ID
-        } catch (err) {
-          // a later baseline from Redis would skip what is relayed meanwhile:
-          // start after what is committed now instead (or try both again later)
-          if (options.fallbackBaseline)
-            tail.cursor ??= await options.fallbackBaseline(tail.userId).catch(() => undefined)
-          throw err
-        }
-      }
-      while (tail.dirty && live(tail)) {
-        tail.dirty = false
-        from = subscribed ? epoch : -1
-        const entries = await redis.xRange(key, `(${tail.cursor}`, '+', { COUNT: PAGE })
-        reads?.inc()
-        if (!live(tail)) return
-        for (const entry of entries) {
-          tail.cursor = entry.id
-          const event = readEntry(entry.id, entry.message as Record<string, string>, log)
-          if (event) deliver(tail, event)
-        }
-        if (entries.length === PAGE) tail.dirty = true
-      }
-      tail.inSync = subscribed && from === epoch
-    } catch (err) {
-      if (closed) return
-      log.warn({ err: toError(err), userId: tail.userId }, 'event tail read failed')
-      // read again from the cursor: on the next notification, a reconnect, or this timer
-      clearTimeout(tail.retry)
-      tail.retry = setTimeout(() => live(tail) && wake(tail), RETRY_MS)
-      tail.retry.unref?.()
-    } finally {
-      tail.reading = false
-    }
-  }
-
-  function deliver(tail: Tail, event: Event) {
-    for (const listener of tail.listeners) {
-      try {
-        listener(event)
-      } catch (err) {
-        log.error({ err, userId: tail.userId }, 'event listener failed')
-      }
-    }
-  }
+  await subscriber.subscribe(keys.eventNotifications(), (message) => onNotification(s, message))
+  s.subscribed = true
+  s.epoch++
 
   return {
     subscribe(userId, listener) {
-      let tail = tails.get(userId)
+      let tail = s.tails.get(userId)
       if (!tail) {
         tail = {
           userId,
@@ -224,24 +125,159 @@ export async function makeRedisTails(options: RedisTailsOptions): Promise<RedisT
           dirty: false,
           inSync: false,
         }
-        tails.set(userId, tail)
+        s.tails.set(userId, tail)
         // issues the baseline read now, synchronously (see the states above)
-        if (!closed) void pump(tail)
+        if (!s.closed) void pump(s, tail)
       }
       const t = tail
       t.listeners.add(listener)
       return () => {
         t.listeners.delete(listener)
-        if (t.listeners.size === 0 && tails.get(userId) === t) tails.delete(userId)
+        if (t.listeners.size > 0 || s.tails.get(userId) !== t) return
+        s.tails.delete(userId)
+        clearTimeout(t.retry)
       }
     },
 
     async close() {
-      if (closed) return
-      closed = true
-      tails.clear()
+      if (s.closed) return
+      s.closed = true
+      for (const tail of s.tails.values()) clearTimeout(tail.retry)
+      s.tails.clear()
       await subscriber.unsubscribe().catch(() => {})
       await subscriber.close().catch(() => subscriber.destroy())
     },
+  }
+}
+
+/** Bound once: a child of a tally counts in a plain number, no label work per event. */
+function tailCounts(metrics: Metrics | undefined) {
+  const notifications = metrics?.tally(
+    'events_notifications_total',
+    'Notifications received by this instance, by whether it had listeners',
+    ['listened'],
+  )
+  return {
+    reads: metrics?.counter('events_tail_reads_total', 'Stream reads by tails'),
+    carried: metrics
+      ?.tally(
+        'events_carried_total',
+        'Events delivered from their notification, with no stream read',
+      )
+      .child(),
+    listened: notifications?.child({ listened: 'yes' }),
+    unlistened: notifications?.child({ listened: 'no' }),
+  }
+}
+
+/** Any sign of a broken subscriber connection puts every tail out of sync; 'ready' wakes them. */
+function watchSubscriber(s: Tails, subscriber: Redis) {
+  const broken = () => {
+    if (!s.subscribed) return
+    s.subscribed = false
+    s.epoch++
+    for (const tail of s.tails.values()) tail.inSync = false
+  }
+  subscriber.on('error', (err) => {
+    broken()
+    s.deps.log.error({ err }, 'event subscriber error')
+  })
+  subscriber.on('end', broken)
+  subscriber.on('reconnecting', broken)
+  subscriber.on('ready', () => {
+    // the first 'ready' comes before the first subscribe, which confirms itself
+    if (s.closed || s.subscribed || s.epoch === 0) return
+    s.subscribed = true
+    s.epoch++
+    s.deps.log.info({ tails: s.tails.size }, 'event subscriber reconnected: tails catching up')
+    for (const tail of s.tails.values()) wake(s, tail)
+  })
+}
+
+function onNotification(s: Tails, message: string) {
+  for (const record of notificationRecords(message)) {
+    const tail = s.tails.get(notifiedUser(record))
+    ;(tail ? s.counts.listened : s.counts.unlistened)?.inc()
+    if (tail) notified(s, tail, parseNotification(record).carried)
+  }
+}
+
+function notified(s: Tails, tail: Tail, carried: Event | undefined) {
+  if (carried && tail.cursor !== undefined) {
+    // already read (a read raced the notification): nothing to do
+    if (compareIds(carried.id, tail.cursor) <= 0) return
+    // in sync and not reading: this is the next event, nothing can come between
+    if (tail.inSync && !tail.reading) {
+      tail.cursor = carried.id
+      s.counts.carried?.inc()
+      return deliver(s, tail, carried)
+    }
+  }
+  wake(s, tail)
+}
+
+function wake(s: Tails, tail: Tail) {
+  tail.dirty = true
+  if (!tail.reading) void pump(s, tail)
+}
+
+const isLive = (s: Tails, tail: Tail) => !s.closed && s.tails.get(tail.userId) === tail
+
+async function pump(s: Tails, tail: Tail) {
+  const { redis, keys, log } = s.deps
+  tail.reading = true
+  tail.inSync = false
+  // a read puts the tail in sync only if the subscription held from before it ran until after
+  let from = s.subscribed ? s.epoch : -1
+  const key = keys.userEvents(tail.userId)
+  try {
+    if (tail.cursor === undefined) await readBaseline(s, tail, key)
+    while (tail.dirty && isLive(s, tail)) {
+      tail.dirty = false
+      from = s.subscribed ? s.epoch : -1
+      const entries = await redis.xRange(key, `(${tail.cursor}`, '+', { COUNT: PAGE })
+      s.counts.reads?.inc()
+      if (!isLive(s, tail)) return
+      for (const entry of entries) {
+        tail.cursor = entry.id
+        const event = readEntry(entry.id, entry.message as Record<string, string>, log)
+        if (event) deliver(s, tail, event)
+      }
+      if (entries.length === PAGE) tail.dirty = true
+    }
+    tail.inSync = s.subscribed && from === s.epoch
+  } catch (err) {
+    if (s.closed) return
+    log.warn({ err: toError(err), userId: tail.userId }, 'event tail read failed')
+    // read again from the cursor: on the next notification, a reconnect, or this timer
+    clearTimeout(tail.retry)
+    tail.retry = setTimeout(() => isLive(s, tail) && wake(s, tail), RETRY_MS)
+    tail.retry.unref?.()
+  } finally {
+    tail.reading = false
+  }
+}
+
+/** Where a new tail starts: the stream's newest id (XREVRANGE COUNT 1), or what is committed. */
+async function readBaseline(s: Tails, tail: Tail, key: string) {
+  try {
+    const [last] = await s.deps.redis.xRevRange(key, '+', '-', { COUNT: 1 })
+    tail.cursor ??= last?.id ?? ZERO_ID
+  } catch (err) {
+    // a later baseline from Redis would skip what is relayed meanwhile:
+    // start after what is committed now instead (or try both again later)
+    const fallback = s.deps.fallbackBaseline
+    if (fallback) tail.cursor ??= await fallback(tail.userId).catch(() => undefined)
+    throw err
+  }
+}
+
+function deliver(s: Tails, tail: Tail, event: Event) {
+  for (const listener of tail.listeners) {
+    try {
+      listener(event)
+    } catch (err) {
+      s.deps.log.error({ err, userId: tail.userId }, 'event listener failed')
+    }
   }
 }

@@ -37,38 +37,11 @@ export type AppDeps = {
 }
 
 export function createApp(deps: AppDeps) {
-  const { log, metrics, lifecycle } = deps
+  const { log, lifecycle } = deps
   // MAX_BODY_BYTES, or a route's own (bodyLimit() in its detail); read once the routes are in
   const limits = makeBodyLimits(deps.maxBodyBytes)
   const app = new Elysia()
-    .use(
-      openapi({
-        path: '/openapi',
-        specPath: '/openapi/json',
-        // the pinned bundle, served by docsRoutes below: no CDN, no @latest
-        scalar: DOCS_SCALAR_OPTIONS,
-        documentation: {
-          info: {
-            title: 'Atelier',
-            version: deps.version,
-            description:
-              'Credit-metered image generation: REST API. Errors use one shape: { error: { code, message, requestId, details? } }.' +
-              " Regions (Fly.io, with PRIMARY_REGION set): outside the primary region every request whose method is not GET, HEAD or OPTIONS is answered, before its body is read, with an empty 409 and the header `fly-replay: region=<primary>` (Fly replays it there; bodies over 1 MB cannot be replayed, so send uploads with `fly-prefer-region: <primary>`); a write that already carries `fly-replay-src` gets 503 `unavailable` with Retry-After. The primary answers writes with the cookie `atelier_last_write=<epoch ms>`; for READ_YOUR_WRITES_MS (default 5 s) after it, that client's /v1 reads (not the WebSocket) are replayed to the primary too.",
-          },
-          components: {
-            securitySchemes: {
-              bearer: {
-                type: 'http',
-                scheme: 'bearer',
-                bearerFormat: 'JWT',
-                description:
-                  "A token must name a user that exists (401 otherwise; a deleted user's tokens stop within 30 s); the role that counts is the user record's, not the token's claim. With JWKS_URL, the provider's (issuer, subject) is mapped to a local user created on first sight.",
-              },
-            },
-          },
-        },
-      }),
-    )
+    .use(apiDocument(deps.version))
     .onRequest(({ request, set }) => {
       lifecycle.requestStarted()
       const ctx = openContext(request)
@@ -92,25 +65,7 @@ export function createApp(deps: AppDeps) {
     })
     .onAfterResponse(({ request, route, set }) => {
       lifecycle.requestEnded()
-      const ctx = contextOf(request)
-      const ms = performance.now() - ctx.startedAt
-      const status = typeof set.status === 'number' ? set.status : 200
-      const template = route || 'unmatched'
-      metrics.httpDuration.observe({ method: request.method, route: template, status }, ms / 1000)
-      // the raw URL: an observer parses it only for the responses it counts
-      for (const observe of deps.responseObservers ?? [])
-        observe({ method: request.method, url: request.url, status })
-      log.info(
-        {
-          method: request.method,
-          route: template,
-          status,
-          ms: Math.round(ms * 10) / 10,
-          requestId: ctx.id,
-          userId: ctx.userId,
-        },
-        'request',
-      )
+      observeResponse(deps, request, route, typeof set.status === 'number' ? set.status : 200)
     })
     .use(docsRoutes('/openapi'))
     .use((app) => deps.routes.reduce<AnyElysia>((a, r) => a.use(r), app) as typeof app)
@@ -127,3 +82,57 @@ export function createApp(deps: AppDeps) {
 }
 
 export type App = ReturnType<typeof createApp>
+
+/** One histogram sample, the response observers, one log line: per response, once it is sent. */
+function observeResponse(deps: AppDeps, request: Request, route: string, status: number) {
+  const ctx = contextOf(request)
+  const ms = performance.now() - ctx.startedAt
+  const template = route || 'unmatched'
+  deps.metrics.httpDuration.observe({ method: request.method, route: template, status }, ms / 1000)
+  // the raw URL: an observer parses it only for the responses it counts
+  for (const observe of deps.responseObservers ?? [])
+    observe({ method: request.method, url: request.url, status })
+  deps.log.info(
+    {
+      method: request.method,
+      route: template,
+      status,
+      ms: Math.round(ms * 10) / 10,
+      requestId: ctx.id,
+      userId: ctx.userId,
+    },
+    'request',
+  )
+}
+
+/** The OpenAPI document at /openapi/json and its page at /openapi (docs-routes.ts serves the page's bundle). */
+function apiDocument(version: string) {
+  return openapi({
+    path: '/openapi',
+    specPath: '/openapi/json',
+    // the pinned bundle, served by docsRoutes: no CDN, no @latest
+    scalar: DOCS_SCALAR_OPTIONS,
+    documentation: {
+      info: {
+        title: 'Atelier',
+        version,
+        description: API_DESCRIPTION,
+      },
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description:
+              "A token must name a user that exists (401 otherwise; a deleted user's tokens stop within 30 s); the role that counts is the user record's, not the token's claim. With JWKS_URL, the provider's (issuer, subject) is mapped to a local user created on first sight.",
+          },
+        },
+      },
+    },
+  })
+}
+
+const API_DESCRIPTION =
+  'Credit-metered image generation: REST API. Errors use one shape: { error: { code, message, requestId, details? } }.' +
+  " Regions (Fly.io, with PRIMARY_REGION set): outside the primary region every request whose method is not GET, HEAD or OPTIONS is answered, before its body is read, with an empty 409 and the header `fly-replay: region=<primary>` (Fly replays it there; bodies over 1 MB cannot be replayed, so send uploads with `fly-prefer-region: <primary>`); a write that already carries `fly-replay-src` gets 503 `unavailable` with Retry-After. The primary answers writes with the cookie `atelier_last_write=<epoch ms>`; for READ_YOUR_WRITES_MS (default 5 s) after it, that client's /v1 reads (not the WebSocket) are replayed to the primary too."

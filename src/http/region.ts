@@ -25,7 +25,7 @@ import { Unavailable } from '../errors'
  * caller that reaches the instance without Fly's proxy never mistakes it for
  * a write that happened.
  */
-export type RegionEdgeOptions = {
+export type RegionEdgeDeps = {
   /** PRIMARY_REGION; unset means one region: nothing here applies. */
   primaryRegion: string | undefined
   /** FLY_REGION of this instance. */
@@ -45,12 +45,12 @@ export const REPLAY_STATUS = 409
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 const COOKIE_VALUE = new RegExp(`(?:^|;\\s*)${LAST_WRITE_COOKIE}=(\\d{1,16})(?:;|$)`)
 
-export function makeRegionEdge(o: RegionEdgeOptions): RegionEdge | undefined {
-  const primary = o.primaryRegion
+export function makeRegionEdge(deps: RegionEdgeDeps): RegionEdge | undefined {
+  const primary = deps.primaryRegion
   if (!primary) return undefined
-  const now = o.now ?? Date.now
-  const windowMs = o.readYourWritesMs
-  if (o.region === primary)
+  const now = deps.now ?? Date.now
+  const windowMs = deps.readYourWritesMs
+  if (deps.region === primary)
     return (request, set) => {
       if (SAFE_METHODS.has(request.method) || windowMs === 0) return
       // set before the handler runs: a write that fails still costs only a few replayed reads
@@ -63,7 +63,7 @@ export function makeRegionEdge(o: RegionEdgeOptions): RegionEdge | undefined {
     if (!SAFE_METHODS.has(request.method)) {
       if (replayed)
         throw new Unavailable(
-          `This write was replayed to region ${o.region ?? 'unknown'}, which does not take writes; the primary region ${primary} is unavailable, retry shortly`,
+          `This write was replayed to region ${deps.region ?? 'unknown'}, which does not take writes; the primary region ${primary} is unavailable, retry shortly`,
           2,
         )
       throw new FlyReplay(primary)

@@ -1,3 +1,4 @@
+import type { Counter } from 'prom-client'
 import type { Metrics } from '../obs/metrics'
 
 /**
@@ -13,7 +14,7 @@ import type { Metrics } from '../obs/metrics'
  */
 export type PoseCache = ReturnType<typeof makePoseCache>
 
-export type PoseCacheOptions = {
+export type PoseCacheDeps = {
   /** Values kept at most (default 1000). */
   maxEntries?: number
   /** Milliseconds a value is served, the bound on staleness if a clear were missed (default 60 s). */
@@ -22,88 +23,61 @@ export type PoseCacheOptions = {
   now?: () => number
 }
 
-export function makePoseCache(options: PoseCacheOptions = {}) {
-  const maxEntries = options.maxEntries ?? 1000
-  const ttlMs = options.ttlMs ?? 60_000
-  const now = options.now ?? Date.now
+/** The cache's entries and figures, which the functions below read and move. */
+type Cache = {
   // a Map iterates in insertion order: re-inserting on a hit makes the first key the least recent
-  const entries = new Map<string, { value: unknown; expiresAt: number }>()
+  entries: Map<string, { value: unknown; expiresAt: number }>
+  maxEntries: number
+  ttlMs: number
+  now: () => number
+  /** Bumped by each clear: a load stores its value only under the epoch it started in. */
+  epoch: number
+  hits: number
+  misses: number
+  requests: Counter<'result'> | undefined
+}
+
+export function makePoseCache(deps: PoseCacheDeps = {}) {
+  const c: Cache = {
+    entries: new Map(),
+    maxEntries: deps.maxEntries ?? 1000,
+    ttlMs: deps.ttlMs ?? 60_000,
+    now: deps.now ?? Date.now,
+    epoch: 0,
+    hits: 0,
+    misses: 0,
+    requests: undefined,
+  }
+  c.requests = cacheMetrics(deps.metrics, c)
   const clearListeners = new Set<() => void>()
-  let epoch = 0
-  let hits = 0
-  let misses = 0
-
-  const requests = options.metrics?.counter('pose_cache_requests_total', 'Pose cache lookups', [
-    'result',
-  ])
-  options.metrics?.gauge('pose_cache_entries', 'Values in the pose cache', [], () => entries.size)
-  options.metrics?.gauge(
-    'pose_cache_hit_ratio',
-    'Pose cache hits / lookups since start',
-    [],
-    () => hits / Math.max(1, hits + misses),
-  )
-
-  function lookup(key: string): { value: unknown } | undefined {
-    const entry = entries.get(key)
-    if (!entry) return undefined
-    entries.delete(key)
-    if (entry.expiresAt <= now()) return undefined
-    entries.set(key, entry)
-    return entry
-  }
-
-  function store(key: string, value: unknown) {
-    entries.set(key, { value, expiresAt: now() + ttlMs })
-    if (entries.size > maxEntries) entries.delete(entries.keys().next().value!)
-  }
 
   return {
     /** The cached value of `key`, or what `load` returns (stored unless a clear came meanwhile). */
     async get<T>(key: string, load: () => Promise<T>): Promise<T> {
-      const hit = lookup(key)
+      const hit = lookup(c, key)
       if (hit) {
-        hits++
-        requests?.inc({ result: 'hit' })
+        c.hits++
+        c.requests?.inc({ result: 'hit' })
         return hit.value as T
       }
-      misses++
-      requests?.inc({ result: 'miss' })
-      const startedUnder = epoch
+      c.misses++
+      c.requests?.inc({ result: 'miss' })
+      const startedUnder = c.epoch
       const value = await load()
-      if (startedUnder === epoch) store(key, value)
+      if (startedUnder === c.epoch) store(c, key, value)
       return value
     },
     /** Several values at once: `load` gets the ids not cached and answers for each of them. */
-    async getMany<T>(
+    getMany<T>(
       prefix: string,
       ids: readonly string[],
       load: (missing: string[]) => Promise<Map<string, T>>,
     ): Promise<Map<string, T>> {
-      const found = new Map<string, T>()
-      const missing: string[] = []
-      for (const id of new Set(ids)) {
-        const hit = lookup(prefix + id)
-        if (hit) found.set(id, hit.value as T)
-        else missing.push(id)
-      }
-      hits += found.size
-      misses += missing.length
-      if (found.size > 0) requests?.inc({ result: 'hit' }, found.size)
-      if (missing.length === 0) return found
-      requests?.inc({ result: 'miss' }, missing.length)
-      const startedUnder = epoch
-      const loaded = await load(missing)
-      for (const id of missing) {
-        const value = loaded.get(id) as T
-        found.set(id, value)
-        if (startedUnder === epoch) store(prefix + id, value)
-      }
-      return found
+      return getMany(c, prefix, ids, load)
     },
     clear() {
-      epoch++
-      entries.clear()
+      c.epoch++
+      c.entries.clear()
       for (const listener of clearListeners) listener()
     },
     /** Calls `listener` after each clear; returns the unsubscribe function. */
@@ -111,6 +85,67 @@ export function makePoseCache(options: PoseCacheOptions = {}) {
       clearListeners.add(listener)
       return () => void clearListeners.delete(listener)
     },
-    stats: () => ({ entries: entries.size, hits, misses, maxEntries, ttlMs }),
+    stats: () => ({
+      entries: c.entries.size,
+      hits: c.hits,
+      misses: c.misses,
+      maxEntries: c.maxEntries,
+      ttlMs: c.ttlMs,
+    }),
   }
+}
+
+/** The lookup counter, and the size and hit ratio read at scrape time. */
+function cacheMetrics(metrics: Metrics | undefined, c: Cache) {
+  const requests = metrics?.counter('pose_cache_requests_total', 'Pose cache lookups', ['result'])
+  metrics?.gauge('pose_cache_entries', 'Values in the pose cache', [], () => c.entries.size)
+  metrics?.gauge(
+    'pose_cache_hit_ratio',
+    'Pose cache hits / lookups since start',
+    [],
+    () => c.hits / Math.max(1, c.hits + c.misses),
+  )
+  return requests
+}
+
+function lookup(c: Cache, key: string): { value: unknown } | undefined {
+  const entry = c.entries.get(key)
+  if (!entry) return undefined
+  c.entries.delete(key)
+  if (entry.expiresAt <= c.now()) return undefined
+  c.entries.set(key, entry)
+  return entry
+}
+
+function store(c: Cache, key: string, value: unknown) {
+  c.entries.set(key, { value, expiresAt: c.now() + c.ttlMs })
+  if (c.entries.size > c.maxEntries) c.entries.delete(c.entries.keys().next().value!)
+}
+
+async function getMany<T>(
+  c: Cache,
+  prefix: string,
+  ids: readonly string[],
+  load: (missing: string[]) => Promise<Map<string, T>>,
+): Promise<Map<string, T>> {
+  const found = new Map<string, T>()
+  const missing: string[] = []
+  for (const id of new Set(ids)) {
+    const hit = lookup(c, prefix + id)
+    if (hit) found.set(id, hit.value as T)
+    else missing.push(id)
+  }
+  c.hits += found.size
+  c.misses += missing.length
+  if (found.size > 0) c.requests?.inc({ result: 'hit' }, found.size)
+  if (missing.length === 0) return found
+  c.requests?.inc({ result: 'miss' }, missing.length)
+  const startedUnder = c.epoch
+  const loaded = await load(missing)
+  for (const id of missing) {
+    const value = loaded.get(id) as T
+    found.set(id, value)
+    if (startedUnder === c.epoch) store(c, prefix + id, value)
+  }
+  return found
 }

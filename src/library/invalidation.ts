@@ -19,13 +19,19 @@ export type LibraryInvalidation = {
   close(): Promise<void>
 }
 
-export async function makeLibraryInvalidation(deps: {
+export type LibraryInvalidationDeps = {
+  /** The shared command client; absent in embedded mode (one instance: a function call). */
   redis?: Redis
   keys: RedisKeys
   instanceId: string
+  /** Clears this instance's pose cache. */
   clear: () => void
   log: Logger
-}): Promise<LibraryInvalidation> {
+}
+
+export async function makeLibraryInvalidation(
+  deps: LibraryInvalidationDeps,
+): Promise<LibraryInvalidation> {
   const { redis, clear, log } = deps
   let published = 0
   let received = 0

@@ -39,48 +39,23 @@ export function toPose(row: PoseColumns) {
 
 export type Library = ReturnType<typeof makeLibrary>
 
+export type LibraryDeps = {
+  db: Kysely<DB>
+  readDb: Kysely<DB>
+  cache: PoseCache
+  invalidation: LibraryInvalidation
+}
+
 /**
  * The pose library's rules. Public reads go to `readDb` (the replica when
  * DATABASE_READ_URL is set) through the cache; what a generation checks and
  * renders reads the primary, so a pose just created can be used at once.
  * Admin writes go to the primary, then clear every instance's cache.
  */
-export function makeLibrary(deps: {
-  db: Kysely<DB>
-  readDb: Kysely<DB>
-  cache: PoseCache
-  invalidation: LibraryInvalidation
-}) {
+export function makeLibrary(deps: LibraryDeps) {
   const { db, readDb, cache } = deps
-
-  // deleted poses included; null for an id that is no pose. One query for every id not cached.
-  function rowsByIds(ids: readonly string[]) {
-    return cache.getMany('row:', ids, async (missing) => {
-      const rows = new Map((await findPosesByIds(db, missing)).map((r) => [r.id, r]))
-      return new Map(missing.map((id) => [id, rows.get(id) ?? null]))
-    })
-  }
-
-  async function checked(values: PoseValues) {
-    const issues = validateKeypoints(values.keypoints)
-    if (!values.name.isWellFormed())
-      issues.push({ path: '/name', message: 'Expected text without unpaired surrogates' })
-    if (issues.length > 0) throw new ValidationFailed(issues)
-    if (!(await categoryExists(db, values.category)))
-      throw new ValidationFailed([{ path: '/category', message: 'Unknown category' }])
-    return values
-  }
-
-  async function changed() {
-    await deps.invalidation.publish()
-  }
-
-  function conflictOnName(error: unknown): never {
-    const e = error as { code?: string; constraint?: string; constraint_name?: string }
-    if (e?.code === '23505')
-      throw new Conflict('A pose with this name already exists in this category')
-    throw error
-  }
+  const rowsByIds = (ids: readonly string[]) => cachedRows(db, cache, ids)
+  const changed = () => deps.invalidation.publish()
 
   return {
     list(filter: PoseFilter & { limit: number; after?: [string, string] }) {
@@ -116,13 +91,13 @@ export function makeLibrary(deps: {
       return row ? { id: row.id, name: row.name, keypoints: row.keypoints } : undefined
     },
     async create(values: PoseValues) {
-      await checked(values)
+      await checked(db, values)
       const row = await insertPose(db, Bun.randomUUIDv7(), values).catch(conflictOnName)
       await changed()
       return toPose(row)
     },
     async replace(id: string, values: PoseValues) {
-      await checked(values)
+      await checked(db, values)
       const row = await replacePose(db, id, values).catch(conflictOnName)
       if (!row) throw new NotFound('Pose')
       await changed()
@@ -133,4 +108,30 @@ export function makeLibrary(deps: {
       await changed()
     },
   }
+}
+
+/** Rows by id, deleted poses included; null for an id that is no pose. One query for every id not cached. */
+function cachedRows(db: Kysely<DB>, cache: PoseCache, ids: readonly string[]) {
+  return cache.getMany('row:', ids, async (missing) => {
+    const rows = new Map((await findPosesByIds(db, missing)).map((r) => [r.id, r]))
+    return new Map(missing.map((id) => [id, rows.get(id) ?? null]))
+  })
+}
+
+/** A pose's values as the library takes them: valid keypoints, a well-formed name, a known category. */
+async function checked(db: Kysely<DB>, values: PoseValues) {
+  const issues = validateKeypoints(values.keypoints)
+  if (!values.name.isWellFormed())
+    issues.push({ path: '/name', message: 'Expected text without unpaired surrogates' })
+  if (issues.length > 0) throw new ValidationFailed(issues)
+  if (!(await categoryExists(db, values.category)))
+    throw new ValidationFailed([{ path: '/category', message: 'Unknown category' }])
+  return values
+}
+
+function conflictOnName(error: unknown): never {
+  const e = error as { code?: string; constraint?: string; constraint_name?: string }
+  if (e?.code === '23505')
+    throw new Conflict('A pose with this name already exists in this category')
+  throw error
 }

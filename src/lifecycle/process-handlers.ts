@@ -12,14 +12,17 @@ import type { Metrics } from '../obs/metrics'
  *  - An uncaught exception may have left any state half-changed: the
  *    instance drains (so held work is handed back) and exits non-zero.
  */
-export function installProcessHandlers(options: {
+export type ProcessHandlersDeps = {
   log: Logger
   metrics?: Metrics
   /** Drains and exits with the given code; called once. */
   fatal: (reason: string, exitCode: number) => void
-}) {
-  const { log } = options
-  const rejections = options.metrics?.counter(
+}
+
+/** Installs both handlers; returns the function that removes them. */
+export function installProcessHandlers(deps: ProcessHandlersDeps) {
+  const { log } = deps
+  const rejections = deps.metrics?.counter(
     'process_unhandled_rejections_total',
     'Promises rejected with no handler (logged, not fatal)',
   )
@@ -32,7 +35,7 @@ export function installProcessHandlers(options: {
     log.fatal({ err: toError(error) }, 'uncaught exception: draining, then exiting 1')
     if (failed) return
     failed = true
-    options.fatal('uncaughtException', 1)
+    deps.fatal('uncaughtException', 1)
   }
   process.on('unhandledRejection', onRejection)
   process.on('uncaughtException', onException)

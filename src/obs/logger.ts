@@ -20,20 +20,20 @@ const SECRET_KEYS = [
 ]
 const REDACT = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.headers.${k}`])
 
-export type LoggerOptions = {
+export type LoggerDeps = {
   level: string
   /** Human-readable lines: only in development, on a TTY. */
   pretty: boolean
   base?: Record<string, unknown>
 }
 
-export function makeLogger(options: LoggerOptions): Logger {
-  const opts = {
-    level: options.level,
-    base: options.base ?? {},
+export function makeLogger(deps: LoggerDeps): Logger {
+  const settings = {
+    level: deps.level,
+    base: deps.base ?? {},
     redact: { paths: REDACT, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
   }
   // pino-pretty as a synchronous stream: no worker thread, works the same under Bun.
-  return options.pretty ? pino(opts, pretty({ colorize: true, sync: true })) : pino(opts)
+  return deps.pretty ? pino(settings, pretty({ colorize: true, sync: true })) : pino(settings)
 }

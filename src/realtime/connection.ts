@@ -40,7 +40,7 @@ export type Connection = {
   queue: Promise<void>
   /** Set while replaying: live events wait here. */
   replayBuffer?: Event[]
-  /** Where the last catch-up read started (gateway.ts catchUp): at most one per position. */
+  /** Where the last catch-up read started (replay.ts catchUp): at most one per position. */
   caughtUpFrom?: string
   /** The newest event id sent: live events at or below it are duplicates. */
   lastId?: string
@@ -82,6 +82,9 @@ export function isFlooding(conn: Connection, limit: number, now: number): boolea
   return oldest !== undefined && now - oldest < 1000
 }
 
+/** A socket's log fields: bound at the call, not as a child logger kept per socket. */
+export const about = (conn: Connection) => ({ socket: conn.id, userId: conn.userId })
+
 /** setTimeout caps delays at 2^31-1 ms (~24.8 days); longer waits re-arm. */
 export const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -100,6 +103,8 @@ export function bunSocketSettings(sendBufferBytes: number) {
     perMessageDeflate: false,
   }
 }
+
+export type UserSocketCounts = ReturnType<typeof makeUserSocketCounts>
 
 /** Authenticated sockets of each user on this instance, against the per-user cap. */
 export function makeUserSocketCounts(max: number) {

@@ -1,5 +1,7 @@
 import type { Metrics } from '../obs/metrics'
 
+export type GatewayMetrics = ReturnType<typeof gatewayMetrics>
+
 /** The gateway's figures; tallies bound once, since a child of a tally counts in a plain number. */
 export function gatewayMetrics(m: Metrics | undefined, connections: () => number) {
   m?.gauge('ws_connections', 'Open WebSocket connections', [], connections)

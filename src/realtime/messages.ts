@@ -13,7 +13,7 @@ import { SafeString } from '../http/text'
 const EventId = SafeString({ pattern: EVENT_ID_PATTERN, maxLength: 41 })
 /**
  * The auth message's resumeAfter is checked against EVENT_ID_PATTERN (ASCII,
- * so no NUL either) after the token, in gateway.ts: a good token with a
+ * so no NUL either) after the token, in admission.ts: a good token with a
  * malformed id closes with 1008, not 4401.
  */
 const ResumeAfter = T.String({ maxLength: 64 })

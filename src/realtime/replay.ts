@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import { toError } from '../errors'
 import type { Event, EventLog } from '../events/event'
 import { isIssuableId } from '../events/ids'
-import type { Connection } from './connection'
+import { about, type Connection } from './connection'
 import type { SendResult } from './live-frames'
 import { frames } from './messages'
 
@@ -37,11 +37,8 @@ export type ReplayDeps = {
   caughtUp?: { inc(): void }
 }
 
-/** A socket's log fields: bound at the call, not as a child logger kept per socket. */
-export const about = (conn: Connection) => ({ socket: conn.id, userId: conn.userId })
-
 export function makeReplayer(deps: ReplayDeps) {
-  const { events, log, send } = deps
+  const { log } = deps
 
   /** Everything after `after`, then the buffered live events. */
   async function replay(conn: Connection, after: string) {
@@ -53,20 +50,14 @@ export function makeReplayer(deps: ReplayDeps) {
     for (let first = true; ; first = false) {
       // an id past 2^64 no history issued: resync, and nothing to read after it
       const page = isIssuableId(cursor)
-        ? await readPage(conn, cursor)
+        ? await readPage(deps, conn, cursor)
         : { events: [], truncated: true, more: false, next: cursor }
       if (!page || conn.state !== 'live') return
       if (first && page.truncated) {
         resynced = true
-        if (send(conn, frames.resync, false) === 'closed') return
+        if (deps.send(conn, frames.resync, false) === 'closed') return
       }
-      for (const event of page.events) {
-        const sent = send(conn, frames.event(event), true)
-        if (sent === 'closed') return
-        deps.replayed?.inc()
-        if (sent === 'backpressure') await new Promise<void>((r) => (conn.drained = r))
-        if (conn.state !== 'live') return
-      }
+      if (!(await sendPage(deps, conn, page.events))) return
       // paged by what was read, not by what was sent: an entry this version
       // cannot read must not end the replay early
       cursor = page.next
@@ -78,32 +69,6 @@ export function makeReplayer(deps: ReplayDeps) {
     // may be newer than all of it): only ids actually sent hold live events back
     if (!(resynced && cursor === after)) conn.lastId = cursor
     for (const event of buffered) deps.deliver(conn, event)
-  }
-
-  /**
-   * A page of the log; while the log cannot be read (Redis down), tried again
-   * with backoff up to REPLAY_RETRY_MAX_MS for as long as the socket is live:
-   * the client keeps its `ready` socket and gets its events once Redis
-   * answers, live events waiting in the replay buffer meanwhile.
-   * Undefined when the socket went away first.
-   */
-  async function readPage(conn: Connection, after: string) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await events.readAfter(conn.userId!, after, deps.page)
-      } catch (error) {
-        if (conn.state !== 'live') return undefined
-        if (attempt === 0)
-          log.warn({ ...about(conn), err: toError(error) }, 'replay read failed; retrying')
-        const delay = Math.min(REPLAY_RETRY_MAX_MS, 50 * 2 ** attempt)
-        await new Promise<void>((resolve) => {
-          conn.retryWake = resolve
-          conn.retryTimer = setTimeout(resolve, delay)
-        })
-        conn.retryWake = undefined
-        if (conn.state !== 'live') return undefined
-      }
-    }
   }
 
   /**
@@ -127,4 +92,42 @@ export function makeReplayer(deps: ReplayDeps) {
   }
 
   return { replay, catchUp }
+}
+
+/**
+ * A page of the log; while the log cannot be read (Redis down), tried again
+ * with backoff up to REPLAY_RETRY_MAX_MS for as long as the socket is live:
+ * the client keeps its `ready` socket and gets its events once Redis
+ * answers, live events waiting in the replay buffer meanwhile.
+ * Undefined when the socket went away first.
+ */
+async function readPage(deps: ReplayDeps, conn: Connection, after: string) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await deps.events.readAfter(conn.userId!, after, deps.page)
+    } catch (error) {
+      if (conn.state !== 'live') return undefined
+      if (attempt === 0)
+        deps.log.warn({ ...about(conn), err: toError(error) }, 'replay read failed; retrying')
+      const delay = Math.min(REPLAY_RETRY_MAX_MS, 50 * 2 ** attempt)
+      await new Promise<void>((resolve) => {
+        conn.retryWake = resolve
+        conn.retryTimer = setTimeout(resolve, delay)
+      })
+      conn.retryWake = undefined
+      if (conn.state !== 'live') return undefined
+    }
+  }
+}
+
+/** A page's events, flow-controlled: false when the socket went away meanwhile. */
+async function sendPage(deps: ReplayDeps, conn: Connection, events: readonly Event[]) {
+  for (const event of events) {
+    const sent = deps.send(conn, frames.event(event), true)
+    if (sent === 'closed') return false
+    deps.replayed?.inc()
+    if (sent === 'backpressure') await new Promise<void>((r) => (conn.drained = r))
+    if (conn.state !== 'live') return false
+  }
+  return true
 }

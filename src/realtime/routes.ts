@@ -10,15 +10,15 @@ export type RealtimeDeps = {
   allowedOrigins: readonly string[]
 }
 
+/** Elysia's copy of Bun's socket type predates getBufferedAmount(); the object is Bun's own. */
+const bunSocket = (ws: { raw: unknown }) => ws.raw as ServerWebSocket<unknown>
+
 /**
  * GET /v1/ws. The Origin check runs before the upgrade, so a foreign page gets
  * a plain 403 and never a socket. The query string is never read: a token in
  * the URL ends up in proxy logs, so the protocol only accepts it in the first
  * message (and the request log records the route template, not the URL).
  */
-/** Elysia's copy of Bun's socket type predates getBufferedAmount(); the object is Bun's own. */
-const bunSocket = (ws: { raw: unknown }) => ws.raw as ServerWebSocket<unknown>
-
 export function realtimeRoutes(deps: RealtimeDeps) {
   const originAllowed = makeOriginCheck(deps.allowedOrigins)
   const { gateway } = deps

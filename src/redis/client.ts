@@ -2,7 +2,7 @@ import { createClient } from 'redis'
 
 export type Redis = ReturnType<typeof createClient>
 
-export type RedisOptions = {
+export type RedisClientDeps = {
   /**
    * Milliseconds a command may wait to be sent (Redis unreachable, the client
    * reconnecting) before it fails with a TimeoutError (default 1000).
@@ -27,17 +27,17 @@ export type RedisOptions = {
 export async function connectRedis(
   url: string,
   onError: (error: unknown) => void,
-  options: RedisOptions = {},
+  deps: RedisClientDeps = {},
 ): Promise<Redis> {
-  const maxDelay = options.maxReconnectDelayMs ?? 500
+  const maxDelay = deps.maxReconnectDelayMs ?? 500
   const client = createClient({
     url,
     socket: {
       connectTimeout: 2000,
       reconnectStrategy: (retries) => Math.min(50 * 2 ** Math.min(retries, 10), maxDelay),
     },
-    commandsQueueMaxLength: options.queueMax ?? 20_000,
-    commandOptions: { timeout: options.commandTimeoutMs ?? 1000 },
+    commandsQueueMaxLength: deps.queueMax ?? 20_000,
+    commandOptions: { timeout: deps.commandTimeoutMs ?? 1000 },
   })
   client.on('error', onError)
   await client.connect()

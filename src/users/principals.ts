@@ -21,7 +21,7 @@ export type Authenticator = ReturnType<typeof makeAuthenticator>
 
 export type ExternalIdentity = Extract<VerifiedToken, { kind: 'external' }>
 
-export type AuthenticatorOptions = {
+export type AuthenticatorDeps = {
   tokens: Pick<Tokens, 'verify'>
   /** The user with this id, if it exists. */
   findUser: (userId: string) => Promise<UserRow | undefined>
@@ -39,11 +39,11 @@ const IDENTITY_PART = /^[\x21-\x7e]{1,255}$/
 
 type Cached = { userId: string; role: Role; at: number }
 
-export function makeAuthenticator(options: AuthenticatorOptions) {
-  const { tokens } = options
-  const max = options.cacheMax ?? 10_000
-  const ttlMs = options.cacheTtlMs ?? 30_000
-  const now = options.now ?? Date.now
+export function makeAuthenticator(deps: AuthenticatorDeps) {
+  const { tokens } = deps
+  const max = deps.cacheMax ?? 10_000
+  const ttlMs = deps.cacheTtlMs ?? 30_000
+  const now = deps.now ?? Date.now
   // a Map iterates in insertion order: re-inserting on use makes the first key the least recent
   const cache = new Map<string, Cached>()
   // concurrent first requests of one new identity provision it once
@@ -71,7 +71,7 @@ export function makeAuthenticator(options: AuthenticatorOptions) {
       const key = `id ${verified.subject.toLowerCase()}`
       const hit = recall(key)
       if (hit) return hit
-      const row = await options.findUser(verified.subject)
+      const row = await deps.findUser(verified.subject)
       if (!row) throw new Unauthorized('This account no longer exists')
       remember(key, row)
       return cache.get(key)!
@@ -83,7 +83,7 @@ export function makeAuthenticator(options: AuthenticatorOptions) {
     if (hit) return hit
     let pending = provisioning.get(key)
     if (!pending) {
-      pending = options.provision(verified).finally(() => provisioning.delete(key))
+      pending = deps.provision(verified).finally(() => provisioning.delete(key))
       provisioning.set(key, pending)
     }
     remember(key, await pending)

@@ -64,27 +64,33 @@ export function makeRedisRateLimiter(redis: Redis, keys: RedisKeys): RateLimiter
  * costs one `timeoutMs` wait, not one per request: after a miss, Redis is
  * skipped for `skipMs` (default 5 000 ms), then tried again.
  */
-export function makeFallbackRateLimiter(options: {
+export type FallbackRateLimiterDeps = {
   redis: Redis
   keys: RedisKeys
+  /** How long a decision may wait on Redis before it is made in memory. */
   timeoutMs: number
+  /** How long Redis is skipped after it missed a deadline (default 5 000 ms). */
   skipMs?: number
   onFallback?: (error: unknown) => void
-}): RateLimiter & { readonly fallbacks: number } {
-  const skipMs = options.skipMs ?? 5000
+}
+
+export function makeFallbackRateLimiter(
+  deps: FallbackRateLimiterDeps,
+): RateLimiter & { readonly fallbacks: number } {
+  const skipMs = deps.skipMs ?? 5000
   let skipUntil = 0
-  const primary = makeRedisRateLimiter(options.redis, options.keys)
+  const primary = makeRedisRateLimiter(deps.redis, deps.keys)
   const local = makeMemoryRateLimiter()
   let fallbacks = 0
   const fallBack = (error: unknown, ...args: Parameters<RateLimiter['hit']>) => {
     fallbacks++
-    options.onFallback?.(error)
+    deps.onFallback?.(error)
     return local.hit(...args)
   }
   return {
     async hit(scope, subject, limit, windowSeconds) {
       // not connected: no command to wait for (it would sit in the offline queue)
-      if (!options.redis.isReady)
+      if (!deps.redis.isReady)
         return fallBack(new Error('redis is not connected'), scope, subject, limit, windowSeconds)
       if (performance.now() < skipUntil)
         return fallBack(
@@ -95,7 +101,7 @@ export function makeFallbackRateLimiter(options: {
           windowSeconds,
         )
       try {
-        return await withDeadline(options.timeoutMs, 'rate limit', () =>
+        return await withDeadline(deps.timeoutMs, 'rate limit', () =>
           primary.hit(scope, subject, limit, windowSeconds),
         )
       } catch (error) {

@@ -3,20 +3,18 @@ import { Conflict, RateLimited, Unauthorized } from '../errors'
 import type { DB } from '../db/schema'
 import type { RateLimiter } from './rate-limit'
 import type { ExternalIdentity } from './principals'
-import {
-  findUserByEmail,
-  findUserById,
-  findUserByIdentity,
-  insertIdentity,
-  insertProvisionedUser,
-  insertUser,
-} from './repository'
+import { provisionUser } from './provision'
+import { findUserByEmail, findUserById, insertUser } from './repository'
 import type { Role, UserRow } from './table'
 import type { Tokens } from './tokens'
 
 export type PublicUser = { id: string; email: string | null; role: Role; createdAt: string }
 
-export type UsersOptions = {
+export type UsersDeps = {
+  db: Kysely<DB>
+  tokens: Tokens
+  /** The login rate limit's counters. */
+  limiter: RateLimiter
   adminEmails: ReadonlySet<string>
   loginRate: { perEmail: number; perIp: number; windowSeconds: number }
   /**
@@ -28,18 +26,12 @@ export type UsersOptions = {
 
 export type Users = ReturnType<typeof makeUsers>
 
-class IdentityTaken extends Error {}
-
 export function toPublicUser(row: UserRow): PublicUser {
   return { id: row.id, email: row.email, role: row.role, createdAt: row.created_at.toISOString() }
 }
 
-export function makeUsers(
-  db: Kysely<DB>,
-  tokens: Tokens,
-  limiter: RateLimiter,
-  options: UsersOptions,
-) {
+export function makeUsers(deps: UsersDeps) {
+  const { db, tokens, limiter } = deps
   // Verifying against a real argon2id hash when the email is unknown keeps both
   // failures equally slow, so response time does not reveal which emails exist.
   const decoyHash = Bun.password.hash(crypto.randomUUID(), 'argon2id')
@@ -47,7 +39,7 @@ export function makeUsers(
   async function register(email: string, password: string) {
     const normalized = email.trim().toLowerCase()
     const passwordHash = await Bun.password.hash(password, 'argon2id')
-    const role: Role = options.adminEmails.has(normalized) ? 'admin' : 'user'
+    const role: Role = deps.adminEmails.has(normalized) ? 'admin' : 'user'
     const row = await insertUser(db, {
       id: Bun.randomUUIDv7(),
       email: normalized,
@@ -58,13 +50,13 @@ export function makeUsers(
         throw new Conflict('An account with this email already exists')
       throw error
     })
-    await options.onRegistered?.(row.id)
+    await deps.onRegistered?.(row.id)
     return { user: toPublicUser(row), token: await tokens.sign(row.id, row.role) }
   }
 
   async function login(email: string, password: string, ip: string) {
     const normalized = email.trim().toLowerCase()
-    const { perEmail, perIp, windowSeconds } = options.loginRate
+    const { perEmail, perIp, windowSeconds } = deps.loginRate
     const [byIp, byEmail] = await Promise.all([
       limiter.hit('login-ip', ip, perIp, windowSeconds),
       limiter.hit('login-email', normalized, perEmail, windowSeconds),
@@ -84,45 +76,12 @@ export function makeUsers(
     return toPublicUser(row)
   }
 
-  /**
-   * Just-in-time provisioning (JWKS_URL mode): the local user an identity
-   * names, created the first time it is seen. Its email is the provider's
-   * claim when no other account has it; ADMIN_EMAILS count only for a claim
-   * the provider marked verified. Signup credits as at registration.
-   */
-  async function provision(identity: ExternalIdentity) {
-    const known = await findUserByIdentity(db, identity.issuer, identity.subject)
-    if (known) return known
-    const email = identity.email?.trim().toLowerCase() || undefined
-    const role: Role =
-      email !== undefined && identity.emailVerified && options.adminEmails.has(email)
-        ? 'admin'
-        : 'user'
-    const created = await db
-      .transaction()
-      .execute(async (trx) => {
-        const row = await insertProvisionedUser(trx, { id: Bun.randomUUIDv7(), email, role })
-        const linked = await insertIdentity(trx, { ...identity, email, userId: row.id })
-        // another instance linked it first: roll this user back, use theirs
-        if (!linked) throw new IdentityTaken()
-        return row
-      })
-      .catch((error: unknown) => {
-        // IdentityTaken, or our email check lost a race (23505): the identity's row decides
-        if (error instanceof IdentityTaken || (error as { code?: string }).code === '23505')
-          return undefined
-        throw error
-      })
-    if (!created) {
-      const linked = await findUserByIdentity(db, identity.issuer, identity.subject)
-      if (linked) return linked
-      if (email === undefined) throw new Error('provisioning an identity failed twice')
-      // the email was taken between the check and the insert: provision without it
-      return provision({ ...identity, email: undefined })
-    }
-    await options.onRegistered?.(created.id)
-    return created
+  return {
+    register,
+    login,
+    get,
+    /** The local user an identity names, created the first time it is seen (provision.ts). */
+    provision: (identity: ExternalIdentity) => provisionUser(deps, identity),
+    findById: (id: string) => findUserById(db, id),
   }
-
-  return { register, login, get, provision, findById: (id: string) => findUserById(db, id) }
 }

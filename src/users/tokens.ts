@@ -31,7 +31,7 @@ export type VerifiedToken =
       expiresAt: number
     }
 
-export type TokenOptions = {
+export type TokensDeps = {
   secret?: string
   jwksUrl?: string
   ttlSeconds: number
@@ -43,10 +43,10 @@ export type Tokens = ReturnType<typeof makeTokens>
 
 const EXTERNAL_ALGORITHMS = ['RS256', 'EdDSA']
 
-export function makeTokens(options: TokenOptions) {
-  const secret = options.secret ? new TextEncoder().encode(options.secret) : undefined
-  const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined
-  const now = options.now ?? Date.now
+export function makeTokens(deps: TokensDeps) {
+  const secret = deps.secret ? new TextEncoder().encode(deps.secret) : undefined
+  const jwks = deps.jwksUrl ? createRemoteJWKSet(new URL(deps.jwksUrl)) : undefined
+  const now = deps.now ?? Date.now
 
   async function sign(userId: string, role: Role): Promise<string> {
     if (!secret) throw new Error('JWT_SECRET is not set: this instance cannot issue tokens')
@@ -54,7 +54,7 @@ export function makeTokens(options: TokenOptions) {
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(userId)
       .setIssuedAt()
-      .setExpirationTime(`${options.ttlSeconds}s`)
+      .setExpirationTime(`${deps.ttlSeconds}s`)
       .sign(secret)
   }
 
@@ -98,7 +98,7 @@ export function makeTokens(options: TokenOptions) {
     return {
       kind: 'external',
       // a provider that sets no `iss` is named by its key set
-      issuer: payload.iss ?? options.jwksUrl!,
+      issuer: payload.iss ?? deps.jwksUrl!,
       subject,
       email,
       emailVerified: payload.email_verified === true,

@@ -5,7 +5,7 @@ import type { EventLog } from '../../src/events/event'
 import { makeEventLog } from '../../src/events/event-log'
 import { compareIds } from '../../src/events/ids'
 import { isFlooding, makeConnection, type Socket } from '../../src/realtime/connection'
-import { makeGateway, type GatewayOptions } from '../../src/realtime/gateway'
+import { makeGateway, type GatewayDeps } from '../../src/realtime/gateway'
 import { makeMetrics } from '../../src/obs/metrics'
 import { frames } from '../../src/realtime/messages'
 import { makeRedisKeys } from '../../src/redis/keys'
@@ -440,7 +440,7 @@ describe('events', () => {
  * A gateway on the in-memory log and no server: its one socket is a fake that
  * records the frames it is sent and the codes it is closed with.
  */
-async function fakeGateway(options: Partial<GatewayOptions> & { history?: number } = {}) {
+async function fakeGateway(options: Partial<GatewayDeps> & { history?: number } = {}) {
   const log = pino({ level: 'silent' })
   const events = await makeEventLog({
     keys: makeRedisKeys('unused:'),

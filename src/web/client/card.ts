@@ -17,9 +17,19 @@ const ITEM_RANK: Record<ItemStatus, number> = {
   cancelled: 2,
 }
 
+const LABELS: Record<ItemStatus, string> = {
+  queued: 'Queued',
+  running: 'Rendering…',
+  succeeded: 'Loading…',
+  failed: 'Failed',
+  cancelled: 'Cancelled',
+}
+
+/** What a card shows: counters only ever grow, statuses only move on. */
+type CardState = Counters & { queuePosition: number | null; refunded: number }
+
 export function makeCard(gen: Generation, altOf: (item: Item, index: number) => string) {
-  const id = `gen-${gen.id}`
-  const state: Counters & { queuePosition: number | null; refunded: number } = {
+  const state: CardState = {
     status: gen.status,
     totalItems: gen.totalItems,
     succeededItems: 0,
@@ -29,6 +39,47 @@ export function makeCard(gen: Generation, altOf: (item: Item, index: number) => 
     refunded: 0,
   }
   const items = new Map<string, Item>()
+  const el = cardElements(gen)
+
+  function render() {
+    const done = state.succeededItems + state.failedItems + state.cancelledItems
+    const finished = FINISHED.has(state.status)
+    el.root.dataset.status = state.status
+    el.progress.max = Math.max(1, state.totalItems)
+    el.progress.value = finished ? el.progress.max : done
+    el.status.textContent = describe(state, done, finished)
+    el.cancel.hidden = finished
+    let index = 0
+    for (const it of items.values()) renderSlot(el.gallery, it, index++, altOf)
+  }
+
+  return {
+    root: el.root,
+    cancelButton: el.cancel,
+    finished: () => FINISHED.has(state.status),
+    knows: (itemId: string) => items.has(itemId),
+    /** A full generation from REST (items included when present). */
+    update(g: Generation) {
+      advance(state, g)
+      state.queuePosition = g.queuePosition
+      state.refunded = Math.max(state.refunded, g.creditsRefunded)
+      for (const it of g.items ?? []) mergeItem(items, it)
+      render()
+    },
+    /** A generation.* event's data. */
+    event(data: Partial<Counters> & { item?: Item; creditsRefunded?: number }) {
+      advance(state, data)
+      if (typeof data.creditsRefunded === 'number')
+        state.refunded = Math.max(state.refunded, data.creditsRefunded)
+      if (data.item && items.has(data.item.id)) mergeItem(items, data.item)
+      if (state.status !== 'queued') state.queuePosition = null
+      render()
+    },
+  }
+}
+
+function cardElements(gen: Generation) {
+  const id = `gen-${gen.id}`
   const progress = h('progress', {
     max: Math.max(1, gen.totalItems),
     value: 0,
@@ -46,111 +97,70 @@ export function makeCard(gen: Generation, altOf: (item: Item, index: number) => 
     h('div', { class: 'gen-line' }, status, cancel),
     gallery,
   )
-
-  function counters(c: Partial<Counters>) {
-    if (c.totalItems) state.totalItems = c.totalItems
-    state.succeededItems = Math.max(state.succeededItems, c.succeededItems ?? 0)
-    state.failedItems = Math.max(state.failedItems, c.failedItems ?? 0)
-    state.cancelledItems = Math.max(state.cancelledItems, c.cancelledItems ?? 0)
-    if (c.status && !FINISHED.has(state.status)) state.status = c.status
-  }
-
-  function item(next: Item) {
-    const current = items.get(next.id)
-    if (current && ITEM_RANK[current.status] > ITEM_RANK[next.status]) return
-    items.set(next.id, {
-      ...current,
-      ...next,
-      imageUrl: next.imageUrl ?? current?.imageUrl ?? null,
-      thumbnailUrl: next.thumbnailUrl ?? current?.thumbnailUrl ?? null,
-    })
-  }
-
-  function render() {
-    const done = state.succeededItems + state.failedItems + state.cancelledItems
-    const finished = FINISHED.has(state.status)
-    root.dataset.status = state.status
-    progress.max = Math.max(1, state.totalItems)
-    progress.value = finished ? progress.max : done
-    status.textContent = describe(done, finished)
-    cancel.hidden = finished
-    let index = 0
-    for (const it of items.values()) renderSlot(it, index++)
-  }
-
-  function describe(done: number, finished: boolean): string {
-    const of = `${done} of ${state.totalItems} done`
-    const failed = state.failedItems ? `, ${state.failedItems} failed` : ''
-    const refund = state.refunded ? ` (${state.refunded} credits refunded)` : ''
-    if (finished) {
-      if (state.status === 'succeeded') return `Done: ${state.succeededItems} images ready`
-      if (state.status === 'cancelled') return `Cancelled: ${of}${refund}`
-      return `Finished: ${state.succeededItems} of ${state.totalItems} images ready${failed}${refund}`
-    }
-    if (state.status === 'queued' && state.queuePosition)
-      return `Queued: ${state.queuePosition} image${state.queuePosition === 1 ? '' : 's'} ahead`
-    return state.status === 'queued' ? 'Queued' : `Rendering: ${of}${failed}`
-  }
-
-  function renderSlot(it: Item, index: number) {
-    const url = it.thumbnailUrl ?? it.imageUrl
-    const signature = `${it.status}|${url ?? ''}`
-    let slot = gallery.querySelector<HTMLLIElement>(`li[data-item-id="${it.id}"]`)
-    if (slot?.dataset.signature === signature) return
-    if (!slot) {
-      slot = h('li', { class: 'slot', 'data-item-id': it.id })
-      gallery.append(slot)
-    }
-    slot.dataset.signature = signature
-    slot.dataset.status = it.status
-    if (it.status === 'succeeded' && url) {
-      const img = h('img', {
-        src: url,
-        alt: altOf(it, index),
-        width: 256,
-        height: 256,
-        decoding: 'async',
-      })
-      const link = h('a', { href: it.imageUrl ?? url, target: '_blank', rel: 'noopener' }, img)
-      slot.replaceChildren(link)
-    } else {
-      const text =
-        it.status === 'failed'
-          ? `Failed${it.error ? `: ${it.error.message}` : ''}`
-          : LABELS[it.status]
-      slot.replaceChildren(h('span', { class: 'slot-label' }, text))
-    }
-  }
-
-  return {
-    root,
-    cancelButton: cancel,
-    finished: () => FINISHED.has(state.status),
-    knows: (itemId: string) => items.has(itemId),
-    /** A full generation from REST (items included when present). */
-    update(g: Generation) {
-      counters(g)
-      state.queuePosition = g.queuePosition
-      state.refunded = Math.max(state.refunded, g.creditsRefunded)
-      for (const it of g.items ?? []) item(it)
-      render()
-    },
-    /** A generation.* event's data. */
-    event(data: Partial<Counters> & { item?: Item; creditsRefunded?: number }) {
-      counters(data)
-      if (typeof data.creditsRefunded === 'number')
-        state.refunded = Math.max(state.refunded, data.creditsRefunded)
-      if (data.item && items.has(data.item.id)) item(data.item)
-      if (state.status !== 'queued') state.queuePosition = null
-      render()
-    },
-  }
+  return { root, progress, status, cancel, gallery }
 }
 
-const LABELS: Record<ItemStatus, string> = {
-  queued: 'Queued',
-  running: 'Rendering…',
-  succeeded: 'Loading…',
-  failed: 'Failed',
-  cancelled: 'Cancelled',
+function advance(state: CardState, c: Partial<Counters>) {
+  if (c.totalItems) state.totalItems = c.totalItems
+  state.succeededItems = Math.max(state.succeededItems, c.succeededItems ?? 0)
+  state.failedItems = Math.max(state.failedItems, c.failedItems ?? 0)
+  state.cancelledItems = Math.max(state.cancelledItems, c.cancelledItems ?? 0)
+  if (c.status && !FINISHED.has(state.status)) state.status = c.status
+}
+
+/** An item's newer state; an older one (a slow REST answer) is dropped, URLs are kept. */
+function mergeItem(items: Map<string, Item>, next: Item) {
+  const current = items.get(next.id)
+  if (current && ITEM_RANK[current.status] > ITEM_RANK[next.status]) return
+  items.set(next.id, {
+    ...current,
+    ...next,
+    imageUrl: next.imageUrl ?? current?.imageUrl ?? null,
+    thumbnailUrl: next.thumbnailUrl ?? current?.thumbnailUrl ?? null,
+  })
+}
+
+function describe(state: CardState, done: number, finished: boolean): string {
+  const of = `${done} of ${state.totalItems} done`
+  const failed = state.failedItems ? `, ${state.failedItems} failed` : ''
+  const refund = state.refunded ? ` (${state.refunded} credits refunded)` : ''
+  if (finished) {
+    if (state.status === 'succeeded') return `Done: ${state.succeededItems} images ready`
+    if (state.status === 'cancelled') return `Cancelled: ${of}${refund}`
+    return `Finished: ${state.succeededItems} of ${state.totalItems} images ready${failed}${refund}`
+  }
+  if (state.status === 'queued' && state.queuePosition)
+    return `Queued: ${state.queuePosition} image${state.queuePosition === 1 ? '' : 's'} ahead`
+  return state.status === 'queued' ? 'Queued' : `Rendering: ${of}${failed}`
+}
+
+/** One item's slot, redrawn only when its status or image changed. */
+function renderSlot(
+  gallery: HTMLUListElement,
+  it: Item,
+  index: number,
+  altOf: (item: Item, index: number) => string,
+) {
+  const url = it.thumbnailUrl ?? it.imageUrl
+  const signature = `${it.status}|${url ?? ''}`
+  let slot = gallery.querySelector<HTMLLIElement>(`li[data-item-id="${it.id}"]`)
+  if (slot?.dataset.signature === signature) return
+  if (!slot) {
+    slot = h('li', { class: 'slot', 'data-item-id': it.id })
+    gallery.append(slot)
+  }
+  slot.dataset.signature = signature
+  slot.dataset.status = it.status
+  if (it.status === 'succeeded' && url) {
+    const alt = altOf(it, index)
+    const img = h('img', { src: url, alt, width: 256, height: 256, decoding: 'async' })
+    const link = h('a', { href: it.imageUrl ?? url, target: '_blank', rel: 'noopener' }, img)
+    slot.replaceChildren(link)
+  } else {
+    const text =
+      it.status === 'failed'
+        ? `Failed${it.error ? `: ${it.error.message}` : ''}`
+        : LABELS[it.status]
+    slot.replaceChildren(h('span', { class: 'slot-label' }, text))
+  }
 }

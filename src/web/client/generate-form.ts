@@ -10,92 +10,115 @@ import type { Generation } from './types'
  * (network or 5xx) the next click with the same form reuses the key, so the
  * server decides whether it already took the first one: never two charges.
  */
-export function makeGenerateForm(deps: {
+export type GenerateFormDeps = {
   poses: PosePicker
   /** The reference upload to send as `uploadId`, if one is chosen. */
   uploadId: () => string | undefined
   added: (gen: Generation) => void
   notify: (message: string) => void
-}) {
-  const form = byId<HTMLFormElement>('generate')
-  const submit = byId<HTMLButtonElement>('generate-submit')
-  const prompt = byId<HTMLTextAreaElement>('prompt')
-  const variations = byId<HTMLInputElement>('variations')
-  const summary = byId('selection')
-  const libraryPart = byId('library-mode')
-  const textPart = byId('text-mode')
-  let unanswered: { body: string; key: string } | undefined
+}
 
-  const mode = () =>
-    (form.elements.namedItem('mode') as RadioNodeList).value === 'text' ? 'text' : 'library'
+type Mode = 'library' | 'text'
+
+type GenerationBody = {
+  mode: Mode
+  variations: number
+  prompt?: string
+  poseIds?: string[]
+  uploadId?: string
+}
+
+type FormElements = ReturnType<typeof formElements>
+
+/** The body and key of the last submission that got no answer: the next same body reuses the key. */
+type Unanswered = { body: string; key: string } | undefined
+
+export function makeGenerateForm(deps: GenerateFormDeps) {
+  const el = formElements()
+  const pending: { unanswered: Unanswered } = { unanswered: undefined }
+  const mode = (): Mode =>
+    (el.form.elements.namedItem('mode') as RadioNodeList).value === 'text' ? 'text' : 'library'
 
   function showMode() {
     const text = mode() === 'text'
-    libraryPart.hidden = text
-    textPart.hidden = !text
-    prompt.required = text
+    el.libraryPart.hidden = text
+    el.textPart.hidden = !text
+    el.prompt.required = text
     selectionChanged()
   }
 
   function selectionChanged() {
-    const n = deps.poses.selected().length
-    const perPose = Math.max(1, Number(variations.value) || 1)
-    summary.textContent =
-      mode() === 'text'
-        ? `${perPose} image${perPose === 1 ? '' : 's'} from your prompt`
-        : n === 0
-          ? 'No poses selected'
-          : `${n} pose${n === 1 ? '' : 's'} selected: ${n * perPose} images`
+    const perPose = Math.max(1, Number(el.variations.value) || 1)
+    el.summary.textContent = selectionText(mode(), deps.poses.selected().length, perPose)
   }
 
-  function body(): {
-    mode: string
-    variations: number
-    prompt?: string
-    poseIds?: string[]
-    uploadId?: string
-  } {
-    const count = Number(variations.value)
-    const uploadId = deps.uploadId()
-    const reference = uploadId ? { uploadId } : {}
-    if (mode() === 'text')
-      return { mode: 'text', prompt: prompt.value.trim(), variations: count, ...reference }
-    return { mode: 'library', poseIds: deps.poses.selected(), variations: count, ...reference }
-  }
-
-  form.addEventListener('change', (e) => {
+  el.form.addEventListener('change', (e) => {
     if ((e.target as HTMLInputElement).name === 'mode') showMode()
   })
-  variations.addEventListener('input', selectionChanged)
-
-  form.addEventListener('submit', async (e) => {
+  el.variations.addEventListener('input', selectionChanged)
+  el.form.addEventListener('submit', async (e) => {
     e.preventDefault()
-    const payload = body()
-    if (payload.mode === 'library' && payload.poseIds!.length === 0)
-      return deps.notify('Pick at least one pose first.')
-    const text = JSON.stringify(payload)
-    const key = unanswered?.body === text ? unanswered.key : newKey()
-    unanswered = { body: text, key }
-    submit.disabled = true
-    submit.textContent = 'Starting…'
-    try {
-      const generation = await api<Generation>('POST', '/v1/generations', {
-        body: payload,
-        idempotencyKey: key,
-      })
-      unanswered = undefined
-      deps.added(generation)
-      deps.notify('')
-      if (payload.mode === 'library') deps.poses.clear()
-    } catch (error) {
-      if (error instanceof ApiError && error.status < 500) unanswered = undefined
-      deps.notify(sentence(error, 'generations'))
-    } finally {
-      submit.disabled = false
-      submit.textContent = 'Generate'
-    }
+    await submit(deps, el, pending, requestBody(deps, el, mode()))
   })
 
   showMode()
   return { selectionChanged }
+}
+
+function formElements() {
+  return {
+    form: byId<HTMLFormElement>('generate'),
+    submit: byId<HTMLButtonElement>('generate-submit'),
+    prompt: byId<HTMLTextAreaElement>('prompt'),
+    variations: byId<HTMLInputElement>('variations'),
+    summary: byId('selection'),
+    libraryPart: byId('library-mode'),
+    textPart: byId('text-mode'),
+  }
+}
+
+function selectionText(mode: Mode, poses: number, perPose: number) {
+  if (mode === 'text') return `${perPose} image${perPose === 1 ? '' : 's'} from your prompt`
+  if (poses === 0) return 'No poses selected'
+  return `${poses} pose${poses === 1 ? '' : 's'} selected: ${poses * perPose} images`
+}
+
+function requestBody(deps: GenerateFormDeps, el: FormElements, mode: Mode): GenerationBody {
+  const count = Number(el.variations.value)
+  const uploadId = deps.uploadId()
+  const reference = uploadId ? { uploadId } : {}
+  if (mode === 'text')
+    return { mode: 'text', prompt: el.prompt.value.trim(), variations: count, ...reference }
+  return { mode: 'library', poseIds: deps.poses.selected(), variations: count, ...reference }
+}
+
+async function submit(
+  deps: GenerateFormDeps,
+  el: FormElements,
+  pending: { unanswered: Unanswered },
+  payload: GenerationBody,
+) {
+  if (payload.mode === 'library' && payload.poseIds!.length === 0)
+    return deps.notify('Pick at least one pose first.')
+  const text = JSON.stringify(payload)
+  const key = pending.unanswered?.body === text ? pending.unanswered.key : newKey()
+  pending.unanswered = { body: text, key }
+  el.submit.disabled = true
+  el.submit.textContent = 'Starting…'
+  try {
+    const generation = await api<Generation>('POST', '/v1/generations', {
+      body: payload,
+      idempotencyKey: key,
+    })
+    pending.unanswered = undefined
+    deps.added(generation)
+    deps.notify('')
+    if (payload.mode === 'library') deps.poses.clear()
+  } catch (error) {
+    if (error instanceof ApiError && error.status < 500) pending.unanswered = undefined
+    deps.notify(sentence(error, 'generations'))
+  } finally {
+    el.submit.disabled = false
+    el.submit.textContent = 'Generate'
+  }
 }

@@ -28,7 +28,7 @@ const notify = (message: string) => {
   notice.hidden = message === ''
 }
 
-const poses = makePosePicker(() => form.selectionChanged())
+const poses = makePosePicker({ onChange: () => form.selectionChanged() })
 const generations = makeGenerations({ nameOf: poses.nameOf, notify })
 const ledger = makeLedger()
 const stats = makeStatsPanel()

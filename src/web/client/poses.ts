@@ -9,6 +9,9 @@ import type { Category, Page, Pose } from './types'
  * pressed tags must match), a category filter, pages of poses (each a
  * checkbox whose label is its stick figure and name) and "More poses".
  * Selections survive filtering; names are kept for the gallery's alt text.
+ *
+ * Page loads: idle ──filter/search/more──▶ loading ──page in──▶ idle; a
+ * filter changed while loading marks `again`, and one reload follows.
  */
 const PAGE = 24
 export const MAX_POSES = 20
@@ -17,143 +20,176 @@ const CHIPS = 10
 
 export type PosePicker = ReturnType<typeof makePosePicker>
 
-export function makePosePicker(onChange: () => void) {
-  const list = byId<HTMLUListElement>('poses')
-  const more = byId<HTMLButtonElement>('more-poses')
-  const category = byId<HTMLSelectElement>('category')
-  const status = byId('poses-status')
-  const search = byId<HTMLInputElement>('pose-search')
-  const chips = byId('tag-chips')
-  const tags = new Set<string>()
-  const selected = new Set<string>()
-  const names = new Map<string, string>()
-  let cursor: string | null = null
-  let loading = false
-  // a search typed while a page loads runs when that page is in
-  let again = false
+export type PosePickerDeps = {
+  /** The selection changed. */
+  onChange: () => void
+}
 
-  async function loadCategories() {
-    const { items } = await get<{ items: Category[] }>('/v1/library/categories')
-    category.replaceChildren(
-      h('option', { value: '' }, 'All categories'),
-      ...items.map((c) => h('option', { value: c.id }, `${c.name} (${c.poseCount})`)),
-    )
+/** The picker's elements, filters, selection and page cursor. */
+type Picker = {
+  deps: PosePickerDeps
+  el: ReturnType<typeof pickerElements>
+  /** Pressed tag chips. */
+  tags: Set<string>
+  selected: Set<string>
+  names: Map<string, string>
+  cursor: string | null
+  loading: boolean
+  /** A search typed while a page loads runs when that page is in. */
+  again: boolean
+}
+
+export function makePosePicker(deps: PosePickerDeps) {
+  const p: Picker = {
+    deps,
+    el: pickerElements(),
+    tags: new Set(),
+    selected: new Set(),
+    names: new Map(),
+    cursor: null,
+    loading: false,
+    again: false,
   }
-
-  async function loadTags() {
-    const { items } = await get<Page<Pose>>('/v1/library/poses?limit=100')
-    const counts = new Map<string, number>()
-    for (const pose of items)
-      for (const tag of pose.tags) counts.set(tag, (counts.get(tag) ?? 0) + 1)
-    const top = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, CHIPS)
-    chips.replaceChildren(...top.map(([tag]) => chip(tag)))
-  }
-
-  function chip(tag: string): HTMLButtonElement {
-    const button = h(
-      'button',
-      { type: 'button', class: 'chip', 'aria-pressed': String(tags.has(tag)), 'data-tag': tag },
-      tag,
-    )
-    button.addEventListener('click', () => {
-      if (tags.has(tag)) tags.delete(tag)
-      else tags.add(tag)
-      button.setAttribute('aria-pressed', String(tags.has(tag)))
-      void loadPage(true)
-    })
-    return button
-  }
-
-  async function loadPage(reset: boolean) {
-    if (loading) {
-      again ||= reset
-      return
-    }
-    loading = true
-    more.disabled = true
-    status.textContent = 'Loading poses…'
-    try {
-      const query = new URLSearchParams({ limit: String(PAGE) })
-      if (category.value) query.set('category', category.value)
-      const text = search.value.trim()
-      if (text) query.set('q', text.slice(0, 100))
-      for (const tag of tags) query.append('tag', tag)
-      if (!reset && cursor) query.set('cursor', cursor)
-      const page = await get<Page<Pose>>(`/v1/library/poses?${query}`)
-      if (reset) list.replaceChildren()
-      list.append(...page.items.map(card))
-      cursor = page.nextCursor
-      const filtered = text !== '' || tags.size > 0
-      status.textContent =
-        list.children.length > 0
-          ? ''
-          : filtered
-            ? 'No poses match this search.'
-            : 'No poses in this category.'
-    } catch (error) {
-      status.textContent = `Poses could not be loaded. ${sentence(error, 'request')}`
-    } finally {
-      loading = false
-      more.hidden = cursor === null
-      more.disabled = false
-    }
-    if (again) {
-      again = false
-      await loadPage(true)
-    }
-  }
-
-  function card(pose: Pose): HTMLLIElement {
-    names.set(pose.id, pose.name)
-    const box = h('input', { type: 'checkbox', name: 'pose', value: pose.id, class: 'pose-check' })
-    box.checked = selected.has(pose.id)
-    box.addEventListener('change', () => {
-      if (box.checked && selected.size >= MAX_POSES) {
-        box.checked = false
-        status.textContent = `You can pick up to ${MAX_POSES} poses per generation.`
-        return
-      }
-      if (box.checked) selected.add(pose.id)
-      else selected.delete(pose.id)
-      onChange()
-    })
-    const meta = `${pose.category}, ${pose.difficulty}`
-    return h(
-      'li',
-      { class: 'pose' },
-      h(
-        'label',
-        {},
-        box,
-        stickFigure(pose.keypoints, `Stick figure of ${pose.name}`),
-        h('span', { class: 'pose-name' }, pose.name),
-        h('span', { class: 'pose-meta' }, meta),
-      ),
-    )
-  }
-
-  category.addEventListener('change', () => void loadPage(true))
+  p.el.category.addEventListener('change', () => void loadPage(p, true))
   // one request per pause in typing, not per key
-  const searchSoon = debounce(() => void loadPage(true), 250)
-  search.addEventListener('input', searchSoon)
-  more.addEventListener('click', () => void loadPage(false))
+  p.el.search.addEventListener(
+    'input',
+    debounce(() => void loadPage(p, true), 250),
+  )
+  p.el.more.addEventListener('click', () => void loadPage(p, false))
 
   return {
     async load() {
       await Promise.all([
-        loadCategories().catch(() => {}),
-        loadTags().catch(() => {}),
-        loadPage(true),
+        loadCategories(p).catch(() => {}),
+        loadTags(p).catch(() => {}),
+        loadPage(p, true),
       ])
     },
-    selected: () => [...selected],
-    nameOf: (id: string) => names.get(id),
+    selected: () => [...p.selected],
+    nameOf: (id: string) => p.names.get(id),
     clear() {
-      selected.clear()
-      list.querySelectorAll<HTMLInputElement>('input.pose-check').forEach((box) => {
+      p.selected.clear()
+      p.el.list.querySelectorAll<HTMLInputElement>('input.pose-check').forEach((box) => {
         box.checked = false
       })
-      onChange()
+      deps.onChange()
     },
   }
+}
+
+function pickerElements() {
+  return {
+    list: byId<HTMLUListElement>('poses'),
+    more: byId<HTMLButtonElement>('more-poses'),
+    category: byId<HTMLSelectElement>('category'),
+    status: byId('poses-status'),
+    search: byId<HTMLInputElement>('pose-search'),
+    chips: byId('tag-chips'),
+  }
+}
+
+async function loadCategories(p: Picker) {
+  const { items } = await get<{ items: Category[] }>('/v1/library/categories')
+  p.el.category.replaceChildren(
+    h('option', { value: '' }, 'All categories'),
+    ...items.map((c) => h('option', { value: c.id }, `${c.name} (${c.poseCount})`)),
+  )
+}
+
+async function loadTags(p: Picker) {
+  const { items } = await get<Page<Pose>>('/v1/library/poses?limit=100')
+  const counts = new Map<string, number>()
+  for (const pose of items) for (const tag of pose.tags) counts.set(tag, (counts.get(tag) ?? 0) + 1)
+  const top = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, CHIPS)
+  p.el.chips.replaceChildren(...top.map(([tag]) => chip(p, tag)))
+}
+
+function chip(p: Picker, tag: string): HTMLButtonElement {
+  const button = h(
+    'button',
+    { type: 'button', class: 'chip', 'aria-pressed': String(p.tags.has(tag)), 'data-tag': tag },
+    tag,
+  )
+  button.addEventListener('click', () => {
+    if (p.tags.has(tag)) p.tags.delete(tag)
+    else p.tags.add(tag)
+    button.setAttribute('aria-pressed', String(p.tags.has(tag)))
+    void loadPage(p, true)
+  })
+  return button
+}
+
+async function loadPage(p: Picker, reset: boolean) {
+  const { el } = p
+  if (p.loading) {
+    p.again ||= reset
+    return
+  }
+  p.loading = true
+  el.more.disabled = true
+  el.status.textContent = 'Loading poses…'
+  try {
+    const text = el.search.value.trim()
+    const page = await get<Page<Pose>>(`/v1/library/poses?${pageQuery(p, text, reset)}`)
+    if (reset) el.list.replaceChildren()
+    el.list.append(...page.items.map((pose) => poseItem(p, pose)))
+    p.cursor = page.nextCursor
+    const filtered = text !== '' || p.tags.size > 0
+    el.status.textContent =
+      el.list.children.length > 0
+        ? ''
+        : filtered
+          ? 'No poses match this search.'
+          : 'No poses in this category.'
+  } catch (error) {
+    el.status.textContent = `Poses could not be loaded. ${sentence(error, 'request')}`
+  } finally {
+    p.loading = false
+    el.more.hidden = p.cursor === null
+    el.more.disabled = false
+  }
+  if (p.again) {
+    p.again = false
+    await loadPage(p, true)
+  }
+}
+
+function pageQuery(p: Picker, text: string, reset: boolean) {
+  const query = new URLSearchParams({ limit: String(PAGE) })
+  if (p.el.category.value) query.set('category', p.el.category.value)
+  if (text) query.set('q', text.slice(0, 100))
+  for (const tag of p.tags) query.append('tag', tag)
+  if (!reset && p.cursor) query.set('cursor', p.cursor)
+  return query
+}
+
+/** A pose as a checkbox labelled by its stick figure and name; at most MAX_POSES checked. */
+function poseItem(p: Picker, pose: Pose): HTMLLIElement {
+  p.names.set(pose.id, pose.name)
+  const box = h('input', { type: 'checkbox', name: 'pose', value: pose.id, class: 'pose-check' })
+  box.checked = p.selected.has(pose.id)
+  box.addEventListener('change', () => {
+    if (box.checked && p.selected.size >= MAX_POSES) {
+      box.checked = false
+      p.el.status.textContent = `You can pick up to ${MAX_POSES} poses per generation.`
+      return
+    }
+    if (box.checked) p.selected.add(pose.id)
+    else p.selected.delete(pose.id)
+    p.deps.onChange()
+  })
+  const meta = `${pose.category}, ${pose.difficulty}`
+  return h(
+    'li',
+    { class: 'pose' },
+    h(
+      'label',
+      {},
+      box,
+      stickFigure(pose.keypoints, `Stick figure of ${pose.name}`),
+      h('span', { class: 'pose-name' }, pose.name),
+      h('span', { class: 'pose-meta' }, meta),
+    ),
+  )
 }

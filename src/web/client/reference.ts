@@ -9,7 +9,9 @@ import type { Upload } from './types'
  * shows the server's thumbnail, i.e. what was stored, not the local file.
  * The next generation sends its id as `uploadId`.
  */
-export function makeReference(deps: { notify: (message: string) => void }) {
+export type ReferenceDeps = { notify: (message: string) => void }
+
+export function makeReference(deps: ReferenceDeps) {
   const input = byId<HTMLInputElement>('reference')
   const preview = byId('reference-preview')
   const img = byId<HTMLImageElement>('reference-img')

@@ -23,58 +23,6 @@ export function makeStatsPanel() {
   const status = byId('stats-status')
   let version = 0
 
-  function draw(daily: DailyStats[]) {
-    const n = Math.max(1, daily.length)
-    const step = W / n
-    const maxImages = Math.max(1, ...daily.map((d) => d.images))
-    const maxCredits = Math.max(1, ...daily.map((d) => d.credits))
-    const label = `Images and credits per day, ${daily[0]?.date ?? ''} to ${daily.at(-1)?.date ?? ''}`
-    const root = svg('svg', {
-      viewBox: `0 0 ${W} ${H + 12}`,
-      class: 'stats-svg',
-      role: 'img',
-      'aria-label': label,
-      focusable: 'false',
-    })
-    daily.forEach((d, i) => {
-      const height = (d.images / maxImages) * H
-      root.append(
-        svg(
-          'rect',
-          {
-            class: 'bar',
-            x: (i * step + step * 0.15).toFixed(2),
-            y: (H - height).toFixed(2),
-            width: (step * 0.7).toFixed(2),
-            height: height.toFixed(2),
-            'data-date': d.date,
-            'data-images': d.images,
-          },
-          svg('title', {}, `${d.date}: ${d.images} images, ${d.credits} credits`),
-        ),
-      )
-    })
-    const points = daily
-      .map(
-        (d, i) =>
-          `${(i * step + step / 2).toFixed(2)},${(H - (d.credits / maxCredits) * H).toFixed(2)}`,
-      )
-      .join(' ')
-    root.append(svg('polyline', { class: 'line', points, fill: 'none' }))
-    root.append(svg('line', { class: 'axis', x1: 0, y1: H, x2: W, y2: H }))
-    chart.replaceChildren(
-      root,
-      h(
-        'p',
-        { class: 'legend hint' },
-        h('span', { class: 'key key-bar' }),
-        ' images',
-        h('span', { class: 'key key-line' }),
-        ' credits spent',
-      ),
-    )
-  }
-
   return {
     async reload() {
       const mine = ++version
@@ -86,7 +34,7 @@ export function makeStatsPanel() {
         summary.textContent = `${images} images, ${spent} credits spent.`
         summary.dataset.images = String(images)
         summary.dataset.credits = String(spent)
-        draw(stats.daily)
+        chart.replaceChildren(chartOf(stats.daily), legend())
         status.textContent = ''
       } catch (error) {
         if (mine === version)
@@ -99,4 +47,58 @@ export function makeStatsPanel() {
       chart.replaceChildren()
     },
   }
+}
+
+/** Each day's images as bars and its credits as a line, each scaled to its own maximum. */
+function chartOf(daily: DailyStats[]): SVGElement {
+  const n = Math.max(1, daily.length)
+  const step = W / n
+  const maxImages = Math.max(1, ...daily.map((d) => d.images))
+  const maxCredits = Math.max(1, ...daily.map((d) => d.credits))
+  const label = `Images and credits per day, ${daily[0]?.date ?? ''} to ${daily.at(-1)?.date ?? ''}`
+  const root = svg('svg', {
+    viewBox: `0 0 ${W} ${H + 12}`,
+    class: 'stats-svg',
+    role: 'img',
+    'aria-label': label,
+    focusable: 'false',
+  })
+  daily.forEach((d, i) => {
+    const height = (d.images / maxImages) * H
+    root.append(
+      svg(
+        'rect',
+        {
+          class: 'bar',
+          x: (i * step + step * 0.15).toFixed(2),
+          y: (H - height).toFixed(2),
+          width: (step * 0.7).toFixed(2),
+          height: height.toFixed(2),
+          'data-date': d.date,
+          'data-images': d.images,
+        },
+        svg('title', {}, `${d.date}: ${d.images} images, ${d.credits} credits`),
+      ),
+    )
+  })
+  const points = daily
+    .map(
+      (d, i) =>
+        `${(i * step + step / 2).toFixed(2)},${(H - (d.credits / maxCredits) * H).toFixed(2)}`,
+    )
+    .join(' ')
+  root.append(svg('polyline', { class: 'line', points, fill: 'none' }))
+  root.append(svg('line', { class: 'axis', x1: 0, y1: H, x2: W, y2: H }))
+  return root
+}
+
+function legend(): HTMLParagraphElement {
+  return h(
+    'p',
+    { class: 'legend hint' },
+    h('span', { class: 'key key-bar' }),
+    ' images',
+    h('span', { class: 'key key-line' }),
+    ' credits spent',
+  )
 }

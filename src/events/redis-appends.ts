@@ -1,0 +1,165 @@
+import type { Metrics } from '../obs/metrics'
+import type { Redis } from '../redis/client'
+import type { RedisKeys } from '../redis/keys'
+import { loadScript } from '../redis/script'
+import { countAppends, type AppendOutcome, type EventName } from './event'
+import { MAX_CARRIED_BYTES } from './notification'
+
+/**
+ * The Redis log's appends, batched: appends made in one turn of the event
+ * loop go to Redis as one script call (with their one notification);
+ * calls are sent in order on one connection, so each user's order holds.
+ * A stream's expiry is refreshed at most every `refreshMs` by this
+ * instance, not on every append (a stream the script makes gets one at once).
+ *
+ *   empty ──append──▶ pending (a microtask queued) ──microtask──▶ empty
+ *   (the pending appends sent as script calls of at most MAX_BATCH events)
+ */
+
+/**
+ * A batch of appends in one round trip, atomically, with its one notification
+ * (the file describes its arguments and results).
+ */
+const APPEND_BATCH = loadScript(new URL('./lua/append-batch.lua', import.meta.url))
+
+/**
+ * Events per script call: bounds how long one call holds Redis (128 take
+ * about 0.5 ms of its time).
+ */
+export const MAX_BATCH = 128
+
+export type RedisAppendsDeps = {
+  redis: Redis
+  keys: RedisKeys
+  /** Entries a stream keeps (MAXLEN ~). */
+  history: number
+  /** A stream expires this long after its last append. */
+  ttlMs: number
+  /** How often at most this instance refreshes one stream's expiry. */
+  refreshMs: number
+  metrics?: Metrics
+}
+
+type Pending = {
+  userId: string
+  name: EventName
+  /** "<id>\n" and the entry text (entry.ts): one script argument. */
+  text: string
+  resolve: (outcome: AppendOutcome) => void
+  reject: (error: unknown) => void
+}
+
+export function makeRedisAppends(deps: RedisAppendsDeps) {
+  const { redis, keys, refreshMs } = deps
+  const appended = countAppends(deps.metrics)
+  const batchSizes = deps.metrics?.histogram(
+    'events_append_batch_size',
+    'Events per append script call',
+    [1, 2, 4, 8, 16, 32, 64, 128, 256],
+  )
+  const fixedArgs = [
+    String(deps.history),
+    String(deps.ttlMs),
+    String(MAX_CARRIED_BYTES),
+    String(keys.userEvents('').length),
+  ]
+  let pending: Pending[] = []
+  // when this instance last refreshed each stream's expiry (monotonic clock); forgotten once due again
+  const refreshedAt = new Map<string, number>()
+  let forgottenAt = performance.now()
+
+  function flush() {
+    const all = pending
+    pending = []
+    const now = performance.now()
+    if (now - forgottenAt >= refreshMs) {
+      forgottenAt = now
+      for (const [key, at] of refreshedAt) if (now - at >= refreshMs) refreshedAt.delete(key)
+    }
+    for (const batch of userRuns(all)) void appendBatch(batch)
+  }
+
+  async function appendBatch(batch: Pending[]) {
+    const now = performance.now()
+    const { streams, refreshes, args } = scriptArgs(batch, fixedArgs, keys, (key) => {
+      return !(now - (refreshedAt.get(key) ?? -Infinity) < refreshMs)
+    })
+    try {
+      const results = (await APPEND_BATCH.run(
+        redis,
+        [keys.eventNotifications(), ...streams],
+        args,
+      )) as string[]
+      for (const key of refreshes) refreshedAt.set(key, now)
+      batchSizes?.observe(batch.length)
+      settle(batch, results, appended)
+    } catch (error) {
+      for (const e of batch) e.reject(error)
+    }
+  }
+
+  return {
+    /** Appends one entry ("<id>\n" and its entry text) to the user's stream. */
+    append(userId: string, name: EventName, text: string) {
+      return new Promise<AppendOutcome>((resolve, reject) => {
+        pending.push({ userId, name, text, resolve, reject })
+        if (pending.length === 1) queueMicrotask(flush)
+      })
+    },
+  }
+}
+
+/**
+ * MAX_BATCH events per call, but a run of one user's consecutive appends is
+ * never split: its events land in one script, whole or up to the first that
+ * failed, never a later one without an earlier (the relay appends a user's
+ * events as one run of at most MAX_BATCH).
+ */
+function userRuns(all: Pending[]): Pending[][] {
+  const runs: Pending[][] = []
+  let from = 0
+  for (let to = MAX_BATCH; to < all.length; to++) {
+    if (all[to]!.userId === all[to - 1]!.userId) continue
+    runs.push(all.slice(from, to))
+    from = to
+    to = from + MAX_BATCH - 1
+  }
+  if (from < all.length) runs.push(from === 0 ? all : all.slice(from))
+  return runs
+}
+
+/** Each append's outcome from the script's answer: its id (added), '=' (present) or '' (failed). */
+function settle(batch: Pending[], results: string[], appended: (name: EventName) => void) {
+  batch.forEach((e, i) => {
+    const result = results[i]
+    if (result === '=') return e.resolve('present')
+    if (!result)
+      return e.reject(new Error(`could not append to the event stream of user ${e.userId}`))
+    appended(e.name)
+    e.resolve('appended')
+  })
+}
+
+/** The script's KEYS after the channel, and its ARGV (lua/append-batch.lua). */
+function scriptArgs(
+  batch: Pending[],
+  fixed: readonly string[],
+  keys: RedisKeys,
+  refreshDue: (key: string) => boolean,
+) {
+  const streams = new Map<string, number>()
+  const refreshes: string[] = []
+  const args = [...fixed, '']
+  for (const e of batch) {
+    const key = keys.userEvents(e.userId)
+    let index = streams.get(key)
+    if (index === undefined) {
+      streams.set(key, (index = streams.size + 2))
+      const due = refreshDue(key)
+      if (due) refreshes.push(key)
+      args[4] += due ? '1' : '0'
+    }
+    args.push(String(index), e.text)
+  }
+  return { streams: streams.keys(), refreshes, args }
+}
