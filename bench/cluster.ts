@@ -19,7 +19,7 @@ import { createClient } from 'redis'
 import { loadConfig } from '../src/config/config'
 import { makeLogger } from '../src/obs/logger'
 import { buildInstance, type Instance } from '../src/server'
-import { makeActorSystem } from '../src/actors/actor-system'
+import { makeActorSystem, type Exchange } from '../src/actors/actor-system'
 import { dispatchByType } from '../src/actors/dispatch'
 import { ledgerHandler, makeCredits, type LedgerMessage } from '../src/ledger/credits'
 import type { LedgerResult } from '../src/ledger/commands'
@@ -118,7 +118,7 @@ try {
     ),
   )
   // the embedded path: the same actor runtime and ledger writer, no epoch (what fencing costs)
-  const unfencedActors = makeActorSystem<LedgerMessage, LedgerResult>({
+  const unfencedActors = makeActorSystem<Exchange<LedgerMessage, LedgerResult>>({
     name: 'bench_unfenced',
     handle: dispatchByType<LedgerMessage, LedgerResult>({
       ledger: ledgerHandler(makeLedgerWriter(db), () => {}),
@@ -144,7 +144,7 @@ try {
   const inner = dispatchByType<LedgerMessage, LedgerResult>({
     ledger: ledgerHandler(makeLedgerWriter(db), () => {}),
   })
-  const fencedActors = makeActorSystem<LedgerMessage, LedgerResult>({
+  const fencedActors = makeActorSystem<Exchange<LedgerMessage, LedgerResult>>({
     name: 'bench_fenced',
     handle: (key, batch) => inner(key, batch, { epoch }),
     log,

@@ -7,7 +7,7 @@
  */
 import { sql } from 'kysely'
 import type { AppError } from '../src/errors'
-import { makeActorSystem } from '../src/actors/actor-system'
+import { makeActorSystem, type Exchange } from '../src/actors/actor-system'
 import { dispatchByType } from '../src/actors/dispatch'
 import { ledgerHandler, makeCredits, type LedgerMessage } from '../src/ledger/credits'
 import type { LedgerResult } from '../src/ledger/commands'
@@ -102,7 +102,7 @@ async function naive(ids: string[], fundedCharges: number) {
 }
 
 function actorPath(ids: string[]) {
-  const actors = makeActorSystem<LedgerMessage, LedgerResult>({
+  const actors = makeActorSystem<Exchange<LedgerMessage, LedgerResult>>({
     name: 'bench_actor',
     handle: dispatchByType<LedgerMessage, LedgerResult>({
       ledger: ledgerHandler(makeLedgerWriter(db), () => {}),

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { Unavailable, toError } from '../errors'
 import type { Metrics } from '../obs/metrics'
+import { withinDeadline } from './batch-deadline'
 
 /**
  * The actor runtime: one mailbox per key; an actor processes one batch at a
@@ -36,9 +37,27 @@ export type BatchHandler<C, R> = (
   context?: BatchContext,
 ) => Promise<Outcome<R>[]>
 
-export type ActorSystemOptions<C, R> = {
+/**
+ * What an actor is asked and what it answers: a union of these pairs, one
+ * per command type (`Exchange<LedgerMessage, LedgerResult> | …`), so that
+ * `ask` answers the result of the command it is given and no caller casts.
+ */
+export type Exchange<C = unknown, R = unknown> = { command: C; result: R }
+export type CommandOf<P extends Exchange> = P['command']
+export type ResultOf<P extends Exchange> = P['result']
+/** The result paired with command `M` in P (distributes over P's pairs). */
+export type AnswerTo<P extends Exchange, M> =
+  P extends Exchange<infer C, infer R> ? (M extends C ? R : never) : never
+
+/** The one way to call an actor: runs `command` on the actor of `key`, answers its result. */
+export type Ask<P extends Exchange> = <M extends CommandOf<P>>(
+  key: string,
+  command: M,
+) => Promise<AnswerTo<P, M>>
+
+export type ActorSystemDeps<P extends Exchange> = {
   name: string
-  handle: BatchHandler<C, R>
+  handle: BatchHandler<CommandOf<P>, ResultOf<P>>
   log: Logger
   metrics?: Metrics
   /** Commands waiting per actor before ask() answers 503 (default 1024). */
@@ -64,20 +83,6 @@ export type ActorSystemOptions<C, R> = {
   abortGraceMs?: number
 }
 
-class BatchDeadline extends Unavailable {
-  constructor(ms: number) {
-    super(`This account's commands took longer than ${ms} ms; retry`, 1)
-  }
-}
-
-/** A batch that did not settle after its abort: what it did is not known here. */
-class BatchNotSettled extends BatchDeadline {
-  constructor(ms: number, graceMs: number) {
-    super(ms)
-    this.message = `${this.message} (the batch did not settle ${graceMs} ms after its abort)`
-  }
-}
-
 type Pending<C, R> = { command: C; resolve: (r: R) => void; reject: (e: Error) => void }
 
 type Actor<C, R> = {
@@ -87,155 +92,175 @@ type Actor<C, R> = {
   idleTimer?: ReturnType<typeof setTimeout>
 }
 
-export type ActorSystem<C, R> = ReturnType<typeof makeActorSystem<C, R>>
+/** One runtime's state, which the functions below share. */
+type Runtime<C, R> = {
+  actors: Map<string, Actor<C, R>>
+  totals: { batches: number; commands: number }
+  accepting: boolean
+  /** Told when the last actor is passivated during a drain. */
+  settled?: () => void
+  capacity: number
+  batchMax: number
+  idleMs: number
+  runBatch: (key: string, batch: C[]) => Promise<Outcome<R>[]>
+  metrics: RuntimeMetrics
+}
 
-export function makeActorSystem<C, R>(options: ActorSystemOptions<C, R>) {
-  const { name, handle, log } = options
-  const capacity = options.mailboxCapacity ?? 1024
-  const batchMax = options.batchMax ?? 256
-  const idleMs = options.idleMs ?? 60_000
-  const batchTimeoutMs = options.batchTimeoutMs ?? 20_000
-  const abortGraceMs = options.abortGraceMs ?? 15_000
+export type ActorSystem<P extends Exchange> = ReturnType<typeof makeActorSystem<P>>
+
+export function makeActorSystem<P extends Exchange>(deps: ActorSystemDeps<P>) {
+  type C = CommandOf<P>
+  type R = ResultOf<P>
   const actors = new Map<string, Actor<C, R>>()
-  const totals = { batches: 0, commands: 0 }
-  let accepting = true
-  let settled: (() => void) | undefined
-
-  const m = options.metrics
-  const batchSize = m?.histogram(
-    `${name}_batch_size`,
-    'Commands per actor batch',
-    [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+  const metrics = runtimeMetrics(
+    deps,
+    () => actors.size,
+    () => depth(rt),
   )
-  const commands = m?.counter(`${name}_commands_total`, 'Actor commands by result', ['result'])
-  const overdue = m?.counter(
-    `${name}_batch_deadline_total`,
-    'Actor batches failed with 503 because they passed their deadline',
-  )
-  m?.gauge(`${name}_live`, 'Live (not passivated) actors', [], () => actors.size)
-  m?.gauge(`${name}_mailbox_depth`, 'Commands waiting in all mailboxes', [], depth)
-
-  function depth() {
-    let n = 0
-    for (const a of actors.values()) n += a.mailbox.length
-    return n
+  const rt: Runtime<C, R> = {
+    actors,
+    totals: { batches: 0, commands: 0 },
+    accepting: true,
+    capacity: deps.mailboxCapacity ?? 1024,
+    batchMax: deps.batchMax ?? 256,
+    idleMs: deps.idleMs ?? 60_000,
+    runBatch: batchRunner(deps, metrics),
+    metrics,
   }
-
-  function ask(key: string, command: C): Promise<R> {
-    if (!accepting) return Promise.reject(new Unavailable('This instance is draining; retry', 1))
-    let actor = actors.get(key)
-    if (!actor) {
-      actor = { key, mailbox: [], processing: false }
-      actors.set(key, actor)
-    }
-    if (actor.mailbox.length >= capacity) {
-      commands?.inc({ result: 'refused' })
-      return Promise.reject(new Unavailable('Too many commands queued for this account; retry', 1))
-    }
-    clearTimeout(actor.idleTimer)
-    const a = actor
-    return new Promise<R>((resolve, reject) => {
-      a.mailbox.push({ command, resolve, reject })
-      if (!a.processing) void process(a)
-    })
-  }
-
-  async function process(actor: Actor<C, R>) {
-    actor.processing = true
-    while (actor.mailbox.length > 0) {
-      const batch = actor.mailbox.splice(0, batchMax)
-      let outcomes: Outcome<R>[]
-      try {
-        outcomes = await withinDeadline(
-          (signal) =>
-            handle(
-              actor.key,
-              batch.map((p) => p.command),
-              { signal },
-            ),
-          batchTimeoutMs,
-          abortGraceMs,
-          () => overdue?.inc(),
-        )
-        if (outcomes.length !== batch.length)
-          throw new Error('handler returned a wrong number of outcomes')
-      } catch (error) {
-        // a failed batch fails its commands, never the actor
-        log.error({ err: error, actor: actor.key, size: batch.length }, 'actor batch failed')
-        const e = toError(error)
-        outcomes = batch.map(() => ({ ok: false, error: e }))
-      }
-      totals.batches++
-      totals.commands += batch.length
-      batchSize?.observe(batch.length)
-      batch.forEach((pending, i) => {
-        const outcome = outcomes[i]!
-        commands?.inc({ result: outcome.ok ? 'ok' : 'rejected' })
-        if (outcome.ok) pending.resolve(outcome.value)
-        else pending.reject(outcome.error)
-      })
-    }
-    actor.processing = false
-    if (!accepting) {
-      actors.delete(actor.key)
-      if (actors.size === 0) settled?.()
-      return
-    }
-    actor.idleTimer = setTimeout(() => {
-      if (!actor.processing && actor.mailbox.length === 0) actors.delete(actor.key)
-    }, idleMs)
-    actor.idleTimer.unref?.()
-  }
-
-  /** Drain stage: refuse new commands, let every mailbox finish, passivate all. */
-  async function drain() {
-    accepting = false
-    for (const actor of actors.values()) {
-      clearTimeout(actor.idleTimer)
-      if (!actor.processing) actors.delete(actor.key)
-    }
-    if (actors.size > 0) await new Promise<void>((resolve) => (settled = resolve))
-  }
-
+  const drain = () => drainAll(rt)
   return {
-    ask,
+    // the handler answers each command with its own result (Exchange): that pairing is
+    // the handler's contract, which TypeScript cannot check through a generic conditional
+    ask: ((key: string, command: C) => enqueue(rt, key, command)) as Ask<P>,
     drain,
     close: drain,
     stats: () => ({
       live: actors.size,
-      mailboxDepth: depth(),
-      batches: totals.batches,
-      commands: totals.commands,
-      meanBatchSize: totals.batches === 0 ? 0 : totals.commands / totals.batches,
+      mailboxDepth: depth(rt),
+      batches: rt.totals.batches,
+      commands: rt.totals.commands,
+      meanBatchSize: rt.totals.batches === 0 ? 0 : rt.totals.commands / rt.totals.batches,
     }),
   }
 }
 
-/**
- * Runs `work` with a signal that aborts after `ms`. An aborted work is still
- * awaited (it answers what committed); only one that does not settle within
- * `graceMs` after the abort is given up on, with a 503.
- */
-async function withinDeadline<T>(
-  work: (signal: AbortSignal) => Promise<T>,
-  ms: number,
-  graceMs: number,
-  onOverdue: () => void,
-): Promise<T> {
-  const controller = new AbortController()
-  let grace: ReturnType<typeof setTimeout> | undefined
-  const givenUp = Promise.withResolvers<never>()
-  const timer = setTimeout(() => {
-    onOverdue()
-    controller.abort(new BatchDeadline(ms))
-    grace = setTimeout(() => givenUp.reject(new BatchNotSettled(ms, graceMs)), graceMs)
-  }, ms)
-  const running = work(controller.signal)
-  running.catch(() => {}) // a failure after being given up on is already answered
-  try {
-    return await Promise.race([running, givenUp.promise])
-  } finally {
-    clearTimeout(timer)
-    clearTimeout(grace)
+function depth(rt: Runtime<unknown, unknown>) {
+  let n = 0
+  for (const a of rt.actors.values()) n += a.mailbox.length
+  return n
+}
+
+function enqueue<C, R>(rt: Runtime<C, R>, key: string, command: C): Promise<R> {
+  if (!rt.accepting) return Promise.reject(new Unavailable('This instance is draining; retry', 1))
+  let actor = rt.actors.get(key)
+  if (!actor) {
+    actor = { key, mailbox: [], processing: false }
+    rt.actors.set(key, actor)
+  }
+  if (actor.mailbox.length >= rt.capacity) {
+    rt.metrics.commands?.inc({ result: 'refused' })
+    return Promise.reject(new Unavailable('Too many commands queued for this account; retry', 1))
+  }
+  clearTimeout(actor.idleTimer)
+  const a = actor
+  return new Promise<R>((resolve, reject) => {
+    a.mailbox.push({ command, resolve, reject })
+    if (!a.processing) void processMailbox(rt, a)
+  })
+}
+
+/** One batch at a time until the mailbox is empty; then idle (passivated after idleMs). */
+async function processMailbox<C, R>(rt: Runtime<C, R>, actor: Actor<C, R>) {
+  actor.processing = true
+  while (actor.mailbox.length > 0) {
+    const batch = actor.mailbox.splice(0, rt.batchMax)
+    const outcomes = await rt.runBatch(
+      actor.key,
+      batch.map((p) => p.command),
+    )
+    rt.totals.batches++
+    rt.totals.commands += batch.length
+    batch.forEach((pending, i) => {
+      const outcome = outcomes[i]!
+      if (outcome.ok) pending.resolve(outcome.value)
+      else pending.reject(outcome.error)
+    })
+  }
+  actor.processing = false
+  if (!rt.accepting) {
+    rt.actors.delete(actor.key)
+    if (rt.actors.size === 0) rt.settled?.()
+    return
+  }
+  actor.idleTimer = setTimeout(() => {
+    if (!actor.processing && actor.mailbox.length === 0) rt.actors.delete(actor.key)
+  }, rt.idleMs)
+  actor.idleTimer.unref?.()
+}
+
+/** Drain stage: refuse new commands, let every mailbox finish, passivate all. */
+async function drainAll<C, R>(rt: Runtime<C, R>) {
+  rt.accepting = false
+  for (const actor of rt.actors.values()) {
+    clearTimeout(actor.idleTimer)
+    if (!actor.processing) rt.actors.delete(actor.key)
+  }
+  if (rt.actors.size > 0) await new Promise<void>((resolve) => (rt.settled = resolve))
+}
+
+type RuntimeMetrics = ReturnType<typeof runtimeMetrics>
+
+function runtimeMetrics(
+  deps: { name: string; metrics?: Metrics },
+  live: () => number,
+  depth: () => number,
+) {
+  const { name, metrics: m } = deps
+  m?.gauge(`${name}_live`, 'Live (not passivated) actors', [], live)
+  m?.gauge(`${name}_mailbox_depth`, 'Commands waiting in all mailboxes', [], depth)
+  return {
+    batchSize: m?.histogram(
+      `${name}_batch_size`,
+      'Commands per actor batch',
+      [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+    ),
+    commands: m?.counter(`${name}_commands_total`, 'Actor commands by result', ['result']),
+    overdue: m?.counter(
+      `${name}_batch_deadline_total`,
+      'Actor batches failed with 503 because they passed their deadline',
+    ),
+  }
+}
+
+/** One batch through the handler, under its deadline: always one outcome per command. */
+function batchRunner<C, R>(
+  deps: Pick<ActorSystemDeps<Exchange<C, R>>, 'handle' | 'log'> & {
+    batchTimeoutMs?: number
+    abortGraceMs?: number
+  },
+  metrics: RuntimeMetrics,
+) {
+  const batchTimeoutMs = deps.batchTimeoutMs ?? 20_000
+  const abortGraceMs = deps.abortGraceMs ?? 15_000
+  return async (key: string, batch: C[]): Promise<Outcome<R>[]> => {
+    let outcomes: Outcome<R>[]
+    try {
+      outcomes = await withinDeadline(
+        (signal) => deps.handle(key, batch, { signal }),
+        batchTimeoutMs,
+        abortGraceMs,
+        () => metrics.overdue?.inc(),
+      )
+      if (outcomes.length !== batch.length)
+        throw new Error('handler returned a wrong number of outcomes')
+    } catch (error) {
+      // a failed batch fails its commands, never the actor
+      deps.log.error({ err: error, actor: key, size: batch.length }, 'actor batch failed')
+      const e = toError(error)
+      outcomes = batch.map(() => ({ ok: false, error: e }))
+    }
+    metrics.batchSize?.observe(batch.length)
+    for (const o of outcomes) metrics.commands?.inc({ result: o.ok ? 'ok' : 'rejected' })
+    return outcomes
   }
 }

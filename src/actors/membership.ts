@@ -13,11 +13,11 @@ import type { RedisKeys } from '../redis/keys'
  * States: beating ──close()──▶ closed (timer stopped, heartbeat deleted, so
  * the others see this instance gone at once, not after the lease).
  * While Redis does not answer, beats fail and the view stays as it was;
- * nothing is claimed over an owner without a fresh look (confirmDead).
+ * nothing is claimed over an owner without a fresh look (checkAlive).
  */
 export type Membership = ReturnType<typeof makeMembership>
 
-export function makeMembership(deps: {
+export type MembershipDeps = {
   redis: Redis
   keys: RedisKeys
   instanceId: string
@@ -31,49 +31,41 @@ export function makeMembership(deps: {
   timeoutMs: number
   log: Logger
   onDead: (instanceId: string) => void
-}) {
+}
+
+/** Members silent for this many leases are forgotten (their inboxes were taken over long ago). */
+const FORGET_AFTER_LEASES = 100
+
+type View = {
+  alive: Set<string>
+  /**
+   * Since when this instance's beats have all succeeded: a missing heartbeat
+   * says an instance died only to one that has seen Redis for a whole lease.
+   * After an outage every key has expired, and the live instances need a
+   * beat to come back.
+   */
+  connectedSince?: number
+}
+
+export function makeMembership(deps: MembershipDeps) {
   const { redis, keys, instanceId: me, leaseMs, log } = deps
-  const members = keys.actorMembers()
-  let alive = new Set<string>([me])
+  const view: View = { alive: new Set([me]) }
   let timer: ReturnType<typeof setInterval> | undefined
   let closed = false
-  // since when this instance's beats have all succeeded: a missing heartbeat says an
-  // instance died only to one that has seen Redis for a whole lease. After an outage
-  // every key has expired, and the live instances need a beat to come back
-  let connectedSince: number | undefined
-  const settled = () => connectedSince !== undefined && Date.now() - connectedSince >= leaseMs
-
-  async function beat() {
-    const now = Date.now()
-    if (deps.announce)
-      await redis
-        .multi()
-        .set(keys.actorHeartbeat(me), String(now), { PX: leaseMs })
-        .zAdd(members, { score: now, value: me })
-        .exec()
-    // members silent for 100 leases are forgotten (their inboxes were taken over long ago)
-    const ids = await redis.zRangeByScore(members, now - 100 * leaseMs, '+inf')
-    const others = ids.filter((id) => id !== me)
-    const beats = others.length ? await redis.mGet(others.map(keys.actorHeartbeat)) : []
-    connectedSince ??= now
-    const next = new Set<string>([me])
-    others.forEach((id, i) => {
-      if (beats[i] !== null) next.add(id)
-      else if (settled()) deps.onDead(id)
-    })
-    alive = next
-    await redis.zRemRangeByScore(members, '-inf', now - 100 * leaseMs)
-  }
+  const settled = () =>
+    view.connectedSince !== undefined && Date.now() - view.connectedSince >= leaseMs
 
   return {
     async start() {
-      await beat()
+      await beat(deps, view, settled)
       timer = setInterval(
         () => {
           // a beat that does not answer in time failed (a stalled Redis never errs)
           if (!closed)
-            void withDeadline(deps.timeoutMs * 2, 'actor heartbeat', beat).catch((err) => {
-              connectedSince = undefined
+            void withDeadline(deps.timeoutMs * 2, 'actor heartbeat', () =>
+              beat(deps, view, settled),
+            ).catch((err) => {
+              view.connectedSince = undefined
               log.warn({ err }, 'actor heartbeat failed')
             })
         },
@@ -82,22 +74,22 @@ export function makeMembership(deps: {
       timer.unref?.()
     },
     /** From the last beat's view (at most a third of the lease old). */
-    isAlive: (id: string) => id === me || alive.has(id),
+    isAlive: (id: string) => id === me || view.alive.has(id),
     /** Whether a missing heartbeat may be read as a dead instance (see connectedSince). */
     settled,
-    live: () => [...alive].sort(),
+    live: () => [...view.alive].sort(),
     /**
      * Alive by the view, or else by a fresh look at its heartbeat key: a member
      * that joined since the last beat is seen at once, and nobody's users are
      * taken over on the view alone.
      */
     async checkAlive(id: string) {
-      if (id === me || alive.has(id)) return true
+      if (id === me || view.alive.has(id)) return true
       const found =
         (await withDeadline(deps.timeoutMs, 'actor heartbeat', () =>
           redis.exists(keys.actorHeartbeat(id)),
         )) === 1
-      if (found) alive.add(id)
+      if (found) view.alive.add(id)
       return found
     },
     async close() {
@@ -106,9 +98,34 @@ export function makeMembership(deps: {
       await redis
         .multi()
         .del(keys.actorHeartbeat(me))
-        .zRem(members, me)
+        .zRem(keys.actorMembers(), me)
         .exec()
         .catch(() => {})
     },
   }
+}
+
+/** One heartbeat: announce (when this instance may own), then refresh the view of the others. */
+async function beat(deps: MembershipDeps, view: View, settled: () => boolean) {
+  const { redis, keys, instanceId: me, leaseMs } = deps
+  const members = keys.actorMembers()
+  const now = Date.now()
+  if (deps.announce)
+    await redis
+      .multi()
+      .set(keys.actorHeartbeat(me), String(now), { PX: leaseMs })
+      .zAdd(members, { score: now, value: me })
+      .exec()
+  const forgotten = now - FORGET_AFTER_LEASES * leaseMs
+  const ids = await redis.zRangeByScore(members, forgotten, '+inf')
+  const others = ids.filter((id) => id !== me)
+  const beats = others.length ? await redis.mGet(others.map(keys.actorHeartbeat)) : []
+  view.connectedSince ??= now
+  const next = new Set<string>([me])
+  others.forEach((id, i) => {
+    if (beats[i] !== null) next.add(id)
+    else if (settled()) deps.onDead(id)
+  })
+  view.alive = next
+  await redis.zRemRangeByScore(members, '-inf', forgotten)
 }

@@ -2,13 +2,14 @@ import { Elysia, t } from 'elysia'
 import { NotFound } from '../errors'
 import { errors } from '../http/schemas'
 import { SafeString } from '../http/text'
+import type { OwnerView } from './cluster'
+
+export type ActorAdminRoutesDeps = {
+  ownerOf: (userId: string) => Promise<OwnerView | undefined>
+}
 
 /** Mounted under /v1/admin behind the admin guard. */
-export function actorAdminRoutes(deps: {
-  ownerOf: (
-    userId: string,
-  ) => Promise<{ userId: string; owner: string; epoch: number; since: string } | undefined>
-}) {
+export function actorAdminRoutes(deps: ActorAdminRoutesDeps) {
   return new Elysia({ detail: { tags: ['admin'] } }).get(
     '/actors/:userId',
     async ({ params }) => {

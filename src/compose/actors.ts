@@ -1,3 +1,4 @@
+import type { Exchange } from '../actors/actor-system'
 import { makeCluster } from '../actors/cluster'
 import { dispatchByType } from '../actors/dispatch'
 import { taggedWire } from '../actors/wire'
@@ -21,8 +22,11 @@ import type { MediaUrls } from '../media/signed-urls'
 import type { Logger } from '../obs/logger'
 import type { Foundation } from './foundation'
 
-export type UserMessage = LedgerMessage | GenerationMessage
-export type UserResult = LedgerResult | GenerationResult
+/** The user actor's commands, each with the result it answers. */
+export type UserExchange =
+  Exchange<LedgerMessage, LedgerResult> | Exchange<GenerationMessage, GenerationResult>
+export type UserMessage = UserExchange['command']
+export type UserResult = UserExchange['result']
 
 /**
  * The user actor: serializes every credit and generation command of one
@@ -47,7 +51,7 @@ export async function composeUserActors(
     await reader.connect()
     f.lifecycle.onClose('actor inbox reader', () => reader.quit().catch(() => {}))
   }
-  const userActors = await makeCluster<UserMessage, UserResult>({
+  const userActors = await makeCluster<UserExchange>({
     name: 'user_actor',
     db: f.database.db,
     instanceId: config.instanceId,
@@ -86,7 +90,7 @@ export async function composeUserActors(
     ? userActors.ask
     : () => Promise.reject(new Unavailable('This region does not take writes, retry shortly'))
   const askGeneration = (userId: string, command: GenerationCommand) =>
-    ask(userId, { type: 'generation', command }) as Promise<GenerationResult>
-  const credits = makeCredits((userId, message) => ask(userId, message) as Promise<LedgerResult>)
+    ask(userId, { type: 'generation', command })
+  const credits = makeCredits(ask)
   return { userActors, askGeneration, credits }
 }

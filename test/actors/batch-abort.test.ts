@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test'
 import postgres from 'postgres'
-import { makeActorSystem } from '../../src/actors/actor-system'
+import { makeActorSystem, type Exchange } from '../../src/actors/actor-system'
 import { dispatchByType } from '../../src/actors/dispatch'
 import { makeDatabase, type Database } from '../../src/db/database'
 import { AppError } from '../../src/errors'
@@ -62,7 +62,7 @@ afterAll(async () => {
 })
 
 function userActors(batchTimeoutMs = DEADLINE_MS) {
-  const actors = makeActorSystem<LedgerMessage, LedgerResult>({
+  const actors = makeActorSystem<Exchange<LedgerMessage, LedgerResult>>({
     name: 'batch_abort_probe',
     handle: dispatchByType<LedgerMessage, LedgerResult>({
       ledger: ledgerHandler(makeLedgerWriter(database.db), () => {}),

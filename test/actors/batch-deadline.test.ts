@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'bun:test'
-import { makeActorSystem } from '../../src/actors/actor-system'
+import { makeActorSystem, type Exchange } from '../../src/actors/actor-system'
 import { AppError } from '../../src/errors'
 import { silentLog } from '../support/env'
 
 describe('actor batch deadline', () => {
   it('aborts a batch at its deadline and answers what its handler settles with', async () => {
     const seen: { aborted: boolean; reason: unknown }[] = []
-    const actors = makeActorSystem<string, string>({
+    const actors = makeActorSystem<Exchange<string, string>>({
       name: 'deadline_signal_probe',
       log: silentLog,
       batchTimeoutMs: 200,
@@ -48,7 +48,7 @@ describe('actor batch deadline', () => {
   it('gives up on a batch that ignores its abort after the grace, with 503, and goes on', async () => {
     const calls: string[][] = []
     const stuck = Promise.withResolvers<void>()
-    const actors = makeActorSystem<string, string>({
+    const actors = makeActorSystem<Exchange<string, string>>({
       name: 'deadline_probe',
       log: silentLog,
       batchTimeoutMs: 200,

@@ -1,0 +1,35 @@
+/**
+ * What crosses between instances (forwarding.ts): an envelope to an owner's
+ * inbox, and the reply that comes back on the sender's reply stream.
+ */
+export type Envelope = {
+  /** Correlation id: the reply carries it. */
+  id: string
+  /** The sender's instance id: where the reply goes. */
+  from: string
+  key: string
+  /** The owner's epoch as the sender saw it (0: unknown). */
+  epoch: number
+  /** Milliseconds since 1970 after which the sender no longer waits. */
+  deadline: number
+  hops: number
+  /** The command, encoded by the runtime's wire codec. */
+  command: string
+}
+
+/** What the receiver answers: the outcome, encoded, or "not mine" (the sender re-routes). */
+export type Reply = { outcome: string } | { moved: true }
+
+export class InboxGone extends Error {
+  constructor(instanceId: string) {
+    super(`the inbox of ${instanceId} is gone`)
+    this.name = 'InboxGone'
+  }
+}
+
+export class ReplyTimeout extends Error {
+  constructor(ms: number) {
+    super(`no reply within ${ms} ms`)
+    this.name = 'ReplyTimeout'
+  }
+}

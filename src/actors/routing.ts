@@ -1,0 +1,203 @@
+import { StaleEpoch, Unavailable, toError } from '../errors'
+import type { Logger } from '../obs/logger'
+import type { BatchContext, BatchHandler, Outcome } from './actor-system'
+import type { ClusterMetrics } from './cluster-metrics'
+import { InboxGone, ReplyTimeout, type Envelope, type Reply } from './envelope'
+import type { Forwarding } from './forwarding'
+import type { Placement } from './placement'
+import type { Route } from './route-cache'
+import type { WireCodec } from './wire'
+
+/**
+ * Runs each command where its key's owner is (cluster.ts): in the local
+ * actor when this instance owns the key, else forwarded to the owner's
+ * inbox; and the receiving end, an inbox entry run here or answered "moved".
+ * A batch that the epoch refused (another instance claimed while this one
+ * was paused) is re-routed from inside that batch, not failed.
+ *
+ * Per command: routing ──owned here──▶ the local actor (its batch fenced by the epoch)
+ *   routing ──owned elsewhere──▶ forwarded ──answered──▶ done
+ *   forwarded ──"moved", inbox gone──▶ routing again, one hop more (past MAX_HOPS: 503)
+ */
+export type RouterDeps<C, R> = {
+  placement: Placement
+  send: Forwarding['send']
+  /** The local actor runtime's ask. */
+  askLocal: (key: string, command: C) => Promise<R>
+  /** The rooms' batch handler, run under this instance's epoch. */
+  handle: BatchHandler<C, R>
+  wire: WireCodec<C, R>
+  instanceId: string
+  /** How long a sender awaits a forwarded command's reply. */
+  forwardTimeoutMs: number
+  log: Logger
+  metrics: ClusterMetrics
+}
+
+const MAX_HOPS = 3
+
+export type Router<C, R> = ReturnType<typeof makeRouter<C, R>>
+
+export function makeRouter<C, R>(deps: RouterDeps<C, R>) {
+  return {
+    /** Runs `command` where its owner is (`hops`: how often it was routed already). */
+    route: (key: string, command: C, hops: number) => route(deps, key, command, hops),
+    /** The local actor's batch handler (cluster mode). */
+    fencedHandle: (key: string, batch: readonly C[], context?: BatchContext) =>
+      fencedHandle(deps, key, batch, context),
+    /** An inbox entry: run here, or answered "moved". */
+    receive: (envelope: Envelope) => receive(deps, envelope),
+  }
+}
+
+/** The actor's batch, under this instance's epoch; what the epoch refuses goes to the owner. */
+async function fencedHandle<C, R>(
+  deps: RouterDeps<C, R>,
+  key: string,
+  batch: readonly C[],
+  context?: BatchContext,
+): Promise<Outcome<R>[]> {
+  const { placement, metrics } = deps
+  // the batch's deadline signal (actor-system.ts) goes with every handle call made for it
+  const signal = context?.signal
+  const epoch = placement.epochOf(key)
+  if (epoch === undefined)
+    return Promise.all(batch.map((c) => settle(route(deps, key, c, 1, true, signal))))
+  const outcomes = await deps.handle(key, batch, { ...context, epoch })
+  const stale = outcomes.flatMap((o, i) => (!o.ok && o.error instanceof StaleEpoch ? [i] : []))
+  if (stale.length === 0) return outcomes
+  metrics.fencedBatches?.inc()
+  deps.log.warn({ key, epoch, commands: stale.length }, 'batch fenced: re-routing to the owner')
+  placement.forget(key, epoch)
+  await Promise.all(
+    stale.map(async (i) => {
+      outcomes[i] = await settle(route(deps, key, batch[i]!, 1, true, signal))
+    }),
+  )
+  return outcomes
+}
+
+/**
+ * Runs `command` where its owner is. `inActor`: called from inside the key's
+ * own batch (a fenced command re-routed), so a command that lands here runs
+ * in that batch, not behind it in the mailbox it is blocking.
+ */
+async function route<C, R>(
+  deps: RouterDeps<C, R>,
+  key: string,
+  command: C,
+  hops: number,
+  inActor = false,
+  signal?: AbortSignal,
+): Promise<R> {
+  for (;;) {
+    const epoch = deps.placement.epochOf(key)
+    if (epoch !== undefined) {
+      if (!inActor) return deps.askLocal(key, command)
+      const outcome = await runInBatch(deps, key, command, epoch, signal)
+      if (outcome) return unwrap(outcome)
+      hops++
+      continue
+    }
+    if (hops > MAX_HOPS)
+      throw new Unavailable('The owner of this account moved too often; retry', 1)
+    const target = await deps.placement.decide(key, hops > 0)
+    if (target === undefined) continue // claimed here
+    const reply = await forward(deps, target, key, command, hops)
+    if (reply) return unwrap(reply)
+    hops++
+  }
+}
+
+/** One re-routed command run in the batch it came from; undefined when the epoch refused it too. */
+async function runInBatch<C, R>(
+  deps: RouterDeps<C, R>,
+  key: string,
+  command: C,
+  epoch: number,
+  signal?: AbortSignal,
+) {
+  const [outcome] = await deps.handle(key, [command], { epoch, signal })
+  if (outcome!.ok || !(outcome!.error instanceof StaleEpoch)) return outcome!
+  deps.metrics.fencedBatches?.inc()
+  deps.placement.forget(key, epoch)
+  return undefined
+}
+
+/** The reply, or undefined when the target did not take it (moved, gone): route again. */
+async function forward<C, R>(
+  deps: RouterDeps<C, R>,
+  target: Route,
+  key: string,
+  command: C,
+  hops: number,
+) {
+  const { metrics, placement } = deps
+  const envelope: Envelope = {
+    id: crypto.randomUUID(),
+    from: deps.instanceId,
+    key,
+    epoch: target.epoch,
+    deadline: Date.now() + deps.forwardTimeoutMs,
+    hops,
+    command: deps.wire.encodeCommand(command),
+  }
+  const t0 = performance.now()
+  let reply: Reply
+  try {
+    reply = await deps.send(target.owner!, envelope, deps.forwardTimeoutMs)
+  } catch (err) {
+    if (err instanceof InboxGone) {
+      metrics.bounced?.inc()
+      placement.forgetRoute(key)
+      return undefined
+    }
+    metrics.forwarded?.inc({ result: err instanceof ReplyTimeout ? 'timeout' : 'failed' })
+    if (err instanceof ReplyTimeout)
+      throw new Unavailable('The owner of this account did not answer in time; retry', 1, err)
+    throw new Unavailable('Could not reach the owner of this account; retry', 1, err)
+  }
+  metrics.forwardedIn(performance.now() - t0)
+  if ('moved' in reply) {
+    metrics.bounced?.inc()
+    placement.forgetRoute(key)
+    return undefined
+  }
+  metrics.forwarded?.inc({ result: 'answered' })
+  return deps.wire.decodeOutcome(command, reply.outcome)
+}
+
+/** An inbox entry: run it if this instance owns (or may claim) the key, else "moved". */
+async function receive<C, R>(deps: RouterDeps<C, R>, envelope: Envelope): Promise<Reply> {
+  const { placement, wire } = deps
+  let command: C
+  try {
+    command = wire.decodeCommand(envelope.command)
+  } catch (err) {
+    deps.log.error({ err, key: envelope.key }, 'undecodable forwarded command')
+    return { outcome: wire.encodeOutcome(command!, { ok: false, error: toError(err) }) }
+  }
+  if (placement.epochOf(envelope.key) === undefined) {
+    if (!placement.claiming) return { moved: true }
+    try {
+      if ((await placement.decide(envelope.key, true)) !== undefined) return { moved: true }
+    } catch (err) {
+      return { outcome: wire.encodeOutcome(command, { ok: false, error: toError(err) }) }
+    }
+  }
+  const outcome = await settle(deps.askLocal(envelope.key, command))
+  return { outcome: wire.encodeOutcome(command, outcome) }
+}
+
+export async function settle<R>(p: Promise<R>): Promise<Outcome<R>> {
+  try {
+    return { ok: true, value: await p }
+  } catch (error) {
+    return { ok: false, error: toError(error) }
+  }
+}
+
+function unwrap<R>(outcome: Outcome<R>): R {
+  if (outcome.ok) return outcome.value
+  throw outcome.error
+}
