@@ -140,6 +140,14 @@ describe('events of a generation', () => {
       token,
     )
     expect(res.status).toBe(402)
+    // the relay is asynchronous: once nothing of the user's is pending, the log holds all of it
+    await waitFor(
+      async () =>
+        (await env.sql`select 1 from event_outbox where user_id = ${user.id} and sent_at is null`)
+          .length === 0,
+      10_000,
+      "the user's outbox events to be relayed",
+    )
     const log = await inst.events.readAfter(user.id, '0-0', 100)
     // only the signup grant: no charge, no generation.queued for what rolled back
     expect(log.events.map((e) => [e.name, e.data])).toEqual([
