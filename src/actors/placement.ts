@@ -2,11 +2,11 @@ import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import { Unavailable } from '../errors'
 import type { Logger } from '../obs/logger'
-import type { Redis } from '../redis/client'
+import { withDeadline, type Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
 import type { ClusterMetrics } from './cluster-metrics'
 import type { Membership } from './membership'
-import { claimOwner, releaseOne, type Claimed } from './repository'
+import { claimOwner, readOwner, releaseOne, type Claimed } from './repository'
 import { makeRouteCache, type Route, type RouteCache } from './route-cache'
 
 /**
@@ -36,6 +36,9 @@ export type PlacementDeps = {
 }
 
 export type Placement = ReturnType<typeof makePlacement>
+
+/** Deadline of the ownership check after a failed batch (movedFrom). */
+const OWNER_CHECK_MS = 1000
 
 type PlacementState = PlacementDeps & {
   owned: Map<string, number>
@@ -76,6 +79,16 @@ export function makePlacement(deps: PlacementDeps) {
     },
     get ownedCount() {
       return owned.size
+    },
+    /**
+     * Whether Postgres shows `key` no longer held here at `epoch` (claimed by
+     * another, or released). False when that cannot be read within a second.
+     */
+    async movedFrom(key: string, epoch: number) {
+      const row = await withDeadline(OWNER_CHECK_MS, 'actor owner', () =>
+        readOwner(deps.db, key),
+      ).catch(() => undefined)
+      return row !== undefined && (row.owner !== deps.instanceId || row.epoch !== epoch)
     },
   }
 }

@@ -1,4 +1,4 @@
-import { StaleEpoch, Unavailable, toError } from '../errors'
+import { AppError, StaleEpoch, Unavailable, toError } from '../errors'
 import type { Logger } from '../obs/logger'
 import type { BatchContext, BatchHandler, Outcome } from './actor-system'
 import type { ClusterMetrics } from './cluster-metrics'
@@ -24,6 +24,8 @@ export type RouterDeps<C, R> = {
   send: Forwarding['send']
   /** The local actor runtime's ask. */
   askLocal: (key: string, command: C) => Promise<R>
+  /** ACTOR_LEASE_MS: how long a batch must take before it may have been overtaken (refusedHere). */
+  leaseMs: number
   /** The rooms' batch handler, run under this instance's epoch. */
   handle: BatchHandler<C, R>
   wire: WireCodec<C, R>
@@ -57,24 +59,60 @@ async function fencedHandle<C, R>(
   batch: readonly C[],
   context?: BatchContext,
 ): Promise<Outcome<R>[]> {
-  const { placement, metrics } = deps
   // the batch's deadline signal (actor-system.ts) goes with every handle call made for it
   const signal = context?.signal
-  const epoch = placement.epochOf(key)
+  const epoch = deps.placement.epochOf(key)
   if (epoch === undefined)
     return Promise.all(batch.map((c) => settle(route(deps, key, c, 1, true, signal))))
+  const t0 = performance.now()
   const outcomes = await deps.handle(key, batch, { ...context, epoch })
-  const stale = outcomes.flatMap((o, i) => (!o.ok && o.error instanceof StaleEpoch ? [i] : []))
-  if (stale.length === 0) return outcomes
-  metrics.fencedBatches?.inc()
-  deps.log.warn({ key, epoch, commands: stale.length }, 'batch fenced: re-routing to the owner')
-  placement.forget(key, epoch)
+  const refused = await refusedHere(deps, key, epoch, outcomes, performance.now() - t0)
+  if (refused.length === 0) return outcomes
+  deps.log.warn({ key, epoch, commands: refused.length }, 'batch fenced: re-routing to the owner')
   await Promise.all(
-    stale.map(async (i) => {
+    refused.map(async (i) => {
       outcomes[i] = await settle(route(deps, key, batch[i]!, 1, true, signal))
     }),
   )
   return outcomes
+}
+
+/**
+ * The commands of a batch run under `epoch` that belong at the key's current
+ * owner: those the epoch refused (StaleEpoch), and, when the batch took half
+ * a lease or more and Postgres shows the key held by another epoch now, those
+ * that failed with 503. Another instance claims over this one only once its
+ * heartbeat expired, at least two thirds of a lease after the batch began
+ * (beats come every third), so a batch failing sooner was not overtaken and
+ * costs no extra read. Such 503s are a stale owner's transaction ended under
+ * it: paused (SIGSTOP, a long GC) idle inside it, its session is ended by
+ * Postgres (idle_in_transaction_session_timeout) and it wakes to a lost
+ * connection, not to the epoch check. Their commands are re-run where the key
+ * lives now; their keys (ledger key, command key) make a commit that did
+ * happen a replay there. Forgets the ownership when any is returned.
+ */
+async function refusedHere<C, R>(
+  deps: RouterDeps<C, R>,
+  key: string,
+  epoch: number,
+  outcomes: Outcome<R>[],
+  tookMs: number,
+): Promise<number[]> {
+  const failedWith = (test: (e: Error) => boolean) =>
+    outcomes.flatMap((o, i) => (!o.ok && test(o.error) ? [i] : []))
+  const stale = failedWith((e) => e instanceof StaleEpoch)
+  const unavailable = failedWith(
+    (e) => e instanceof AppError && e.status === 503 && !(e instanceof StaleEpoch),
+  )
+  const moved =
+    unavailable.length > 0 &&
+    tookMs >= deps.leaseMs / 2 &&
+    (await deps.placement.movedFrom(key, epoch))
+  const refused = moved ? [...stale, ...unavailable].sort((x, y) => x - y) : stale
+  if (refused.length === 0) return refused
+  deps.metrics.fencedBatches?.inc()
+  deps.placement.forget(key, epoch)
+  return refused
 }
 
 /**
@@ -109,7 +147,7 @@ async function route<C, R>(
   }
 }
 
-/** One re-routed command run in the batch it came from; undefined when the epoch refused it too. */
+/** One re-routed command run in the batch it came from; undefined when it belongs elsewhere too. */
 async function runInBatch<C, R>(
   deps: RouterDeps<C, R>,
   key: string,
@@ -117,11 +155,10 @@ async function runInBatch<C, R>(
   epoch: number,
   signal?: AbortSignal,
 ) {
-  const [outcome] = await deps.handle(key, [command], { epoch, signal })
-  if (outcome!.ok || !(outcome!.error instanceof StaleEpoch)) return outcome!
-  deps.metrics.fencedBatches?.inc()
-  deps.placement.forget(key, epoch)
-  return undefined
+  const t0 = performance.now()
+  const outcomes = await deps.handle(key, [command], { epoch, signal })
+  const refused = await refusedHere(deps, key, epoch, outcomes, performance.now() - t0)
+  return refused.length === 0 ? outcomes[0]! : undefined
 }
 
 /** The reply, or undefined when the target did not take it (moved, gone): route again. */
