@@ -61,7 +61,7 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     idempotency,
     gateway,
     heartbeat,
-    ownerOf: userActors.ownerOf,
+    actors: userActors,
   })
   return {
     config,

@@ -11,6 +11,7 @@ import { withinDeadline } from './batch-deadline'
  *   idle ──ask──▶ processing ──mailbox empty──▶ idle ──idleMs──▶ passivated (gone)
  *   While a batch is in flight, new commands queue; when it settles, all that
  *   queued (up to batchMax) forms the next batch: group commit with no waiting.
+ *   `whenIdle(key)` resolves on the way back to idle.
  * System states:
  *   accepting ──drain()──▶ draining (asks refused with 503, mailboxes finish)
  *             ──▶ closed (every actor passivated, every timer stopped)
@@ -90,6 +91,8 @@ type Actor<C, R> = {
   mailbox: Pending<C, R>[]
   processing: boolean
   idleTimer?: ReturnType<typeof setTimeout>
+  /** whenIdle() callers, told when the mailbox is empty and no batch is in flight. */
+  idle: (() => void)[]
 }
 
 /** One runtime's state, which the functions below share. */
@@ -132,6 +135,12 @@ export function makeActorSystem<P extends Exchange>(deps: ActorSystemDeps<P>) {
     // the handler answers each command with its own result (Exchange): that pairing is
     // the handler's contract, which TypeScript cannot check through a generic conditional
     ask: ((key: string, command: C) => enqueue(rt, key, command)) as Ask<P>,
+    /** Resolves once `key`'s actor has nothing queued and no batch in flight. */
+    whenIdle(key: string): Promise<void> {
+      const actor = actors.get(key)
+      if (!actor || (!actor.processing && actor.mailbox.length === 0)) return Promise.resolve()
+      return new Promise((resolve) => actor.idle.push(resolve))
+    },
     drain,
     close: drain,
     stats: () => ({
@@ -154,7 +163,7 @@ function enqueue<C, R>(rt: Runtime<C, R>, key: string, command: C): Promise<R> {
   if (!rt.accepting) return Promise.reject(new Unavailable('This instance is draining; retry', 1))
   let actor = rt.actors.get(key)
   if (!actor) {
-    actor = { key, mailbox: [], processing: false }
+    actor = { key, mailbox: [], processing: false, idle: [] }
     rt.actors.set(key, actor)
   }
   if (actor.mailbox.length >= rt.capacity) {
@@ -187,6 +196,7 @@ async function processMailbox<C, R>(rt: Runtime<C, R>, actor: Actor<C, R>) {
     })
   }
   actor.processing = false
+  for (const told of actor.idle.splice(0)) told()
   if (!rt.accepting) {
     rt.actors.delete(actor.key)
     if (rt.actors.size === 0) rt.settled?.()

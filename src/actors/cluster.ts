@@ -17,7 +17,9 @@ import { makeClusterMetrics, type ClusterMetrics } from './cluster-metrics'
 import { makeForwarding, type Forwarding } from './forwarding'
 import { makeHandOff } from './hand-off'
 import { makeMembership } from './membership'
+import { ownerView, type OwnerView } from './owner-view'
 import { makePlacement } from './placement'
+import { makeRebalance } from './rebalance'
 import { readOwner } from './repository'
 import { makeRouter, type Router } from './routing'
 import type { WireCodec } from './wire'
@@ -66,9 +68,6 @@ export type ClusterDeps<P extends Exchange> = ActorSystemDeps<P> & {
 
 type ClusterRedis = { main: Redis; reader: Redis; keys: RedisKeys }
 
-/** Who owns a user's actor (GET /v1/admin/actors/:userId). */
-export type OwnerView = { userId: string; owner: string; epoch: number; since: string }
-
 export type ClusterStats = ReturnType<ActorSystem<Exchange>['stats']> &
   ReturnType<ClusterMetrics['figures']> & { ownedActors: number }
 
@@ -78,8 +77,11 @@ export type Cluster<P extends Exchange> = {
   handOff(): Promise<void>
   /** The last drain stage (after the hand-off and the renderer pool). */
   drain(): Promise<void>
-  /** Gives up one key (an explicit rebalance): the next command anywhere claims it. */
-  release(key: string): Promise<boolean>
+  /**
+   * Gives up one key wherever it is owned (an explicit rebalance, rebalance.ts):
+   * the ownership given up, or undefined when nobody owned it.
+   */
+  release(key: string): Promise<OwnerView | undefined>
   /** Who owns `key`, from Postgres: the same answer on every instance; undefined: nobody. */
   ownerOf(key: string): Promise<OwnerView | undefined>
   stats(): ClusterStats
@@ -96,11 +98,8 @@ async function makeServerCluster<P extends Exchange>(
 ): Promise<Cluster<P>> {
   const inflight = new Set<Promise<unknown>>()
   let closed = false
-  const { actors, membership, placement, router, forwarding, handOff, metrics } = await assemble(
-    deps,
-    redis,
-    inflight,
-  )
+  const { actors, membership, placement, router, forwarding, handOff, rebalance, metrics } =
+    await assemble(deps, redis, inflight)
 
   function ask(key: string, command: CommandOf<P>): Promise<ResultOf<P>> {
     if (closed) return Promise.reject(new Unavailable('This instance is draining; retry', 1))
@@ -126,11 +125,10 @@ async function makeServerCluster<P extends Exchange>(
     ask: ask as Ask<P>,
     handOff: handOff.handOff,
     drain,
-    release: handOff.release,
+    release: rebalance.release,
     async ownerOf(key) {
       const row = await readOwner(deps.db, key)
-      if (!row?.owner) return undefined
-      return { userId: key, owner: row.owner, epoch: row.epoch, since: row.since.toISOString() }
+      return row?.owner ? ownerView(row, row.owner) : undefined
     },
     stats: () => ({ ...actors.stats(), ownedActors: placement.ownedCount, ...metrics.figures() }),
     async close() {
@@ -151,6 +149,7 @@ async function assemble<P extends Exchange>(
   const { db, instanceId, log } = deps
   const leaseMs = deps.leaseMs ?? 3000
   const redisTimeoutMs = deps.redisTimeoutMs ?? 1000
+  const forwardTimeoutMs = deps.forwardTimeoutMs ?? 2 * leaseMs + 2000
   const metrics = makeClusterMetrics(deps.name, deps.metrics, () => placement.ownedCount)
   // what most parts take
   const base = { db, redis, instanceId, leaseMs, redisTimeoutMs, log, metrics }
@@ -173,17 +172,32 @@ async function assemble<P extends Exchange>(
     askLocal: (key, command) => actors.ask(key, command),
     handle: deps.handle,
     wire: deps.wire,
-    forwardTimeoutMs: deps.forwardTimeoutMs ?? 2 * leaseMs + 2000,
+    forwardTimeoutMs,
   })
   const forwarding = await makeForwarding({
     ...{ redis: redis.main, reader: redis.reader, keys: redis.keys, instanceId, log },
     timeoutMs: redisTimeoutMs,
-    receive: router.receive,
+    // a release is not a command: the owner gives the key up (rebalance.ts)
+    receive: (envelope) =>
+      envelope.op === 'release' ? rebalance.answer(envelope) : router.receive(envelope),
   })
   const takeOver = inboxTakeovers(forwarding, () => placement.claiming, log, metrics)
-  const handOff = makeHandOff({ ...base, placement, inflight: () => [...inflight] })
+  const handOff = makeHandOff({
+    ...base,
+    placement,
+    inflight: () => [...inflight],
+    whenIdle: actors.whenIdle,
+  })
+  const rebalance = makeRebalance({
+    db,
+    instanceId,
+    placement,
+    send: forwarding.send,
+    releaseHere: handOff.release,
+    timeoutMs: forwardTimeoutMs,
+  })
   await membership.start()
-  return { actors, membership, placement, router, forwarding, handOff, metrics }
+  return { actors, membership, placement, router, forwarding, handOff, rebalance, metrics }
 }
 
 /**
@@ -216,6 +230,11 @@ function makeEmbeddedCluster<P extends Exchange>(deps: ClusterDeps<P>): Cluster<
   const actors = makeActorSystem<P>(deps)
   const metrics = makeClusterMetrics(deps.name, deps.metrics, () => 0)
   const since = new Map<string, Date>()
+  const viewOf = (key: string) => {
+    const at = since.get(key)
+    if (!at) return undefined
+    return ownerView({ userId: key, owner: deps.instanceId, epoch: 1, since: at }, deps.instanceId)
+  }
   return {
     ask(key, command) {
       if (!since.has(key)) since.set(key, new Date())
@@ -223,13 +242,13 @@ function makeEmbeddedCluster<P extends Exchange>(deps: ClusterDeps<P>): Cluster<
     },
     handOff: async () => {},
     drain: actors.drain,
-    release: async () => false,
-    async ownerOf(key) {
-      const at = since.get(key)
-      return at
-        ? { userId: key, owner: deps.instanceId, epoch: 1, since: at.toISOString() }
-        : undefined
+    // one process owns everything: a release forgets the record, the next command makes it again
+    async release(key) {
+      const view = viewOf(key)
+      since.delete(key)
+      return view
     },
+    ownerOf: async (key) => viewOf(key),
     stats: () => ({ ...actors.stats(), ownedActors: actors.stats().live, ...metrics.figures() }),
     close: actors.close,
   }

@@ -13,12 +13,18 @@ export type Envelope = {
   /** Milliseconds since 1970 after which the sender no longer waits. */
   deadline: number
   hops: number
-  /** The command, encoded by the runtime's wire codec. */
+  /** The command, encoded by the runtime's wire codec ('' for a release). */
   command: string
+  /** 'release': not a command but an explicit rebalance of `key` (rebalance.ts). */
+  op?: 'release'
 }
 
-/** What the receiver answers: the outcome, encoded, or "not mine" (the sender re-routes). */
-export type Reply = { outcome: string } | { moved: true }
+/**
+ * What the receiver answers: the outcome, encoded, or "not mine" (the sender
+ * re-routes); to a release, the ownership it gave up (null: it held none).
+ */
+export type Reply =
+  { outcome: string } | { moved: true } | { released: { epoch: number; since: string } | null }
 
 export class InboxGone extends Error {
   constructor(instanceId: string) {

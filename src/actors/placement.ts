@@ -17,6 +17,8 @@ import { makeRouteCache, type Route, type RouteCache } from './route-cache'
  *
  * Per key: not owned here ──decide(), claim won──▶ owned here (epoch)
  *          owned here ──forget() (a fenced batch, a release, the hand-off)──▶ not owned here
+ *          owned here ──holdBack() (an explicit release)──▶ held back: its
+ *            commands go to another live instance ──resume──▶ not owned here
  * Instance: claiming ──stopClaiming() (the hand-off)──▶ not claiming: every
  *   key it decides on goes to another live instance, which claims it there.
  */
@@ -45,18 +47,28 @@ type PlacementState = PlacementDeps & {
   routes: RouteCache
   /** The decision in flight per key. */
   deciding: Map<string, Promise<void>>
+  /** Keys being released here (holdBack): sent to another live instance, not claimed again. */
+  releasing: Set<string>
 }
 
 export function makePlacement(deps: PlacementDeps) {
   const owned = new Map<string, number>()
   const routes = makeRouteCache(deps)
-  const state: PlacementState = { ...deps, owned, routes, deciding: new Map() }
+  const state: PlacementState = {
+    ...deps,
+    owned,
+    routes,
+    deciding: new Map(),
+    releasing: new Set(),
+  }
   return {
     /**
      * Where a key's commands go now: undefined once this instance owns it,
      * else the live owner to forward to. `fresh`: skip the caches.
+     * `claimFree` false: a key nobody owns is not claimed here; its route
+     * (owner null) is returned instead.
      */
-    decide: (key: string, fresh: boolean) => decide(state, key, fresh),
+    decide: (key: string, fresh: boolean, claimFree = true) => decide(state, key, fresh, claimFree),
     /** This instance's epoch for `key`; undefined: not owned here. */
     epochOf: (key: string) => owned.get(key),
     /** Forgets `key`: its ownership (only at `epoch` when given: a fenced batch's) and its route. */
@@ -64,6 +76,14 @@ export function makePlacement(deps: PlacementDeps) {
       if (epoch === undefined || owned.get(key) === epoch) owned.delete(key)
       routes.forget(key)
     },
+    /**
+     * Forgets `key` for an explicit rebalance and, until the returned function
+     * is called, sends its commands to another live instance instead of
+     * claiming it here again (with no other, it is claimed here as before).
+     */
+    holdBack: (key: string) => holdBack(state, key),
+    /** Whether instance `id` is alive (a fresh look when the view lacks it); 503 when Redis cannot say. */
+    isAlive: (id: string) => alive(state, id),
     /** Forgets a route that proved wrong (the target answered "moved", or its inbox is gone). */
     forgetRoute: (key: string) => routes.forget(key),
     /** Forgets every owned key and route (the hand-off released them all). */
@@ -84,17 +104,26 @@ export function makePlacement(deps: PlacementDeps) {
      * Whether Postgres shows `key` no longer held here at `epoch` (claimed by
      * another, or released). False when that cannot be read within a second.
      */
-    async movedFrom(key: string, epoch: number) {
-      const row = await withDeadline(OWNER_CHECK_MS, 'actor owner', () =>
-        readOwner(deps.db, key),
-      ).catch(() => undefined)
-      return row !== undefined && (row.owner !== deps.instanceId || row.epoch !== epoch)
-    },
+    movedFrom: (key: string, epoch: number) => movedFrom(state, key, epoch),
   }
 }
 
+function holdBack(state: PlacementState, key: string) {
+  state.owned.delete(key)
+  state.routes.forget(key)
+  state.releasing.add(key)
+  return () => void state.releasing.delete(key)
+}
+
+async function movedFrom(state: PlacementState, key: string, epoch: number) {
+  const row = await withDeadline(OWNER_CHECK_MS, 'actor owner', () =>
+    readOwner(state.db, key),
+  ).catch(() => undefined)
+  return row !== undefined && (row.owner !== state.instanceId || row.epoch !== epoch)
+}
+
 /** One decision per key at a time: a caller that waited for one may find the key owned here. */
-async function decide(state: PlacementState, key: string, fresh: boolean) {
+async function decide(state: PlacementState, key: string, fresh: boolean, claimFree: boolean) {
   for (;;) {
     const pending = state.deciding.get(key)
     if (!pending) break
@@ -103,7 +132,7 @@ async function decide(state: PlacementState, key: string, fresh: boolean) {
   }
   let result: Route | undefined
   const run = (async () => {
-    result = await decideOnce(state, key, fresh)
+    result = await decideOnce(state, key, fresh, claimFree)
   })()
   state.deciding.set(key, run)
   try {
@@ -118,12 +147,15 @@ async function decideOnce(
   state: PlacementState,
   key: string,
   fresh: boolean,
+  claimFree = true,
 ): Promise<Route | undefined> {
   const { instanceId: me, routes } = state
   let known = fresh ? undefined : routes.cached(key)
   if (!known || known.owner === me) known = await routes.lookup(key, fresh || known?.owner === me)
   if (known.owner && known.owner !== me && (await alive(state, known.owner))) return known
+  if (!known.owner && !claimFree) return known
   if (!state.claiming) return elsewhere(state, key)
+  if (state.releasing.has(key) && others(state).length > 0) return elsewhere(state, key)
   const dead = known.owner && known.owner !== me ? known.owner : null
   const won = await claim(state, key, dead)
   if (won.owner === me && !state.claiming) {
@@ -144,11 +176,15 @@ async function decideOnce(
   throw new Unavailable('The owner of this account is not reachable yet; retry', 1)
 }
 
-/** Handing off: the user goes to a live instance, which claims it (local-first there). */
+/** Handing off or releasing: the user goes to a live instance, which claims it (local-first there). */
 function elsewhere(state: PlacementState, key: string): Route {
-  const others = state.membership.live().filter((id) => id !== state.instanceId)
-  if (others.length === 0) throw new Unavailable('No instance can take this account now', 1)
-  return { owner: others[hash(key) % others.length]!, epoch: 0 }
+  const live = others(state)
+  if (live.length === 0) throw new Unavailable('No instance can take this account now', 1)
+  return { owner: live[hash(key) % live.length]!, epoch: 0 }
+}
+
+function others(state: PlacementState) {
+  return state.membership.live().filter((id) => id !== state.instanceId)
 }
 
 /** Claims `key` here, over `dead` when named (found without a heartbeat): the record as it stands. */

@@ -60,15 +60,24 @@ export async function releaseAll(db: Kysely<DB>, owner: string): Promise<string[
   return rows.map((r) => r.user_id)
 }
 
-/** Gives up one user (an explicit rebalance), if `owner` still holds it at `epoch`. */
-export async function releaseOne(db: Kysely<DB>, userId: string, owner: string, epoch: number) {
+/**
+ * Gives up one user (an explicit rebalance), if `owner` still holds it at
+ * `epoch`: the record as it was (its owner, epoch and claim time), or
+ * undefined when it was not held so. The epoch stays: the next claim raises it.
+ */
+export async function releaseOne(
+  db: Kysely<DB>,
+  userId: string,
+  owner: string,
+  epoch: number,
+): Promise<Ownership | undefined> {
   const row = await db
     .updateTable('actor_owners')
     .set({ owner: null })
     .where('user_id', '=', userId)
     .where('owner', '=', owner)
     .where('epoch', '=', epoch)
-    .returning('user_id')
+    .returning(['user_id', 'epoch', 'since'])
     .executeTakeFirst()
-  return row !== undefined
+  return row ? toOwnership({ ...(row as Row), owner }) : undefined
 }

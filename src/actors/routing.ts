@@ -195,7 +195,8 @@ async function forward<C, R>(
     throw new Unavailable('Could not reach the owner of this account; retry', 1, err)
   }
   metrics.forwardedIn(performance.now() - t0)
-  if ('moved' in reply) {
+  if (!('outcome' in reply)) {
+    // "moved" (a release is answered only to a release, rebalance.ts)
     metrics.bounced?.inc()
     placement.forgetRoute(key)
     return undefined
@@ -216,8 +217,13 @@ async function receive<C, R>(deps: RouterDeps<C, R>, envelope: Envelope): Promis
   }
   if (placement.epochOf(envelope.key) === undefined) {
     if (!placement.claiming) return { moved: true }
+    // sent with an epoch, it was meant for that epoch's owner: a user nobody owns now (a
+    // rebalance released it) is claimed where the command landed, by its sender
+    // (local-first); epoch 0 is a hand-off's or release's "claim it here"
+    const claimFree = envelope.epoch === 0
     try {
-      if ((await placement.decide(envelope.key, true)) !== undefined) return { moved: true }
+      if ((await placement.decide(envelope.key, true, claimFree)) !== undefined)
+        return { moved: true }
     } catch (err) {
       return { outcome: wire.encodeOutcome(command, { ok: false, error: toError(err) }) }
     }

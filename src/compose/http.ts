@@ -1,5 +1,5 @@
 import pkg from '../../package.json'
-import { actorAdminRoutes } from '../actors/routes'
+import { actorAdminRoutes, type ActorAdminRoutesDeps } from '../actors/routes'
 import type { Config } from '../config/config'
 import { generationRoutes } from '../generation/routes'
 import type { Generations } from '../generation/service'
@@ -37,8 +37,8 @@ export type AppDeps = {
   idempotency: Idempotency
   gateway: Gateway
   heartbeat: Heartbeat
-  /** GET /v1/admin/actors/:userId: who owns a user's actor (actors/cluster.ts). */
-  ownerOf: Parameters<typeof actorAdminRoutes>[0]['ownerOf']
+  /** GET and DELETE /v1/admin/actors/:userId: who owns a user's actor, a rebalance (actors/cluster.ts). */
+  actors: ActorAdminRoutesDeps
 }
 
 /** The Elysia app: every room's routes, the admin group, the region edge, the socket settings. */
@@ -105,7 +105,7 @@ export function composeApp(f: Foundation, config: Config, log: Logger, deps: App
       libraryAdminRoutes({ library }),
       queueAdminRoutes({ stats }),
       adminStatsRoutes({ stats, heartbeat: deps.heartbeat }),
-      actorAdminRoutes({ ownerOf: deps.ownerOf }),
+      actorAdminRoutes(deps.actors),
     ],
   })
   // Bun's WebSocket settings are per server; listen() takes the root app's

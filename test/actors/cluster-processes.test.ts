@@ -13,9 +13,9 @@ import { waitFor } from '../support/wait'
  * Cluster ownership with real server processes (DESIGN.md invariant 2):
  * every instance reaches Redis through one fault proxy (the shared Redis is
  * never stopped) and Postgres directly. The tests run in order on one
- * cluster: the bank test and the hot user on three instances, then a frozen
- * owner (SIGSTOP, idle and inside a transaction), a drained one (SIGTERM), a
- * killed one (kill -9), and a Redis cut.
+ * cluster: the bank test and the hot user on three instances, a rebalance,
+ * then a frozen owner (SIGSTOP, idle and inside a transaction), a drained one
+ * (SIGTERM), a killed one (kill -9), and a Redis cut.
  */
 const ADMIN = 'cluster-processes-admin@example.com'
 const PASSWORD = 'a long password'
@@ -223,6 +223,63 @@ describe('cluster ownership across processes', () => {
     )
     expect(owner.json).toMatchObject({ owner: servers[0]!.instance, epoch: 1 })
     console.log(`hot user: 1000 commands in ${batches} batches on ${servers[0]!.instance}`)
+  }, 60_000)
+
+  it('rebalances a user on an admin call from any instance: its commands during it all answered, once each', async () => {
+    const [a, b, c] = [servers[0]!, servers[1]!, servers[2]!]
+    const u = await newUser(a)
+    await grant(a.url, u.id, 1)
+    expect(await ownerOf(u.id)).toEqual({ owner: a.instance, epoch: 1 })
+    let stop = false
+    let sent = 0
+    const results: { status: number; at: number }[] = []
+    // eight clients on each instance keep sending grants for u, before, during and after
+    const loops = [a, b, c].flatMap((s) =>
+      Array.from({ length: 8 }, async () => {
+        while (!stop) {
+          sent++
+          const r = await grant(s.url, u.id, 1)
+          results.push({ status: r.status, at: performance.now() })
+        }
+      }),
+    )
+    while (results.length < 60) await Bun.sleep(10)
+    // asked of an instance that does not own u: it asks the owner through its inbox
+    const released = await call(c.url, 'DELETE', `/v1/admin/actors/${u.id}`, undefined, adminToken)
+    const doneAt = performance.now()
+    while (results.filter((r) => r.at > doneAt).length < 60) await Bun.sleep(10)
+    stop = true
+    await Promise.all(loops)
+    expect(released.status).toBe(200)
+    expect(released.json).toMatchObject({ userId: u.id, owner: a.instance, epoch: 1 })
+    expect(results.filter((r) => r.status !== 201)).toEqual([])
+    // every grant once: the first, and one per answered request
+    expect(await balance(u.id)).toBe(1 + sent)
+    const [entries] =
+      await sql`select count(*)::int as n from ledger_entries where user_id = ${u.id}`
+    expect(entries!.n).toBe(1 + sent)
+    await eventsFollowLedger(u.id)
+    // claimed again by the next command, wherever it landed, with a higher epoch
+    const now = (await ownerOf(u.id))!
+    expect(now.owner).not.toBeNull()
+    expect(now.epoch).toBeGreaterThan(1)
+    const seen = await call(b.url, 'GET', `/v1/admin/actors/${u.id}`, undefined, adminToken)
+    expect(seen.json).toMatchObject({ owner: now.owner, epoch: now.epoch })
+    console.log(
+      `rebalance: ${sent} grants, ${u.id.slice(-4)} now on ${now.owner} at epoch ${now.epoch}`,
+    )
+    // released again with nothing in flight, then nobody owns it: 404 in the API's error shape
+    const again = await call(a.url, 'DELETE', `/v1/admin/actors/${u.id}`, undefined, adminToken)
+    expect(again.json).toMatchObject({ owner: now.owner, epoch: now.epoch })
+    expect(await ownerOf(u.id)).toEqual({ owner: null, epoch: now.epoch })
+    const none = await call(b.url, 'DELETE', `/v1/admin/actors/${u.id}`, undefined, adminToken)
+    expect(none.status).toBe(404)
+    expect(none.json.error.code).toBe('not_found')
+    expect(none.json.error.requestId).toBeTruthy()
+    // admins only, by the admin guard
+    const asUser = await call(b.url, 'DELETE', `/v1/admin/actors/${u.id}`, undefined, u.token)
+    expect(asUser.status).toBe(403)
+    expect((await ledgerOk()).ok).toBe(true)
   }, 60_000)
 
   it('fences an owner frozen past its lease: its batches are refused by the epoch and re-routed, applied once', async () => {

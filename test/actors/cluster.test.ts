@@ -179,6 +179,51 @@ describe('cluster ownership', () => {
     expect(again.userActors.stats().ownedActors).toBe(1)
   })
 
+  it('rebalances on DELETE from any instance: the owner gives the user up, the next command claims it where it lands', async () => {
+    const { user } = await client(a).register()
+    await grant(a, user.id, 10)
+    const path = `/v1/admin/actors/${user.id}`
+    const before = (await client(a).get(path, admin.token)).json
+    // asked of b, which does not own the user: b asks a through its inbox
+    const released = await client(b).call('DELETE', path, { token: admin.token })
+    expect(released.status).toBe(200)
+    expect(released.json).toEqual(before)
+    expect((await client(a).get(path, admin.token)).status).toBe(404)
+    // the next command claims it where it lands, local-first, with a higher epoch
+    expect((await grant(b, user.id, 5)).balance).toBe(15)
+    expect((await client(a).get(path, admin.token)).json).toMatchObject({
+      owner: 'inproc-b',
+      epoch: before.epoch + 1,
+    })
+    // and a, the former owner, forwards to it
+    expect((await grant(a, user.id, 1)).balance).toBe(16)
+    // released again, named by its UUID in capitals; then nobody owns it: 404, the API's shape
+    const upper = `/v1/admin/actors/${user.id.toUpperCase()}`
+    const again = await client(b).call('DELETE', upper, { token: admin.token })
+    expect(again.json).toMatchObject({
+      userId: user.id,
+      owner: 'inproc-b',
+      epoch: before.epoch + 1,
+    })
+    const none = await client(a).call('DELETE', path, { token: admin.token })
+    expect(none.status).toBe(404)
+    expect(none.json.error.code).toBe('not_found')
+    // admins only (the admin guard), and a UUID
+    const { token } = await client(a).register()
+    expect((await client(a).call('DELETE', path, { token })).status).toBe(403)
+    expect(
+      (await client(a).call('DELETE', '/v1/admin/actors/not-a-uuid', { token: admin.token }))
+        .status,
+    ).toBe(422)
+  })
+
+  it('describes the rebalance in the OpenAPI document', async () => {
+    const doc = (await client(a).get('/openapi/json')).json
+    const op = doc.paths['/v1/admin/actors/{userId}'].delete
+    expect(op.summary).toMatch(/rebalance/i)
+    expect(Object.keys(op.responses).sort()).toEqual(['200', '401', '403', '404', '422', '503'])
+  })
+
   it('reports owned actors, forwards per second and takeovers per instance in admin stats', async () => {
     const stats = await client(b).get('/v1/admin/stats', admin.token)
     expect(stats.status).toBe(200)
