@@ -6,8 +6,8 @@ import { composeFoundation } from './compose/foundation'
 import { composeGeneration } from './compose/generation'
 import { composeApp } from './compose/http'
 import { composeHeartbeat } from './compose/operations'
-import { composeGateway, type RealtimeOptions } from './compose/realtime'
-import { composeUsers, type UsersOptions } from './compose/users'
+import { composeGateway, type RealtimeOverrides } from './compose/realtime'
+import { composeUsers, type UsersOverrides } from './compose/users'
 import { BUN_MAX_REQUEST_BODY } from './http/body'
 import { makeIdempotency } from './idempotency/idempotency'
 import { installProcessHandlers } from './lifecycle/process-handlers'
@@ -22,9 +22,13 @@ import { logListening, logStartupWarnings } from './obs/startup'
  * uses; each registers its own drain stage (in DRAIN_ORDER's place) and its
  * closer, so the instance closes in the reverse of the order it was made.
  */
-export type InstanceOptions = RealtimeOptions & UsersOptions
+export type InstanceOverrides = RealtimeOverrides & UsersOverrides
 
-export async function buildInstance(config: Config, log: Logger, options: InstanceOptions = {}) {
+export async function buildInstance(
+  config: Config,
+  log: Logger,
+  overrides: InstanceOverrides = {},
+) {
   const f = await composeFoundation(config, log)
   const media = composeMedia(f, config, log)
   const { poseCache, invalidation, library } = await composeLibrary(f, config, log)
@@ -33,8 +37,8 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     outbox,
     urls: media.urls,
   })
-  const users = composeUsers(f, config, options, credits)
-  const gateway = composeGateway(f, config, log, options, {
+  const users = composeUsers(f, config, overrides, credits)
+  const gateway = composeGateway(f, config, log, overrides, {
     events,
     principals: users.principals,
   })
@@ -43,7 +47,9 @@ export async function buildInstance(config: Config, log: Logger, options: Instan
     library,
     askGeneration,
   })
-  const idempotency = makeIdempotency(f.database.db, log.child({ room: 'idempotency' }), {
+  const idempotency = makeIdempotency({
+    db: f.database.db,
+    log: log.child({ room: 'idempotency' }),
     sweeps: config.isPrimaryRegion,
     holdMs: config.IDEMPOTENCY_HOLD_MS,
   })

@@ -5,7 +5,7 @@ import { makeGateway } from '../realtime/gateway'
 import type { Authenticator } from '../users/principals'
 import type { Foundation } from './foundation'
 
-export type RealtimeOptions = {
+export type RealtimeOverrides = {
   /** Time a socket has for its auth message (default 5000 ms, API.md); tests shorten it. */
   authTimeoutMs?: number
   /** The clock token expiries are timed by (default Date.now); tests move it. */
@@ -17,7 +17,7 @@ export function composeGateway(
   f: Foundation,
   config: Config,
   log: Logger,
-  options: RealtimeOptions,
+  overrides: RealtimeOverrides,
   deps: { events: EventLog; principals: Pick<Authenticator, 'verify'> },
 ) {
   const gateway = makeGateway({
@@ -28,8 +28,8 @@ export function composeGateway(
     metrics: f.metrics,
     sendBufferBytes: config.WS_SEND_BUFFER_BYTES,
     maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
-    authTimeoutMs: options.authTimeoutMs,
-    now: options.now,
+    authTimeoutMs: overrides.authTimeoutMs,
+    now: overrides.now,
   })
   f.lifecycle.onDrain('sockets', gateway.drain)
   f.lifecycle.onClose('gateway', gateway.close)

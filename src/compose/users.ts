@@ -7,7 +7,7 @@ import { makeUsers } from '../users/service'
 import { makeTokens } from '../users/tokens'
 import type { Foundation } from './foundation'
 
-export type UsersOptions = {
+export type UsersOverrides = {
   /** The clock token expiries are checked by (default Date.now); tests move it. */
   now?: () => number
   /** How long a resolved user record is trusted (default 30,000 ms). */
@@ -25,7 +25,7 @@ export type UsersOptions = {
 export function composeUsers(
   f: Foundation,
   config: Config,
-  options: UsersOptions,
+  overrides: UsersOverrides,
   credits: Credits,
 ) {
   const rateFallbacks = f.metrics.counter(
@@ -45,7 +45,7 @@ export function composeUsers(
     secret: config.jwtSecret,
     jwksUrl: config.JWKS_URL,
     ttlSeconds: config.JWT_TTL_SECONDS,
-    now: options.now,
+    now: overrides.now,
   })
   const users = makeUsers({
     db: f.database.db,
@@ -63,9 +63,9 @@ export function composeUsers(
     tokens,
     findUser: users.findById,
     provision: users.provision,
-    cacheTtlMs: options.userCacheTtlMs,
-    cacheMax: options.userCacheMax,
-    now: options.now,
+    cacheTtlMs: overrides.userCacheTtlMs,
+    cacheMax: overrides.userCacheMax,
+    now: overrides.now,
   })
   return { tokens, users, principals, guards: makeGuards(principals) }
 }

@@ -30,17 +30,20 @@ const KEEP_MS = 24 * 60 * 60 * 1000
 const SWEEP_EVERY_MS = 10 * 60 * 1000
 const SWEEP_BATCH = 1000
 
-export type IdempotencyOptions = {
+export type IdempotencyDeps = {
+  db: Kysely<DB>
+  log: Logger
   /** How long an in-flight claim holds before another request may take it over (default 10 000 ms). */
   holdMs?: number
   /** Default true: false outside the primary region (Fly.io), which never writes. */
   sweeps?: boolean
 }
 
-export function makeIdempotency(db: Kysely<DB>, log: Logger, options: IdempotencyOptions = {}) {
-  const HOLD_MS = options.holdMs ?? 10_000
+export function makeIdempotency(deps: IdempotencyDeps) {
+  const { db, log } = deps
+  const HOLD_MS = deps.holdMs ?? 10_000
   const sweeper =
-    (options.sweeps ?? true) ? setInterval(() => void sweep(), SWEEP_EVERY_MS) : undefined
+    (deps.sweeps ?? true) ? setInterval(() => void sweep(), SWEEP_EVERY_MS) : undefined
   sweeper?.unref?.()
 
   async function sweep() {

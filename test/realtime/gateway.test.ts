@@ -9,7 +9,7 @@ import { makeGateway, type GatewayDeps } from '../../src/realtime/gateway'
 import { makeMetrics } from '../../src/obs/metrics'
 import { frames } from '../../src/realtime/messages'
 import { makeRedisKeys } from '../../src/redis/keys'
-import { buildInstance, type Instance, type InstanceOptions } from '../../src/server'
+import { buildInstance, type Instance, type InstanceOverrides } from '../../src/server'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
 import { appendEvent, nextSeq } from '../support/events'
@@ -38,12 +38,12 @@ function serve(inst: Instance) {
 }
 
 async function start(
-  overrides: Record<string, string | undefined> = {},
-  options: InstanceOptions = {},
+  variables: Record<string, string | undefined> = {},
+  overrides: InstanceOverrides = {},
 ) {
   const inst = await env.instance(
-    { ALLOWED_ORIGINS: ORIGIN, ADMIN_EMAILS: ADMIN, ...overrides },
-    options,
+    { ALLOWED_ORIGINS: ORIGIN, ADMIN_EMAILS: ADMIN, ...variables },
+    overrides,
   )
   return { inst, ...serve(inst) }
 }

@@ -8,7 +8,7 @@ import { loadConfig, type Config } from '../../src/config/config'
 import { makeDatabase } from '../../src/db/database'
 import { migrate, readMigrations } from '../../src/db/migrator'
 import { makeLogger } from '../../src/obs/logger'
-import { buildInstance, type Instance, type InstanceOptions } from '../../src/server'
+import { buildInstance, type Instance, type InstanceOverrides } from '../../src/server'
 import { getServices, stopContainers } from './services'
 
 /**
@@ -103,10 +103,10 @@ export async function useTestEnv() {
   }
 
   async function instance(
-    overrides: Record<string, string | undefined> = {},
-    options: InstanceOptions = {},
+    variables: Record<string, string | undefined> = {},
+    overrides: InstanceOverrides = {},
   ) {
-    const inst = await buildInstance(config(overrides), silentLog, options)
+    const inst = await buildInstance(config(variables), silentLog, overrides)
     instances.push(inst)
     return inst
   }
