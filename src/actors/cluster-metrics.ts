@@ -9,22 +9,29 @@ export type ClusterMetrics = ReturnType<typeof makeClusterMetrics>
 
 const RATE_WINDOW_MS = 10_000
 
-export function makeClusterMetrics(name: string, m: Metrics | undefined, owned: () => number) {
-  m?.gauge(`${name}_owned`, 'Actors this instance owns', [], owned)
+export function makeClusterMetrics(
+  name: string,
+  metrics: Metrics | undefined,
+  owned: () => number,
+) {
+  metrics?.gauge(`${name}_owned`, 'Actors this instance owns', [], owned)
   const forwardTimes: number[] = []
   const counts = { takeovers: 0 }
-  const takeoverCount = m?.counter(`${name}_takeovers_total`, 'Users claimed over a dead owner')
-  const forwardSeconds = m?.histogram(
+  const takeoverCount = metrics?.counter(
+    `${name}_takeovers_total`,
+    'Users claimed over a dead owner',
+  )
+  const forwardSeconds = metrics?.histogram(
     `${name}_forward_seconds`,
     'Forwarded command round trip',
     [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
   )
   return {
-    forwarded: m?.counter(`${name}_forwarded_total`, 'Commands forwarded', ['result']),
-    bounced: m?.counter(`${name}_bounced_total`, 'Forwards answered "moved" or lost inbox'),
-    fencedBatches: m?.counter(`${name}_fenced_batches_total`, 'Batches refused by the epoch'),
-    recovered: m?.counter(`${name}_inbox_recovered_total`, 'Dead inbox entries processed'),
-    handoffSeconds: m?.histogram(
+    forwarded: metrics?.counter(`${name}_forwarded_total`, 'Commands forwarded', ['result']),
+    bounced: metrics?.counter(`${name}_bounced_total`, 'Forwards answered "moved" or lost inbox'),
+    fencedBatches: metrics?.counter(`${name}_fenced_batches_total`, 'Batches refused by the epoch'),
+    recovered: metrics?.counter(`${name}_inbox_recovered_total`, 'Dead inbox entries processed'),
+    handoffSeconds: metrics?.histogram(
       `${name}_handoff_seconds`,
       'Hand-off on drain',
       [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],

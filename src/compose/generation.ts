@@ -53,7 +53,7 @@ export function composeGeneration(
       size: config.RENDER_SIZE,
       loadUpload: media.uploads.load,
     }),
-    report: askGeneration,
+    ask: askGeneration,
     loadPose: library.load,
     log: log.child({ room: 'generation' }),
     metrics: f.metrics,
@@ -69,7 +69,7 @@ export function composeGeneration(
   f.lifecycle.onClose('renderer pool', pool.close)
   const sweeper = makeSweeper({
     db: f.database.db,
-    report: askGeneration,
+    ask: askGeneration,
     maxAttempts: config.RENDER_MAX_ATTEMPTS,
     intervalMs: config.RENDER_SWEEP_MS,
     log: log.child({ room: 'generation' }),

@@ -30,7 +30,8 @@ export type ItemWorkerDeps = {
   instanceId: string
   produce: (ctx: ProduceContext, signal: AbortSignal, rendered: () => void) => Promise<Produced>
   /** The user actor: every item outcome goes through it. */
-  report: (userId: string, command: GenerationCommand) => Promise<unknown>
+  /** The user actor's ask: outcomes and cancels go through it. */
+  ask: (userId: string, command: GenerationCommand) => Promise<unknown>
   loadPose: (poseId: string) => Promise<ProduceContext['pose']>
   log: Logger
   metrics?: Metrics
@@ -150,7 +151,7 @@ async function work(w: Worker, item: GenerationItemRow, entry: Held, rendered: (
     const started = performance.now()
     const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(deps.timeoutMs)])
     const produced = await deps.produce(ctx, signal, freeSlot)
-    await deps.report(item.user_id, {
+    await deps.ask(item.user_id, {
       kind: 'outcome',
       itemId: item.id,
       owner: deps.instanceId,
@@ -198,7 +199,7 @@ async function settleFailure(w: Worker, item: GenerationItemRow, error: Error, l
   }
   log.warn({ err: error, code: decision.code }, 'item failed')
   w.outcomes?.inc({ outcome: 'failed' })
-  await deps.report(item.user_id, {
+  await deps.ask(item.user_id, {
     kind: 'outcome',
     itemId: item.id,
     owner: deps.instanceId,

@@ -98,7 +98,7 @@ function reportClaimed(deps: RendererPoolDeps, claimed: GenerationItemRow[]) {
       items: group.map((i) => ({ id: i.id, key: i.key })),
     }
     void deps
-      .report(group[0]!.user_id, command)
+      .ask(group[0]!.user_id, command)
       .catch((err) => deps.log.warn({ err, generationId }, 'could not report items started'))
   }
 }

@@ -14,7 +14,8 @@ import { RENDER_FAILED_MESSAGE } from './retry-policy'
  */
 export type SweeperDeps = {
   db: Kysely<DB>
-  report: (userId: string, command: GenerationCommand) => Promise<unknown>
+  /** The user actor's ask: outcomes and cancels go through it. */
+  ask: (userId: string, command: GenerationCommand) => Promise<unknown>
   maxAttempts: number
   intervalMs: number
   log: Logger
@@ -39,7 +40,7 @@ export function makeSweeper(deps: SweeperDeps) {
       const { requeued, exhausted } = await repo.reclaimExpiredLeases(deps.db, deps.maxAttempts)
       if (requeued > 0) deps.log.warn({ requeued }, 'items with expired leases back in the queue')
       for (const item of exhausted)
-        await deps.report(item.user_id, {
+        await deps.ask(item.user_id, {
           kind: 'outcome',
           itemId: item.id,
           owner: null,
@@ -50,7 +51,7 @@ export function makeSweeper(deps: SweeperDeps) {
           },
         })
       for (const g of await repo.overdueGenerations(deps.db))
-        await deps.report(g.user_id, { kind: 'cancel', generationId: g.id, reason: 'deadline' })
+        await deps.ask(g.user_id, { kind: 'cancel', generationId: g.id, reason: 'deadline' })
     } catch (err) {
       deps.log.error({ err }, 'sweep failed')
     }
