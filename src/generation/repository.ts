@@ -80,23 +80,17 @@ export async function activeGenerations(q: Q, userId: string) {
   return Number(row.n)
 }
 
+/** A user's generation by id: someone else's is no row, as a missing one is. */
+function selectGeneration(q: Q, id: string, userId: string) {
+  return q.selectFrom('generations').selectAll().where('id', '=', id).where('user_id', '=', userId)
+}
+
 export function findGeneration(q: Q, id: string, userId: string) {
-  return q
-    .selectFrom('generations')
-    .selectAll()
-    .where('id', '=', id)
-    .where('user_id', '=', userId)
-    .executeTakeFirst()
+  return selectGeneration(q, id, userId).executeTakeFirst()
 }
 
 export function lockGeneration(trx: Transaction<DB>, id: string, userId: string) {
-  return trx
-    .selectFrom('generations')
-    .selectAll()
-    .where('id', '=', id)
-    .where('user_id', '=', userId)
-    .forUpdate()
-    .executeTakeFirst()
+  return selectGeneration(trx, id, userId).forUpdate().executeTakeFirst()
 }
 
 export function itemsOf(q: Q, generationId: string) {

@@ -59,19 +59,16 @@ export function completeKey(
     .execute()
 }
 
+function deleteKey(db: Kysely<DB>, userId: string, key: string) {
+  return db.deleteFrom('idempotency_keys').where('user_id', '=', userId).where('key', '=', key)
+}
+
 export function releaseKey(db: Kysely<DB>, userId: string, key: string) {
-  return db
-    .deleteFrom('idempotency_keys')
-    .where('user_id', '=', userId)
-    .where('key', '=', key)
-    .execute()
+  return deleteKey(db, userId, key).execute()
 }
 
 export function deleteExpiredKey(db: Kysely<DB>, userId: string, key: string) {
-  return db
-    .deleteFrom('idempotency_keys')
-    .where('user_id', '=', userId)
-    .where('key', '=', key)
+  return deleteKey(db, userId, key)
     .where('expires_at', '<', sql<Date>`now()`)
     .execute()
 }
