@@ -5,11 +5,11 @@ import { composeEvents } from './compose/events'
 import { composeFoundation } from './compose/foundation'
 import { composeGeneration } from './compose/generation'
 import { composeApp } from './compose/http'
+import { composeIdempotency } from './compose/idempotency'
 import { composeHeartbeat } from './compose/operations'
 import { composeGateway, type RealtimeOverrides } from './compose/realtime'
 import { composeUsers, type UsersOverrides } from './compose/users'
 import { BUN_MAX_REQUEST_BODY } from './http/body'
-import { makeIdempotency } from './idempotency/idempotency'
 import { installProcessHandlers } from './lifecycle/process-handlers'
 import { makeShutdown } from './lifecycle/shutdown'
 import { makeLogger, type Logger } from './obs/logger'
@@ -47,13 +47,7 @@ export async function buildInstance(
     library,
     askGeneration,
   })
-  const idempotency = makeIdempotency({
-    db: f.database.db,
-    log: log.child({ room: 'idempotency' }),
-    sweeps: config.isPrimaryRegion,
-    holdMs: config.IDEMPOTENCY_HOLD_MS,
-  })
-  f.lifecycle.onClose('idempotency', idempotency.close)
+  const idempotency = composeIdempotency(f, config, log)
   const heartbeat = await composeHeartbeat(f, config, log, {
     actors: userActors.stats,
     websocketConnections: gateway.connections,

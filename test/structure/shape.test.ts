@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'bun:test'
+import { readFileSync } from 'node:fs'
 import { MAX_FILE_LINES, MAX_FUNCTION_LINES, measure } from './shape'
 
 /**
@@ -14,6 +15,11 @@ describe('the shape of src/', () => {
 
   it(`has no function over ${MAX_FUNCTION_LINES} lines`, () => {
     expect(findings.filter((f) => f.what.startsWith('function'))).toEqual([])
+  })
+
+  it('keeps the composition root, src/server.ts, under 150 lines', () => {
+    const text = readFileSync('src/server.ts', 'utf8')
+    expect(text.trimEnd().split('\n').length).toBeLessThan(150)
   })
 
   it('writes SQL only in repository files and src/db/', () => {
