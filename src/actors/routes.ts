@@ -42,7 +42,7 @@ export function actorAdminRoutes(deps: ActorAdminRoutesDeps) {
         },
         response: {
           200: Ownership('the instance id', 'when the owner claimed it (RFC 3339)'),
-          ...errors(401, 403, 404, 422),
+          ...errors(401, 403, 404, 422, 503),
         },
       },
     )
