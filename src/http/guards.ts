@@ -19,26 +19,39 @@ export function bearerToken(header: string | undefined): string {
 }
 
 export function makeGuards(tokens: Pick<Authenticator, 'verify'>) {
-  async function authenticate(request: Request): Promise<Principal> {
-    const principal = await tokens.verify(
-      bearerToken(request.headers.get('authorization') ?? undefined),
-    )
-    contextOf(request).userId = principal.userId
+  // one verification per request, shared by the transform and resolve hooks below
+  const verified = new WeakMap<Request, Promise<Principal>>()
+  function authenticate(request: Request): Promise<Principal> {
+    let principal = verified.get(request)
+    if (!principal) {
+      principal = tokens
+        .verify(bearerToken(request.headers.get('authorization') ?? undefined))
+        .then((p) => {
+          contextOf(request).userId = p.userId
+          return p
+        })
+      verified.set(request, principal)
+    }
+    return principal
+  }
+  async function authorize(request: Request) {
+    const principal = await authenticate(request)
+    if (principal.role !== 'admin') throw new Forbidden('Administrators only')
     return principal
   }
 
+  // checked in transform, which runs before params, query and body are validated: a caller
+  // without a valid token (or not an admin) learns 401/403, never a route's parameter rules
   return new Elysia({ name: 'guards' }).macro({
     auth: {
       detail: { security: [{ bearer: [] }] },
+      transform: async ({ request }) => void (await authenticate(request)),
       resolve: async ({ request }) => ({ principal: await authenticate(request) }),
     },
     admin: {
       detail: { security: [{ bearer: [] }] },
-      resolve: async ({ request }) => {
-        const principal = await authenticate(request)
-        if (principal.role !== 'admin') throw new Forbidden('Administrators only')
-        return { principal }
-      },
+      transform: async ({ request }) => void (await authorize(request)),
+      resolve: async ({ request }) => ({ principal: await authorize(request) }),
     },
   })
 }

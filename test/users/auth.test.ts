@@ -155,4 +155,34 @@ describe('admin group', () => {
     expect(ok.json.users).toBeGreaterThan(0)
     expect(ok.json.instance.id).toBe(inst.config.instanceId)
   })
+
+  it('answers 401/403 before it validates parameters or bodies: no route rule is shown to them', async () => {
+    const user = await api.register()
+    for (const token of [undefined, 'not-a-token', user.token]) {
+      const want = token === user.token ? 403 : 401
+      const badParam = await api.call('GET', '/v1/admin/actors/not-a-uuid', { token })
+      expect([badParam.status, badParam.json.error.code]).toEqual([
+        want,
+        want === 401 ? 'unauthorized' : 'forbidden',
+      ])
+      const badBody = await api.call('POST', '/v1/admin/credits/grants', {
+        token,
+        body: { userId: 'nope', amount: -1 },
+      })
+      expect(badBody.status).toBe(want)
+    }
+    // the caller's own routes too: a bad body without a token is 401, not 422
+    const anonymous = await api.call('POST', '/v1/generations', { body: { mode: 'nonsense' } })
+    expect(anonymous.status).toBe(401)
+    // and with a token, validation still answers as before
+    const invalid = await api.call('GET', '/v1/admin/actors/not-a-uuid', {
+      token: (
+        await api.post('/v1/auth/login', {
+          email: 'boss@example.com',
+          password: 'correct horse battery',
+        })
+      ).json.token,
+    })
+    expect(invalid.status).toBe(422)
+  })
 })
