@@ -11,7 +11,8 @@ import { readOwner, type Ownership } from './repository'
  * An explicit rebalance from any instance (DELETE /v1/admin/actors/:userId):
  * the owner, found in Postgres, gives the user up (hand-off.ts `release`),
  * directly when it is this instance, else asked through its inbox with an
- * envelope of op 'release'. No state of its own: each call reads the owner
+ * envelope of op 'release', or taken over here and released when its owner
+ * is dead. No state of its own: each call reads the owner
  * afresh, and asks again (at most MAX_HOPS times) when the owner changed
  * under it.
  */
@@ -52,17 +53,29 @@ async function release(deps: RebalanceDeps, key: string): Promise<OwnerView | un
       if (released) return ownerView(released, row.owner)
       continue
     }
-    const answer = await askOwner(deps, row.owner, key)
+    const answer = (await deps.placement.isAlive(row.owner))
+      ? await askOwner(deps, row.owner, key)
+      : await takeOverAndRelease(deps, key, row)
     if (answer) return { userId: key, owner: row.owner, ...answer }
   }
   throw new Unavailable('The owner of this account moved too often; retry', 1)
 }
 
+/**
+ * A dead owner cannot release: the user is claimed over it here (a takeover,
+ * with a higher epoch, so the dead one fences even if it was only paused; a
+ * release alone keeps the epoch it could still write under), then released
+ * from here. Answers the dead owner's record, the ownership given up; undefined
+ * when a live instance holds the user now (read the owner again).
+ */
+async function takeOverAndRelease(deps: RebalanceDeps, key: string, row: Ownership) {
+  if ((await deps.placement.decide(key, true)) !== undefined) return undefined
+  if (!(await deps.releaseHere(key))) return undefined
+  return { epoch: row.epoch, since: row.since.toISOString() }
+}
+
 /** The owner's release, or undefined when it holds the key no more (read the owner again). */
 async function askOwner(deps: RebalanceDeps, owner: string, key: string) {
-  // a dead owner's users are taken over with their next command; it cannot release them
-  if (!(await deps.placement.isAlive(owner)))
-    throw new Unavailable('The owner of this account is not reachable; retry', 1)
   const envelope: Envelope = {
     id: crypto.randomUUID(),
     from: deps.instanceId,

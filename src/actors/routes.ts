@@ -58,7 +58,7 @@ export function actorAdminRoutes(deps: ActorAdminRoutesDeps) {
         detail: {
           summary: 'Rebalance: the owner of a user’s actor gives it up',
           description:
-            'Any instance takes it and asks the owner (read from Postgres), which finishes the batch in flight, releases the ownership and forwards what was queued for the user to another live instance; no command fails for it. Answered once that is done, with the ownership given up. Its epoch stays fenced: the next command, on any instance, claims the user there (local-first) with a higher epoch, and nothing written under the old one commits after that. 404 when nobody owns the user; 503 with Retry-After when its owner cannot be reached (a dead owner’s users are taken over by their next command instead).',
+            'Any instance takes it and asks the owner (read from Postgres), which finishes the batch in flight, releases the ownership and forwards what was queued for the user to another live instance; no command fails for it. Answered once that is done, with the ownership given up. Its epoch stays fenced: the next command, on any instance, claims the user there (local-first) with a higher epoch, and nothing written under the old one commits after that. 404 when nobody owns the user; 503 with Retry-After when its owner is alive but cannot be reached. A dead owner (no heartbeat) cannot release: the instance asked takes the user over with a higher epoch, fencing it, and releases it, answering the dead owner’s record.',
         },
         response: {
           200: Ownership(

@@ -233,4 +233,35 @@ describe('cluster ownership', () => {
     expect(byId['inproc-b']!.forwardsPerSecond).toBeGreaterThan(0)
     expect(typeof byId['inproc-a']!.ownedActors).toBe('number')
   })
+
+  it("rebalances a dead owner's user: taken over with a higher epoch, then released", async () => {
+    const { user } = await client(a).register()
+    await grant(a, user.id, 10)
+    // the owner is an instance that died: no heartbeat, its claim's lease long passed
+    await env.sql`update actor_owners set owner = 'inproc-dead', epoch = epoch + 5,
+      lease_until = now() - interval '1 minute' where user_id = ${user.id}`
+    const path = `/v1/admin/actors/${user.id}`
+    const before = (await client(b).get(path, admin.token)).json
+    expect(before.owner).toBe('inproc-dead')
+    // right after a start an instance takes nobody over until its own beats have held for a
+    // lease (it may be back from a Redis outage): 503 with Retry-After meanwhile, as a client retries
+    let released = await client(b).call('DELETE', path, { token: admin.token })
+    await waitFor(
+      async () => {
+        if (released.status !== 503) return true
+        released = await client(b).call('DELETE', path, { token: admin.token })
+        return false
+      },
+      10_000,
+      'the rebalance to answer other than 503 once the cluster view settled',
+    )
+    expect([released.status, released.json]).toEqual([200, before])
+    expect((await client(b).get(path, admin.token)).status).toBe(404)
+    // the takeover raised the epoch once and the next claim raises it again: the dead owner's
+    // epoch holds nowhere, so it could not write even if it was only paused
+    const [row] = await env.sql`select epoch::int from actor_owners where user_id = ${user.id}`
+    expect(row!.epoch).toBe(before.epoch + 1)
+    expect((await grant(b, user.id, 5)).balance).toBe(15)
+    expect((await client(b).get(path, admin.token)).json.epoch).toBe(before.epoch + 2)
+  }, 20_000)
 })
