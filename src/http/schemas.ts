@@ -1,5 +1,5 @@
 import { t, type TSchema } from 'elysia'
-import type { TLiteral, TUnion } from '@sinclair/typebox'
+import { Type, type TLiteral, type TUnion } from '@sinclair/typebox'
 import { MAX_CURSOR_LENGTH } from '../db/keyset'
 import { SafeString } from './text'
 
@@ -39,10 +39,27 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   503: 'unavailable (Retry-After header)',
 }
 
+/** The statuses that carry `Retry-After` (API.md), documented as a response header. */
+const RETRY_AFTER: Record<number, string> = {
+  429: 'seconds until the limit lets this request through',
+  503: 'seconds after which a retry may succeed',
+}
+
 /** `{ 401: ErrorResponse, … }` for a route's `response` map; documents the codes it can return. */
 export function errors<S extends number>(...statuses: S[]): Record<S, typeof ErrorResponse> {
   return Object.fromEntries(
-    statuses.map((s) => [s, t.Composite([ErrorResponse], { description: ERROR_DESCRIPTIONS[s] })]),
+    statuses.map((s) => [
+      s,
+      t.Composite([ErrorResponse], {
+        description: ERROR_DESCRIPTIONS[s],
+        // read by @elysiajs/openapi into the response's `headers`; validation ignores it
+        ...(RETRY_AFTER[s]
+          ? {
+              headers: { 'Retry-After': Type.Integer({ minimum: 0, description: RETRY_AFTER[s] }) },
+            }
+          : {}),
+      }),
+    ]),
   ) as Record<S, typeof ErrorResponse>
 }
 

@@ -111,6 +111,23 @@ describe('metrics', () => {
 })
 
 describe('openapi', () => {
+  it('documents the Retry-After header of every 429 and 503 in the OpenAPI document', async () => {
+    const doc = (await api.get('/openapi/json')).json
+    const retried: string[] = []
+    const missing: string[] = []
+    for (const [path, item] of Object.entries<any>(doc.paths))
+      for (const [method, op] of Object.entries<any>(item))
+        for (const status of ['429', '503']) {
+          const response = op.responses?.[status]
+          if (!response) continue
+          retried.push(`${method} ${path} ${status}`)
+          if (response.headers?.['Retry-After']?.schema?.type !== 'integer')
+            missing.push(`${method} ${path} ${status}`)
+        }
+    expect(retried.length).toBeGreaterThan(5)
+    expect(missing).toEqual([])
+  })
+
   it('serves an OpenAPI 3 document listing the auth and me routes with their errors', async () => {
     const res = await api.get('/openapi/json')
     expect(res.status).toBe(200)
