@@ -40,8 +40,9 @@ export function createApp(deps: AppDeps) {
   const { log, lifecycle } = deps
   // MAX_BODY_BYTES, or a route's own (bodyLimit() in its detail); read once the routes are in
   const limits = makeBodyLimits(deps.maxBodyBytes)
+  // the hooks come first: Elysia applies onAfterResponse only to routes added after it, and
+  // the OpenAPI document's route must end its request like any other (or a drain waits for it)
   const app = new Elysia()
-    .use(apiDocument(deps.version))
     .onRequest(({ request, set }) => {
       lifecycle.requestStarted()
       const ctx = openContext(request)
@@ -67,6 +68,7 @@ export function createApp(deps: AppDeps) {
       lifecycle.requestEnded()
       observeResponse(deps, request, route, typeof set.status === 'number' ? set.status : 200)
     })
+    .use(apiDocument(deps.version))
     .use(docsRoutes('/openapi'))
     .use((app) => deps.routes.reduce<AnyElysia>((a, r) => a.use(r), app) as typeof app)
     .group('/v1/admin', (admin) =>

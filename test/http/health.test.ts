@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'bun:test'
 import pkg from '../../package.json'
 import { client } from '../support/http'
+import { waitFor } from '../support/wait'
 import { useTestEnv } from '../support/env'
 
 const env = await useTestEnv()
@@ -111,6 +112,15 @@ describe('metrics', () => {
 })
 
 describe('openapi', () => {
+  it('ends every request it counts as in flight: the document, its page, an unknown path', async () => {
+    const counted = await env.instance()
+    const c = client(counted)
+    for (const path of ['/openapi/json', '/openapi', '/v1/no-such-route', '/health/live'])
+      expect((await c.get(path)).status).toBeOneOf([200, 404])
+    // a request left counted would hold every drain for its whole budget
+    await waitFor(() => counted.lifecycle.inflight === 0, 2000, 'no request in flight')
+  })
+
   it('documents the Retry-After header of every 429 and 503 in the OpenAPI document', async () => {
     const doc = (await api.get('/openapi/json')).json
     const retried: string[] = []
