@@ -1,4 +1,4 @@
-import { BadRequest, PayloadTooLarge, UnsupportedMediaType } from '../errors'
+import { BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed } from '../errors'
 
 /**
  * Reads a body up to `limit` bytes. A declared Content-Length over the limit
@@ -125,10 +125,35 @@ export function isJson(contentType: string | null | undefined) {
   return type === 'application/json' || type.endsWith('+json')
 }
 
+/**
+ * Keys that, set to a JSON value (never a function), leave an object with no
+ * way to become a string: Elysia's validation error message interpolates the
+ * value it found, which then throws a TypeError and the request got a 500
+ * (fast-check found `{"prompt":{"toString":0}}`). No field of the API has them.
+ */
+const UNCONVERTIBLE = new Set(['toString', 'valueOf'])
+
 export function parseJson(text: string): unknown {
+  let unconvertible = false
+  let value: unknown
   try {
-    return JSON.parse(text)
+    value = JSON.parse(text, (key, v) => {
+      if (UNCONVERTIBLE.has(key)) unconvertible = true
+      return v
+    })
   } catch (error) {
     throw new BadRequest('The request body is not valid JSON', error)
   }
+  if (unconvertible) throw new ValidationFailed(unconvertiblePaths(value, ''))
+  return value
+}
+
+/** JSON pointers of every toString/valueOf key in `value`. */
+function unconvertiblePaths(value: unknown, at: string): { path: string; message: string }[] {
+  if (value === null || typeof value !== 'object') return []
+  return Object.entries(value).flatMap(([key, child]) => {
+    const path = `${at}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`
+    const here = UNCONVERTIBLE.has(key) ? [{ path, message: 'Not a property of this API' }] : []
+    return [...here, ...unconvertiblePaths(child, path)]
+  })
 }

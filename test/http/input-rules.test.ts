@@ -141,6 +141,28 @@ describe('text Postgres cannot store', () => {
   })
 })
 
+describe('objects that cannot become a string', () => {
+  it('answers a toString or valueOf key anywhere in a JSON body with 422 and its path, not 500', async () => {
+    const { token } = await funded(1000)
+    expect422(
+      await api.post(
+        '/v1/generations',
+        '{"mode":"text","prompt":{"toString":0},"variations":1}',
+        token,
+      ),
+      '/prompt/toString',
+    )
+    expect422(
+      await api.post(
+        '/v1/admin/credits/grants',
+        '{"userId":"x","amount":1,"reason":{"valueOf":[1]}}',
+        admin.token,
+      ),
+      '/reason/valueOf',
+    )
+  })
+})
+
 describe('numbers are JSON numbers', () => {
   it('refuses numbers sent as strings in bodies: grant amount, webhook credits, variations', async () => {
     const { user, token } = await funded(1000)
