@@ -34,7 +34,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   409: 'idempotency_conflict or conflict',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
-  422: 'validation_failed (details: list of { path, message }); also for text with U+0000 or an unpaired surrogate, and for a number sent as a string in a JSON body',
+  422: 'validation_failed (details: list of { path, message }); also for text with U+0000 or an unpaired surrogate, for a number sent as a string in a JSON body, and for a toString or valueOf key anywhere in a JSON body',
   429: 'rate_limited (Retry-After header)',
   503: 'unavailable (Retry-After header)',
 }
