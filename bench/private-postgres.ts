@@ -17,15 +17,17 @@ const port = Number(process.env.PG_PORT ?? 55432)
 const dir = mkdtempSync(join(tmpdir(), 'atelier-pg-profile-'))
 chmodSync(dir, 0o777)
 const data = join(dir, 'data')
-const asPostgres = (args: string[]) =>
-  process.getuid?.() === 0 ? ['su', 'postgres', '-s', '/bin/sh', '-c', args.join(' ')] : args
-
-function run(args: string[]) {
-  const r = Bun.spawnSync(asPostgres(args), { stdout: 'inherit', stderr: 'inherit' })
-  if (r.exitCode !== 0) throw new Error(`${args[0]} exited with ${r.exitCode}`)
+/** One shell command line, as the postgres user when this is root (initdb refuses root). */
+function run(command: string) {
+  const argv =
+    process.getuid?.() === 0
+      ? ['su', 'postgres', '-s', '/bin/sh', '-c', command]
+      : ['sh', '-c', command]
+  const r = Bun.spawnSync(argv, { stdout: 'inherit', stderr: 'inherit' })
+  if (r.exitCode !== 0) throw new Error(`${command.split(' ')[0]} exited with ${r.exitCode}`)
 }
 
-run([`${bin}/initdb`, '-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '>/dev/null'])
+run(`${bin}/initdb -D ${data} -U postgres --auth=trust -E UTF8 >/dev/null`)
 // the shared server's settings that matter for the figures, plus the statement statistics
 const options = [
   `-p ${port}`,
@@ -36,19 +38,9 @@ const options = [
   '-c max_connections=200',
   '-c shared_buffers=128MB',
 ]
-run([
-  `${bin}/pg_ctl`,
-  '-D',
-  data,
-  '-l',
-  join(dir, 'log'),
-  '-w',
-  '-o',
-  `"${options.join(' ')}"`,
-  'start',
-])
+run(`${bin}/pg_ctl -D ${data} -l ${join(dir, 'log')} -w -o "${options.join(' ')}" start`)
 const stop = () => {
-  run([`${bin}/pg_ctl`, '-D', data, '-m', 'fast', '-w', 'stop'])
+  run(`${bin}/pg_ctl -D ${data} -m fast -w stop`)
   rmSync(dir, { recursive: true, force: true })
   process.exit(0)
 }
