@@ -113,7 +113,7 @@ async function pipeline(inst: Instance, round: number) {
     await inst.generations.accept(
       userId,
       { mode: 'library', poseIds: [poses[i % poses.length]!.id], variations: PER },
-      `r${round}g${i}`,
+      { commandKey: `r${round}g${i}` },
     )
   await finished
   const rate = IMAGES / ((performance.now() - t0) / 1000)

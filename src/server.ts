@@ -33,9 +33,11 @@ export async function buildInstance(
   const media = composeMedia(f, config, log)
   const { poseCache, invalidation, library } = await composeLibrary(f, config, log)
   const { events, relay, outbox } = await composeEvents(f, config, log)
+  const idempotency = composeIdempotency(f, config, log)
   const { userActors, askGeneration, credits } = await composeUserActors(f, config, log, {
     outbox,
     urls: media.urls,
+    idempotency,
   })
   const users = composeUsers(f, config, overrides, credits)
   const gateway = composeGateway(f, config, log, overrides, {
@@ -47,7 +49,6 @@ export async function buildInstance(
     library,
     askGeneration,
   })
-  const idempotency = composeIdempotency(f, config, log)
   const heartbeat = await composeHeartbeat(f, config, log, {
     actors: userActors.stats,
     websocketConnections: gateway.connections,

@@ -14,7 +14,9 @@ import {
 import type { LedgerResult } from '../ledger/commands'
 import { ledgerHandler, makeCredits, type LedgerMessage } from '../ledger/credits'
 import { ledgerWire } from '../ledger/wire'
+import { makeCreateWriter } from '../generation/create-writer'
 import { generationWire } from '../generation/wire'
+import type { Idempotency } from '../idempotency/idempotency'
 import { fenceAccount, lockAccount } from '../ledger/repository'
 import { applyLedgerBatch } from '../ledger/service'
 import { makeLedgerWriter } from '../ledger/writer'
@@ -40,7 +42,7 @@ export async function composeUserActors(
   f: Foundation,
   config: Config,
   log: Logger,
-  deps: { outbox: Outbox; urls: MediaUrls },
+  deps: { outbox: Outbox; urls: MediaUrls; idempotency: Pick<Idempotency, 'record'> },
 ) {
   // the cluster's blocking inbox read has its own connection: main, the event log's and the
   // library's subscribers, and this one make 4 per instance, whatever the number of users
@@ -68,10 +70,16 @@ export async function composeUserActors(
         ledger: { lock: lockAccount, fence: fenceAccount, apply: applyLedgerBatch },
         outbox: deps.outbox,
         urls: deps.urls,
-        limits: {
-          imagesPerHour: config.MAX_IMAGES_PER_HOUR,
-          activeGenerations: config.MAX_ACTIVE_GENERATIONS,
-        },
+        creates: makeCreateWriter({
+          db: f.database.db,
+          limits: {
+            imagesPerHour: config.MAX_IMAGES_PER_HOUR,
+            activeGenerations: config.MAX_ACTIVE_GENERATIONS,
+          },
+          urls: deps.urls,
+          record: deps.idempotency.record,
+          committed: deps.outbox.committed,
+        }),
       }),
     }),
     log: log.child({ room: 'actors' }),

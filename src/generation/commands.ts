@@ -7,7 +7,7 @@ import type { NewEvent, Outbox } from '../events/outbox'
 import type { LedgerCommand, LedgerResult } from '../ledger/commands'
 import type { MediaUrls } from '../media/signed-urls'
 import { recordClaimed } from './claim-items'
-import { createGeneration } from './create-generation'
+import type { CreateWriter } from './create-writer'
 import { cancelGeneration, recordOutcome } from './end-items'
 import type { NewItem } from './repository'
 import type { GenerationRequest } from './table'
@@ -19,8 +19,8 @@ import type { GenerationRequest } from './table'
  * across instances. Events are written into the outbox in the same
  * transaction (a charge's or refund's credits.changed by ledger_apply itself),
  * so they exist exactly when the change does. One module per family:
- * create-generation.ts (create), claim-items.ts (claimed), end-items.ts
- * (cancel, outcome).
+ * create-writer.ts (create: batched across users), claim-items.ts (claimed),
+ * end-items.ts (cancel, outcome).
  */
 export type ItemResult =
   | {
@@ -43,6 +43,8 @@ export type GenerationCommand =
       deadlineSeconds: number | null
       /** Idempotency: the same key charges and creates once. */
       commandKey: string
+      /** The request's Idempotency-Key record, checked and written in the create's transaction. */
+      idem?: { key: string; requestHash: string }
     }
   | { kind: 'cancel'; generationId: string; reason: 'user' | 'deadline' }
   /** A renderer pool claimed these items: they are running, and their generation with them. */
@@ -56,7 +58,12 @@ export type GenerationCommandOf<K extends GenerationCommand['kind']> = Extract<
 >
 
 export type GenerationMessage = { type: 'generation'; command: GenerationCommand }
-export type GenerationResult = { generationId: string; applied: boolean }
+export type GenerationResult = {
+  generationId: string
+  applied: boolean
+  /** A create's response (202, or the recorded first one): built from what it wrote. */
+  answer?: { status: number; body: unknown; replayed: boolean }
+}
 
 /** What the generation room may do with credits: only through the ledger's own write path. */
 export type LedgerPort = {
@@ -76,7 +83,8 @@ export type GenerationHandlerDeps = {
   outbox: Outbox
   /** Signs the item URLs events carry, as the REST item's. */
   urls: Pick<MediaUrls, 'url'>
-  limits: { imagesPerHour: number; activeGenerations: number }
+  /** Where creates go: one group commit across users (create-writer.ts). */
+  creates: CreateWriter
 }
 
 /** Events a command wrote down, waiting to be published: the outbox takes them in its transaction. */
@@ -98,23 +106,52 @@ export function generationHandler(
   return (userId, batch, context) =>
     inBatch(context?.signal, async () => {
       const out: Outcome<GenerationResult>[] = []
-      for (const message of batch) {
+      for (let i = 0; i < batch.length;) {
+        const command = batch[i]!.command
+        if (command.kind === 'create') {
+          const creates = createsFrom(batch, i)
+          // a run of creates joins other users' in one group commit
+          out.push(
+            ...(await deps.creates
+              .create(userId, creates, context?.epoch, context?.signal)
+              .catch((error: unknown) =>
+                creates.map((): Outcome<GenerationResult> => ({
+                  ok: false,
+                  error: toCommandError(error),
+                })),
+              )),
+          )
+          i += creates.length
+          continue
+        }
         try {
-          out.push({ ok: true, value: await run(deps, userId, message.command, context?.epoch) })
+          out.push({ ok: true, value: await run(deps, userId, command, context?.epoch) })
         } catch (error) {
           // each command in its own transaction: one at fault fails alone, with its own
           // 4xx; a database that did not answer is a 503 (src/db/errors.ts)
           out.push({ ok: false, error: toCommandError(error) })
         }
+        i++
       }
       return out
     })
 }
 
+/** The run of consecutive creates that starts at `start`. */
+function createsFrom(batch: readonly GenerationMessage[], start: number) {
+  const creates: GenerationCommandOf<'create'>[] = []
+  for (let i = start; i < batch.length; i++) {
+    const c = batch[i]!.command
+    if (c.kind !== 'create') break
+    creates.push(c)
+  }
+  return creates
+}
+
 async function run(
   deps: GenerationHandlerDeps,
   userId: string,
-  command: GenerationCommand,
+  command: OtherCommand,
   epoch: number | undefined,
 ): Promise<GenerationResult> {
   const pending: PendingEvents = []
@@ -137,10 +174,11 @@ async function run(
   return result
 }
 
-function apply(s: CommandScope, command: GenerationCommand): Promise<GenerationResult> {
+/** Every command but create, which the create writer takes. */
+type OtherCommand = Exclude<GenerationCommand, { kind: 'create' }>
+
+function apply(s: CommandScope, command: OtherCommand): Promise<GenerationResult> {
   switch (command.kind) {
-    case 'create':
-      return createGeneration(s, command)
     case 'cancel':
       return cancelGeneration(s, command.generationId)
     case 'claimed':
@@ -152,11 +190,7 @@ function apply(s: CommandScope, command: GenerationCommand): Promise<GenerationR
   }
 }
 
-/** Creating, cancelling and failing an item charge or refund; a success or a claim does not. */
-function movesMoney(c: GenerationCommand) {
-  return (
-    c.kind === 'create' ||
-    c.kind === 'cancel' ||
-    (c.kind === 'outcome' && c.result.status === 'failed')
-  )
+/** Cancelling and failing an item refund; a success or a claim does not. */
+function movesMoney(c: OtherCommand) {
+  return c.kind === 'cancel' || (c.kind === 'outcome' && c.result.status === 'failed')
 }

@@ -58,6 +58,26 @@ export function claimedItem(userId: string, item: { id: string; key: string }): 
   }
 }
 
+/** A generation as API.md shows it, without items; `positions`: queue positions by id. */
+export function presentSummary(g: GenerationRow, positions: Map<string, number>) {
+  const iso = (d: Date | null) => (d ? d.toISOString() : null)
+  return {
+    id: g.id,
+    status: g.status,
+    mode: g.mode,
+    totalItems: g.total_items,
+    succeededItems: g.succeeded_items,
+    failedItems: g.failed_items,
+    cancelledItems: g.cancelled_items,
+    creditsCharged: Number(g.credits_charged),
+    creditsRefunded: Number(g.credits_refunded),
+    queuePosition: positions.get(g.id) ?? null,
+    createdAt: g.created_at.toISOString(),
+    startedAt: iso(g.started_at),
+    finishedAt: iso(g.finished_at),
+  }
+}
+
 /** The counters every generation.* event carries. */
 export function counters(g: GenerationRow) {
   return {

@@ -8,76 +8,34 @@ type Q = Kysely<DB> | Transaction<DB>
 
 export type NewItem = { id: string; key: string; poseId: string | null; variation: number }
 
-export async function insertGeneration(
+/** What generation_create_many (sql/0021) answers for one create. */
+export type CreateRow =
+  | { ok: true; generation: Record<string, unknown>; items: Record<string, unknown>[] }
+  | { ok: true; replayOf: string }
+  | { ok: true; recorded: { status: number; body: unknown } }
+  | { ok: false; code: 'fenced' | 'idempotency_conflict' | 'active_limit' }
+  | { ok: false; code: 'in_flight'; holdsFor: number }
+  | { ok: false; code: 'hourly_limit'; freesIn: number }
+  | { ok: false; code: 'insufficient_credits'; required: number; available: number }
+
+export type CreatedMany = { at: string; ahead: number; results: Record<string, CreateRow> }
+
+/**
+ * Several users' creates in one statement (sql/0021_generation_create_many.sql),
+ * the JSON payload already encoded: per user under its account lock and epoch,
+ * limits, charge, generation.queued; then one insert for the generations and
+ * one for their items.
+ */
+export async function createMany(
   trx: Transaction<DB>,
-  g: {
-    id: string
-    userId: string
-    request: GenerationRequest
-    pricePerItem: number
-    chargeEntryId: string
-    deadlineSeconds: number | null
-    items: NewItem[]
-  },
-) {
-  await trx
-    .insertInto('generations')
-    .values({
-      id: g.id,
-      user_id: g.userId,
-      status: 'queued',
-      mode: g.request.mode,
-      request: jsonb(g.request),
-      total_items: g.items.length,
-      price_per_item: g.pricePerItem,
-      credits_charged: g.pricePerItem * g.items.length,
-      charge_entry_id: g.chargeEntryId,
-      deadline_at:
-        g.deadlineSeconds === null
-          ? null
-          : sql<Date>`now() + ${g.deadlineSeconds} * interval '1 second'`,
-    })
-    .execute()
-  await trx
-    .insertInto('generation_items')
-    .values(
-      g.items.map((item) => ({
-        id: item.id,
-        generation_id: g.id,
-        user_id: g.userId,
-        key: item.key,
-        pose_id: item.poseId,
-        variation: item.variation,
-        status: 'queued' as const,
-      })),
-    )
-    .execute()
-}
-
-/** Images accepted in the rolling hour, and in how many seconds (database clock) the oldest leaves it. */
-export async function imagesInLastHour(q: Q, userId: string) {
-  const row = await q
-    .selectFrom('generations')
-    .select((eb) => [
-      eb.fn.coalesce(eb.fn.sum<number>('total_items'), sql<number>`0`).as('images'),
-      sql<number>`coalesce(extract(epoch from min(created_at) + interval '1 hour' - now()), 0)`.as(
-        'frees_in',
-      ),
-    ])
-    .where('user_id', '=', userId)
-    .where('created_at', '>', sql<Date>`now() - interval '1 hour'`)
-    .executeTakeFirstOrThrow()
-  return { images: Number(row.images), freesInSeconds: Number(row.frees_in) }
-}
-
-export async function activeGenerations(q: Q, userId: string) {
-  const row = await q
-    .selectFrom('generations')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('user_id', '=', userId)
-    .where('status', 'in', ['queued', 'running'])
-    .executeTakeFirstOrThrow()
-  return Number(row.n)
+  payload: string,
+  limits: { imagesPerHour: number; activeGenerations: number },
+): Promise<CreatedMany> {
+  const { rows } = await sql<{ r: CreatedMany }>`
+    select generation_create_many(${payload}::text::jsonb, ${JSON.stringify(limits)}::text::jsonb) as r`.execute(
+    trx,
+  )
+  return rows[0]!.r
 }
 
 /** A user's generation by id: someone else's is no row, as a missing one is. */

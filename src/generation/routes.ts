@@ -19,11 +19,9 @@ export function generationRoutes(deps: GenerationRoutesDeps) {
     .post(
       '/v1/generations',
       ({ body, principal, request, set }) =>
-        idempotency.run({ request, set, userId: principal.userId, body }, async (commandKey) => {
-          const generation = await generations.accept(principal.userId, body, commandKey)
-          set.status = 202
-          return generation
-        }),
+        idempotency.runRecorded({ request, set, userId: principal.userId, body }, (claim) =>
+          generations.accept(principal.userId, body, claim),
+        ),
       {
         auth: true,
         body: CreateGenerationBody,

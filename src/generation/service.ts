@@ -3,12 +3,13 @@ import type { DB } from '../db/schema'
 import { NotFound, ValidationFailed, type ValidationIssue } from '../errors'
 import { decodeCursor, encodeCursor, isTimeIdCursor, pageLimit } from '../db/keyset'
 import { isHexColour } from '../media/colour'
+import type { Claim } from '../idempotency/idempotency'
 import type { MediaUrls } from '../media/signed-urls'
 import type { GenerationCommand, GenerationResult } from './commands'
-import { presentItem } from './present'
+import { presentItem, presentSummary } from './present'
 import { checkPrompt } from './prompt'
 import * as repo from './repository'
-import type { GenerationRequest, GenerationRow, GenerationStatus } from './table'
+import type { GenerationRequest, GenerationStatus } from './table'
 
 /**
  * What the HTTP edge asks of generations. Reads go to Postgres (`readDb` for
@@ -35,12 +36,18 @@ export type Generations = ReturnType<typeof makeGenerations>
 export function makeGenerations(deps: GenerationsDeps) {
   const readDb = deps.readDb ?? deps.db
 
-  async function accept(userId: string, body: GenerationRequest, commandKey: string) {
+  /**
+   * The create through the user's actor, with the request's Idempotency-Key
+   * claim: the answer is the one the create wrote (202, or the recorded first
+   * response), or, for a charge already made under the key whose record is
+   * gone, that generation as it stands now.
+   */
+  async function accept(userId: string, body: GenerationRequest, claim: Claim) {
     const request = await normalize(deps, userId, body)
     const items = itemsOf(request)
     const pricePerItem =
       deps.pricing.perImage + (request.background ? deps.pricing.perBackground : 0)
-    const { generationId } = await deps.ask(userId, {
+    const result = await deps.ask(userId, {
       kind: 'create',
       generationId: Bun.randomUUIDv7(),
       request,
@@ -48,11 +55,14 @@ export function makeGenerations(deps: GenerationsDeps) {
       pricePerItem,
       // counted from the database's now() when the row is written: one clock for deadlines
       deadlineSeconds: request.deadlineSeconds ?? null,
-      commandKey,
+      commandKey: claim.commandKey,
+      ...(claim.record ? { idem: claim.record } : {}),
     })
-    deps.wake()
+    if (result.applied) deps.wake()
+    if (result.answer) return result.answer
     // from the database the actor just wrote: a replica may not have it yet
-    return load(deps, deps.db, userId, generationId)
+    const replay = await load(deps, deps.db, userId, result.generationId)
+    return { status: 202, body: replay, replayed: false }
   }
 
   async function list(
@@ -73,7 +83,7 @@ export function makeGenerations(deps: GenerationsDeps) {
     )
     const last = page.at(-1)
     return {
-      items: page.map((r) => summary(r, positions)),
+      items: page.map((r) => presentSummary(r, positions)),
       nextCursor:
         rows.length > limit && last ? encodeCursor([last.created_at.toISOString(), last.id]) : null,
     }
@@ -96,7 +106,7 @@ async function load(deps: GenerationsDeps, db: Kysely<DB>, userId: string, id: s
     repo.itemsOf(db, id),
     repo.queuePositions(db, [id]),
   ])
-  return { ...summary(row, positions), items: items.map((i) => presentItem(i, deps.urls)) }
+  return { ...presentSummary(row, positions), items: items.map((i) => presentItem(i, deps.urls)) }
 }
 
 /** The request as it is stored: checks the schema cannot make (poses, the upload, colours, prompts). */
@@ -153,23 +163,4 @@ function itemsOf(request: GenerationRequest): repo.NewItem[] {
       variation: v,
     })),
   )
-}
-
-function summary(g: GenerationRow, positions: Map<string, number>) {
-  const iso = (d: Date | null) => (d ? d.toISOString() : null)
-  return {
-    id: g.id,
-    status: g.status,
-    mode: g.mode,
-    totalItems: g.total_items,
-    succeededItems: g.succeeded_items,
-    failedItems: g.failed_items,
-    cancelledItems: g.cancelled_items,
-    creditsCharged: Number(g.credits_charged),
-    creditsRefunded: Number(g.credits_refunded),
-    queuePosition: positions.get(g.id) ?? null,
-    createdAt: g.created_at.toISOString(),
-    startedAt: iso(g.started_at),
-    finishedAt: iso(g.finished_at),
-  }
 }

@@ -47,6 +47,9 @@ export const GenerationCommandWire = T.Union([
       pricePerItem: T.Integer({ minimum: 0 }),
       deadlineSeconds: T.Union([T.Integer(), T.Null()]),
       commandKey: Id,
+      idem: T.Optional(
+        T.Object({ key: T.String(), requestHash: T.String() }, { additionalProperties: false }),
+      ),
     },
     { additionalProperties: false },
   ),
@@ -77,7 +80,16 @@ export const GenerationCommandWire = T.Union([
   ),
 ])
 
-export const GenerationResultWire = T.Object({ generationId: T.String(), applied: T.Boolean() })
+export const GenerationResultWire = T.Object({
+  generationId: T.String(),
+  applied: T.Boolean(),
+  answer: T.Optional(
+    T.Object(
+      { status: T.Integer(), body: T.Unknown(), replayed: T.Boolean() },
+      { additionalProperties: false },
+    ),
+  ),
+})
 
 export const generationWire: RoomWire = {
   command: GenerationCommandWire,

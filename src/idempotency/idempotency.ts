@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import type { Logger } from 'pino'
 import type { DB } from '../db/schema'
 import { Conflict, IdempotencyConflict, ValidationFailed } from '../errors'
@@ -60,19 +60,9 @@ export function makeIdempotency(deps: IdempotencyDeps) {
     call: IdempotentCall,
     operation: (commandKey: string) => Promise<T>,
   ): Promise<T> {
-    const key = call.request.headers.get('idempotency-key')
-    if (key === null) return operation(`auto:${Bun.randomUUIDv7()}`)
-    if (!KEY.test(key))
-      throw new ValidationFailed([
-        {
-          path: '/headers/idempotency-key',
-          message: 'Expected 1 to 255 printable ASCII characters',
-        },
-      ])
-    const url = new URL(call.request.url)
-    const hash = new Bun.CryptoHasher('sha256')
-      .update(`${call.request.method} ${url.pathname}\n${stableStringify(call.body)}`)
-      .digest('hex')
+    const claim = claimOf(call)
+    if (!claim.record) return operation(claim.commandKey)
+    const { key, requestHash: hash } = claim.record
 
     let claimed = await repo.claimKey(db, call.userId, key, hash, HOLD_MS)
     if (!claimed) {
@@ -93,7 +83,7 @@ export function makeIdempotency(deps: IdempotencyDeps) {
       return prior.response_body as T
     }
     try {
-      const result = await operation(`idem:${key}`)
+      const result = await operation(claim.commandKey)
       const status = typeof call.set.status === 'number' ? call.set.status : 200
       await repo.completeKey(db, call.userId, key, status, result, KEEP_MS)
       return result
@@ -103,7 +93,69 @@ export function makeIdempotency(deps: IdempotencyDeps) {
     }
   }
 
-  return { run, sweep, close: () => clearInterval(sweeper) }
+  /** Keys of recorded requests in flight on this instance: `${userId}\n${key}`. */
+  const inFlight = new Set<string>()
+
+  /**
+   * For a POST whose effect records its first response in its own transaction
+   * (an accept: src/generation/create-writer.ts), so there is no claim and no
+   * completion to commit. A second request with the same key while the first
+   * is in flight on this instance is 409 conflict; one that reaches another
+   * instance waits for the first in the user's actor, which answers it from
+   * the record.
+   */
+  async function runRecorded(
+    call: IdempotentCall,
+    operation: (claim: Claim) => Promise<RecordedAnswer>,
+  ): Promise<unknown> {
+    const claim = claimOf(call)
+    const slot = claim.record && `${call.userId}\n${claim.record.key}`
+    if (slot !== undefined && inFlight.has(slot))
+      throw new Conflict('A request with this Idempotency-Key is still in progress', 1)
+    if (slot !== undefined) inFlight.add(slot)
+    try {
+      const answer = await operation(claim)
+      call.set.status = answer.status
+      if (answer.replayed) call.set.headers['idempotent-replayed'] = 'true'
+      return answer.body
+    } finally {
+      if (slot !== undefined) inFlight.delete(slot)
+    }
+  }
+
+  /** Records first responses in the transaction of their effect, kept 24 h. */
+  const record = (trx: Transaction<DB>, records: readonly repo.RecordedResponse[]) =>
+    repo.recordCompleted(trx, records, KEEP_MS)
+
+  return { run, runRecorded, record, sweep, close: () => clearInterval(sweeper) }
+}
+
+/** What a request's Idempotency-Key makes of it: the effect's key, and the record to keep. */
+export type Claim = {
+  /** The key of the effect underneath (a ledger entry): exactly-once even without the record. */
+  commandKey: string
+  /** Absent without the header. */
+  record?: { key: string; requestHash: string }
+}
+
+/** A response, and whether it is the replay of a recorded first one. */
+export type RecordedAnswer = { status: number; body: unknown; replayed: boolean }
+
+function claimOf(call: IdempotentCall): Claim {
+  const key = call.request.headers.get('idempotency-key')
+  if (key === null) return { commandKey: `auto:${Bun.randomUUIDv7()}` }
+  if (!KEY.test(key))
+    throw new ValidationFailed([
+      {
+        path: '/headers/idempotency-key',
+        message: 'Expected 1 to 255 printable ASCII characters',
+      },
+    ])
+  const url = new URL(call.request.url)
+  const requestHash = new Bun.CryptoHasher('sha256')
+    .update(`${call.request.method} ${url.pathname}\n${stableStringify(call.body)}`)
+    .digest('hex')
+  return { commandKey: `idem:${key}`, record: { key, requestHash } }
 }
 
 /** JSON with sorted keys, so `{a,b}` and `{b,a}` are the same request. */

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type Transaction } from 'kysely'
 import { jsonb } from '../db/json'
 import type { DB } from '../db/schema'
 
@@ -81,4 +81,42 @@ export async function sweepExpired(db: Kysely<DB>, limit: number) {
     db,
   )
   return Number(result.numAffectedRows ?? 0)
+}
+
+/** A first response, recorded in the transaction of its effect. */
+export type RecordedResponse = {
+  userId: string
+  key: string
+  requestHash: string
+  status: number
+  body: unknown
+}
+
+/**
+ * Records completed responses inside the transaction that made their effect
+ * (one multi-row insert). A record that appeared meanwhile (another path's
+ * claim of the same key) is left as it is: the effect is still exactly-once
+ * by its own key.
+ */
+export async function recordCompleted(
+  trx: Transaction<DB>,
+  records: readonly RecordedResponse[],
+  keepMs: number,
+) {
+  if (records.length === 0) return
+  await trx
+    .insertInto('idempotency_keys')
+    .values(
+      records.map((r) => ({
+        user_id: r.userId,
+        key: r.key,
+        request_hash: r.requestHash,
+        state: 'completed' as const,
+        response_status: r.status,
+        response_body: jsonb(r.body),
+        expires_at: sql<Date>`now() + ${keepMs} * interval '1 millisecond'`,
+      })),
+    )
+    .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
+    .execute()
 }

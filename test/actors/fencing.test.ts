@@ -4,6 +4,7 @@ import { makeDatabase } from '../../src/db/database'
 import { toCommandError } from '../../src/db/errors'
 import { StaleEpoch } from '../../src/errors'
 import { writeEvents } from '../../src/events/outbox-repository'
+import { makeCreateWriter } from '../../src/generation/create-writer'
 import { generationHandler } from '../../src/generation/commands'
 import { fenceAccount, lockAccount } from '../../src/ledger/repository'
 import { applyLedgerBatch } from '../../src/ledger/service'
@@ -130,7 +131,13 @@ describe('epoch fencing of actor writes', () => {
       ledger: { lock: lockAccount, fence: fenceAccount, apply: applyLedgerBatch },
       outbox: { write: writeEvents, committed: () => {} },
       urls: { url: () => 'http://x.test/m' },
-      limits: { imagesPerHour: 1000, activeGenerations: 10 },
+      creates: makeCreateWriter({
+        db,
+        limits: { imagesPerHour: 1000, activeGenerations: 10 },
+        urls: { url: () => 'http://x.test/m' },
+        record: async () => {},
+        committed: () => {},
+      }),
     })
     const start = (generationId: string) => ({
       type: 'generation' as const,

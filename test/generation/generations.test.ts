@@ -155,6 +155,21 @@ describe('accepting generations', () => {
     expect(other.json.error.code).toBe('idempotency_conflict')
   })
 
+  it('answers the accepted generation exactly as GET then shows it, and replays it so', async () => {
+    const { token } = await funded(3000)
+    // items in key order across poses and variations, as GET orders them
+    const body = { mode: 'library', poseIds: poseIds.slice(0, 5).reverse(), variations: 4 }
+    const accepted = await api.post('/v1/generations', body, token, { 'idempotency-key': 'same' })
+    expect(accepted.status).toBe(202)
+    expect(accepted.json.items).toHaveLength(20)
+    const shown = await api.get(`/v1/generations/${accepted.json.id}`, token)
+    expect(accepted.json).toEqual(shown.json)
+    const replayed = await api.post('/v1/generations', body, token, { 'idempotency-key': 'same' })
+    expect(replayed.status).toBe(202)
+    expect(replayed.headers.get('idempotent-replayed')).toBe('true')
+    expect(replayed.json).toEqual(accepted.json)
+  })
+
   it('answers the hourly and active limits with 429 and Retry-After, charging nothing', async () => {
     const limited = await env.instance({
       RENDER_CONCURRENCY: '0',

@@ -110,7 +110,11 @@ describe('one poisoned command fails alone', () => {
     const { user } = await api.register()
     await inst.credits.apply(user.id, { kind: 'grant', amount: 300, reason: 'x', key: 'fund' })
     const accept = (prompt: string) =>
-      inst.generations.accept(user.id, { mode: 'text', prompt, variations: 1 }, crypto.randomUUID())
+      inst.generations.accept(
+        user.id,
+        { mode: 'text', prompt, variations: 1 },
+        { commandKey: crypto.randomUUID() },
+      )
     const outcomes = await settle([accept('a cat'), accept('a \ud800 dog'), accept('a cow')])
     expect(outcomes).toEqual(['ok', '422 validation_failed', 'ok'])
     expect(await readBalance(inst.database.db, user.id)).toBe(300 - 60)
