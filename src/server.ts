@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig, type Config } from './config/config'
 import { composeUserActors } from './compose/actors'
+import { answerWithinSeconds } from './http/answer-within'
 import { composeLibrary, composeMedia } from './compose/content'
 import { composeEvents } from './compose/events'
 import { composeFoundation } from './compose/foundation'
@@ -104,6 +105,7 @@ export function serveOptions(config: Config) {
     hostname: config.HOST,
     // far above every route's limit: the app answers every over-limit body itself (http/body.ts)
     maxRequestBodySize: BUN_MAX_REQUEST_BODY,
+    idleTimeout: answerWithinSeconds(config),
   }
 }
 

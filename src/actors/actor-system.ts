@@ -20,6 +20,9 @@ import { withinDeadline } from './batch-deadline'
  * ownership can sit behind the same call.
  */
 
+/** How long an aborted batch's handler may take to settle by default (see abortGraceMs). */
+export const ABORT_GRACE_MS = 15_000
+
 export type Outcome<R> = { ok: true; value: R } | { ok: false; error: Error }
 
 /**
@@ -251,7 +254,7 @@ function batchRunner<C, R>(
   metrics: RuntimeMetrics,
 ) {
   const batchTimeoutMs = deps.batchTimeoutMs ?? 20_000
-  const abortGraceMs = deps.abortGraceMs ?? 15_000
+  const abortGraceMs = deps.abortGraceMs ?? ABORT_GRACE_MS
   return async (key: string, batch: C[]): Promise<Outcome<R>[]> => {
     let outcomes: Outcome<R>[]
     try {
