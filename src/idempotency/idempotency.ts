@@ -93,18 +93,27 @@ export function makeIdempotency(deps: IdempotencyDeps) {
     }
   }
 
+  const runRecorded = recordedRuns()
+
+  /** Records first responses in the transaction of their effect, kept 24 h. */
+  const record = (trx: Transaction<DB>, records: readonly repo.RecordedResponse[]) =>
+    repo.recordCompleted(trx, records, KEEP_MS)
+
+  return { run, runRecorded, record, sweep, close: () => clearInterval(sweeper) }
+}
+
+/**
+ * For a POST whose effect records its first response in its own transaction
+ * (an accept: src/generation/create-writer.ts), so there is no claim and no
+ * completion to commit. A second request with the same key while the first
+ * is in flight on this instance is 409 conflict; one that reaches another
+ * instance waits for the first in the user's actor, which answers it from
+ * the record.
+ */
+function recordedRuns() {
   /** Keys of recorded requests in flight on this instance: `${userId}\n${key}`. */
   const inFlight = new Set<string>()
-
-  /**
-   * For a POST whose effect records its first response in its own transaction
-   * (an accept: src/generation/create-writer.ts), so there is no claim and no
-   * completion to commit. A second request with the same key while the first
-   * is in flight on this instance is 409 conflict; one that reaches another
-   * instance waits for the first in the user's actor, which answers it from
-   * the record.
-   */
-  async function runRecorded(
+  return async function runRecorded(
     call: IdempotentCall,
     operation: (claim: Claim) => Promise<RecordedAnswer>,
   ): Promise<unknown> {
@@ -122,12 +131,6 @@ export function makeIdempotency(deps: IdempotencyDeps) {
       if (slot !== undefined) inFlight.delete(slot)
     }
   }
-
-  /** Records first responses in the transaction of their effect, kept 24 h. */
-  const record = (trx: Transaction<DB>, records: readonly repo.RecordedResponse[]) =>
-    repo.recordCompleted(trx, records, KEEP_MS)
-
-  return { run, runRecorded, record, sweep, close: () => clearInterval(sweeper) }
 }
 
 /** What a request's Idempotency-Key makes of it: the effect's key, and the record to keep. */
