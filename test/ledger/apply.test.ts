@@ -125,6 +125,96 @@ describe('ledger_apply', () => {
   })
 })
 
+describe('ledger_apply_many', () => {
+  const many = async (batches: { userId: string; epoch?: number; commands: Command[] }[]) => {
+    const body = batches.map((b) => ({ ...b, commands: JSON.parse(payload(b.commands)) }))
+    const [row] = await env.sql`select ledger_apply_many${env.sql.unsafe(
+      batches.some((b) => b.epoch !== undefined) ? '_fenced' : '',
+    )}(${JSON.stringify(body)}::text::jsonb) as r`
+    return row!.r as Record<string, { balance: number; results: Result[] } | { fenced: true }>
+  }
+
+  it("applies each user's batch in its order, under the userId as sent, with that user's next event seqs", async () => {
+    const [a, b, c] = [await newUser(), await newUser(), await newUser()]
+    await apply(a, [{ kind: 'grant', amount: 100, key: 'a0' }])
+    await apply(b, [{ kind: 'grant', amount: 10, key: 'b0' }])
+    // c has no account yet: its first entry opens it
+    const answers = await many([
+      {
+        userId: a,
+        commands: [
+          { kind: 'charge', amount: 60, key: 'a1' },
+          { kind: 'charge', amount: 60, key: 'a2' },
+          { kind: 'charge', amount: 40, key: 'a3' },
+        ],
+      },
+      { userId: b.toUpperCase(), commands: [{ kind: 'charge', amount: 11, key: 'b1' }] },
+      { userId: c, commands: [{ kind: 'grant', amount: 5, key: 'c1' }] },
+    ])
+    expect(Object.keys(answers).sort()).toEqual([a, b.toUpperCase(), c].sort())
+    expect(answers[a]).toMatchObject({
+      balance: 0,
+      results: [
+        { ok: true, entry: { seq: 2, balance_after: 40 } },
+        { ok: false, code: 'insufficient_credits', required: 60, available: 40 },
+        { ok: true, entry: { seq: 3, balance_after: 0 } },
+      ],
+    })
+    expect(answers[b.toUpperCase()]).toEqual({
+      balance: 10,
+      results: [{ ok: false, code: 'insufficient_credits', required: 11, available: 10 }],
+    })
+    expect(answers[c]).toMatchObject({ balance: 5, results: [{ ok: true, entry: { seq: 1 } }] })
+
+    const events = await env.sql`select user_id, seq::int, data::text from event_outbox
+      where user_id in (${a}, ${b}, ${c}) order by user_id, seq`
+    const of = (u: string) => events.filter((e) => e.user_id === u).map((e) => [e.seq, e.data])
+    // the data as written by json_build_object, which the relay sends as it is
+    expect(of(a)).toEqual([
+      [1, '{"balance" : 100, "delta" : 100, "kind" : "grant"}'],
+      [2, '{"balance" : 40, "delta" : -60, "kind" : "charge"}'],
+      [3, '{"balance" : 0, "delta" : -40, "kind" : "charge"}'],
+    ])
+    expect(of(b)).toEqual([[1, '{"balance" : 10, "delta" : 10, "kind" : "grant"}']])
+    expect(of(c)).toEqual([[1, '{"balance" : 5, "delta" : 5, "kind" : "grant"}']])
+    const accounts = await env.sql`select user_id, balance::int, last_seq::int from credit_accounts
+      where user_id in (${a}, ${b}, ${c}) order by user_id`
+    expect(Object.fromEntries(accounts.map((r) => [r.user_id, [r.balance, r.last_seq]]))).toEqual({
+      [a]: [0, 3],
+      [b]: [10, 1],
+      [c]: [5, 1],
+    })
+  })
+
+  it('skips a batch whose epoch is stale, alone, in a fenced group', async () => {
+    const [stale, current] = [await newUser(), await newUser()]
+    await env.sql`insert into actor_owners (user_id, epoch, owner)
+      values (${stale}, 2, 'other'), (${current}, 1, 'me')`
+    const answers = await many([
+      { userId: stale, epoch: 1, commands: [{ kind: 'grant', amount: 3, key: 's' }] },
+      { userId: current, epoch: 1, commands: [{ kind: 'grant', amount: 4, key: 'c' }] },
+    ])
+    expect(answers[stale]).toEqual({ fenced: true })
+    expect(answers[current]).toMatchObject({ balance: 4, results: [{ ok: true }] })
+    const [written] = await env.sql`select count(*)::int as n from ledger_entries
+      where user_id = ${stale}`
+    expect(written!.n).toBe(0)
+  })
+
+  it('refuses a group that holds one user twice, writing nothing', async () => {
+    const user = await newUser()
+    const twice = many([
+      { userId: user, commands: [{ kind: 'grant', amount: 1, key: 'x' }] },
+      { userId: user, commands: [{ kind: 'grant', amount: 2, key: 'y' }] },
+    ])
+    // 22023: a request fault, so the writer retries each batch on its own (src/ledger/writer.ts)
+    await expect(twice).rejects.toMatchObject({ code: '22023' })
+    const [written] = await env.sql`select count(*)::int as n from ledger_entries
+      where user_id = ${user}`
+    expect(written!.n).toBe(0)
+  })
+})
+
 /** Rows of ledger_entries one ledger_apply reads for 2 known and 2 new keys of `user` (history h0…). */
 async function rowsRead(user: string, planCacheMode: 'auto' | 'force_generic_plan') {
   return env.sql.begin(async (trx) => {
