@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import type { LedgerCommand } from './commands'
-import { abortReason, anySignal, inBatch } from '../db/batch-scope'
+import { anySignal, inBatch } from '../db/batch-scope'
+import { makeGroupCommit, type Member } from '../db/group-commit'
 import { isRequestFault, toCommandError } from '../db/errors'
 import { StaleEpoch } from '../errors'
 import {
@@ -13,13 +14,11 @@ import {
 } from './repository'
 
 /**
- * Group commit across actors. Each actor sends one batch at a time; the
- * writer keeps at most `slots` ledger transactions in flight, and whatever
- * queues meanwhile (other users' batches) goes into the next transaction
- * together: with 10,000 users charging at once, 8 batches cost one commit
- * instead of 8. Nothing waits on a timer: an idle slot sends at once.
- *
- *   idle ──apply──▶ flushing (≤ slots calls) ──settled──▶ next queued group, or idle
+ * Group commit across actors (src/db/group-commit.ts). Each actor sends one
+ * batch at a time; the writer keeps at most `slots` ledger transactions in
+ * flight, and whatever queues meanwhile (other users' batches) goes into the
+ * next transaction together: with 10,000 users charging at once, 8 batches
+ * cost one commit instead of 8. Nothing waits on a timer.
  *
  * One command at fault (a value Postgres refuses, SQLSTATE class 22/23)
  * fails alone: the group falls back to one transaction per user, and that
@@ -41,36 +40,20 @@ export type LedgerWriterLimits = {
   maxUsersPerCommit?: number
 }
 
-type Waiting = {
+/** One user's batch, as its actor hands it in. */
+type Batch = {
   userId: string
   /** The owner's fencing epoch (cluster mode); undefined: unfenced (embedded). */
   epoch?: number
   commands: readonly LedgerCommand[]
-  signal?: AbortSignal
-  /** Stops listening for an abort while queued (the batch left the queue). */
-  dequeued: () => void
-  resolve: (r: AppliedBatch) => void
-  reject: (e: Error) => void
 }
+type Waiting = Member<Batch, AppliedBatch>
 
 export function makeLedgerWriter(db: Kysely<DB>, limits: LedgerWriterLimits = {}) {
-  const slots = limits.slots ?? 4
-  const maxUsers = limits.maxUsersPerCommit ?? 64
-  const queue: Waiting[] = []
-  let inflight = 0
-
-  function pump() {
-    while (inflight < slots && queue.length > 0) {
-      inflight++
-      const group = queue.splice(0, maxUsers)
-      for (const w of group) w.dequeued()
-      void flush(db, group).finally(() => {
-        inflight--
-        pump()
-      })
-    }
-  }
-
+  const commit = makeGroupCommit<Batch, AppliedBatch>((group) => flush(db, group), {
+    slots: limits.slots,
+    maxPerCommit: limits.maxUsersPerCommit,
+  })
   return {
     /**
      * Applies one user's batch. `epoch`: the owner's fencing epoch; a stale one fails with
@@ -82,46 +65,29 @@ export function makeLedgerWriter(db: Kysely<DB>, limits: LedgerWriterLimits = {}
       epoch?: number,
       signal?: AbortSignal,
     ): Promise<AppliedBatch> {
-      return new Promise((resolve, reject) => {
-        if (signal?.aborted) return reject(abortReason(signal))
-        const w: Waiting = { userId, epoch, commands, signal, dequeued: () => {}, resolve, reject }
-        if (signal) leaveOnAbort(queue, w, signal)
-        queue.push(w)
-        pump()
-      })
+      return commit.submit({ userId, epoch, commands }, signal)
     },
   }
 }
 
-/** While `w` waits in `queue`, an abort of its signal takes it out, unapplied. */
-function leaveOnAbort(queue: Waiting[], w: Waiting, signal: AbortSignal) {
-  const aborted = () => {
-    const at = queue.indexOf(w)
-    if (at >= 0) queue.splice(at, 1)
-    w.reject(abortReason(signal))
-  }
-  signal.addEventListener('abort', aborted, { once: true })
-  w.dequeued = () => signal.removeEventListener('abort', aborted)
-}
-
 /** One group's batches in one transaction; when that fails at a command's fault, each alone. */
 async function flush(db: Kysely<DB>, group: Waiting[]) {
-  const batches = group.map((w) => prepareBatch(w.commands))
+  const batches = group.map((w) => prepareBatch(w.input.commands))
   const payload = group.map((w, i) => ({
-    userId: w.userId,
-    epoch: w.epoch,
+    userId: w.input.userId,
+    epoch: w.input.epoch,
     commands: batches[i]!.payload,
   }))
   // fenced (cluster mode): each batch's epoch is checked under its account lock, and a
   // stale one is skipped alone ({ fenced: true }) while the others commit together
-  const fenced = group.some((w) => w.epoch !== undefined)
+  const fenced = group.some((w) => w.input.epoch !== undefined)
   try {
     const text = JSON.stringify(payload)
     const rows = await inBatch(anySignal(group.map((w) => w.signal)), () =>
       db.transaction().execute((trx) => applyGroup(trx, text, fenced)),
     )
     group.forEach((w, i) => {
-      const applied = rows[w.userId]!
+      const applied = rows[w.input.userId]!
       if ('fenced' in applied) w.reject(new StaleEpoch())
       else w.resolve(batches[i]!.expand(applied))
     })
@@ -139,18 +105,20 @@ async function flush(db: Kysely<DB>, group: Waiting[]) {
 async function applyAlone(db: Kysely<DB>, w: Waiting): Promise<AppliedBatch> {
   const applyInBatch = (commands: readonly LedgerCommand[]) =>
     inBatch(w.signal, () =>
-      db.transaction().execute((trx) => applyCommands(trx, w.userId, commands, w.epoch)),
+      db
+        .transaction()
+        .execute((trx) => applyCommands(trx, w.input.userId, commands, w.input.epoch)),
     )
   try {
-    return await applyInBatch(w.commands)
+    return await applyInBatch(w.input.commands)
   } catch (error) {
-    if (!isRequestFault(error) || w.commands.length === 1) throw toCommandError(error)
+    if (!isRequestFault(error) || w.input.commands.length === 1) throw toCommandError(error)
   }
   // in order, one transaction each: rare (a value Postgres refuses got past
   // the edge), so simplicity over round trips
   const results: AppliedRow[] = []
   let balance: number | undefined
-  for (const command of w.commands) {
+  for (const command of w.input.commands) {
     try {
       const applied = await applyInBatch([command])
       balance = applied.balance
