@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'bun:test'
 import postgres from 'postgres'
 import { compareIds } from '../../src/events/ids'
 import { useTestEnv } from '../support/env'
+import { waitFor } from '../support/wait'
 import type { FaultProxy } from '../support/fault-proxy'
 import { checkInvariants, checkResponses, settleItems } from './invariants'
 import { startLoad, tally, type LoadUser, type Operation } from './load'
@@ -181,6 +182,23 @@ async function pendingEvents() {
   return row!.n as number
 }
 
+/**
+ * Milliseconds from `since` until every event committed before `before` (the database's
+ * clock) is relayed: the backlog of an outage, apart from what the load adds after it.
+ */
+async function backlogRelayed(before: Date, since: number) {
+  await waitFor(
+    async () =>
+      (
+        await sql`select count(*)::int as n from event_outbox
+          where sent_at is null and created_at <= ${before}`
+      )[0]!.n === 0,
+    15_000,
+    'the outage’s backlog to be relayed',
+  )
+  return Math.round(performance.now() - since)
+}
+
 async function lastSeqs() {
   const rows = await sql`select user_id, last_seq from event_sequences`
   return new Map(rows.map((r) => [r.user_id as string, Number(r.last_seq)]))
@@ -255,8 +273,10 @@ describe('redis faults', () => {
       await Bun.sleep(Math.max(0, REDIS_CUT_MS - (performance.now() - cutAt)))
       figures.pendingAtHeal = await pendingEvents()
       expect(figures.pendingAtHeal).toBeGreaterThan(0)
+      const [{ now: healDbTime }] = (await sql`select now()`) as unknown as [{ now: Date }]
       proxy.heal()
       healedAt = performance.now()
+      const backlog = backlogRelayed(healDbTime, healedAt)
       const readyAgain = await Promise.all(servers.map((s) => readyTurns(s, 200, healedAt)))
       figures.readyAgainMs = readyAgain.map(Math.round)
       for (const ms of readyAgain) expect(ms).toBeLessThan(READY_WITHIN_MS)
@@ -267,6 +287,8 @@ describe('redis faults', () => {
       expect(late.problems).toEqual([])
       await late.stop()
 
+      // what the outage left in the outbox is relayed soon after Redis returns
+      figures.backlogRelayedMs = await backlog
       await Bun.sleep(1000) // the load runs on after the return
     } finally {
       // a failed check above must not leave Redis unreachable for the scenarios after it
