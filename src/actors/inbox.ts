@@ -68,7 +68,7 @@ export function makeInbox(deps: InboxDeps) {
   }
 }
 
-/** Replies to one sender go at once, or coalesced while one to it is in flight, as sends do (sender.ts). */
+/** Replies to one sender go at once, or coalesced per turn while one to it is in flight, as sends do. */
 function makeReplier(redis: Redis, keys: RedisKeys) {
   type Outgoing = { reply: string; done: PromiseWithResolvers<void> }
   const replying = makeCoalescer<Outgoing>((to, batch) => {

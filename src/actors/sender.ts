@@ -10,8 +10,8 @@ import { GROUP, type Entry } from './streams'
  * the replies that come back on this instance's reply stream, matched to
  * their envelope by correlation id.
  *
- * Per envelope: sent at once, or queued behind its target's XADD in flight
- *   (coalesce.ts) ──XADD──▶ awaiting its reply
+ * Per envelope: sent at once, or (an XADD to its target in flight) queued
+ *   for this turn's entry (coalesce.ts) ──XADD──▶ awaiting its reply
  *   ──reply──▶ answered | ──timeout──▶ ReplyTimeout | ──gone/failed──▶ rejected
  * Nothing here holds a timer past its envelope's answer.
  */
@@ -30,9 +30,10 @@ type SenderState = SenderDeps & {
   /** Sends awaiting their reply, by correlation id. */
   waiting: Map<string, (reply: Reply) => void>
   /**
-   * Group sending: the envelopes that arrive for one target while an XADD to
-   * it is in flight go as one stream entry (a JSON array), so a hot user's
-   * 256 forwarded commands cost two XADDs, not 256; a lone one goes at once.
+   * Group sending: the envelopes of one turn that arrive for one target
+   * while an XADD to it is in flight go as one stream entry (a JSON array),
+   * so a hot user's 256 forwarded commands cost two XADDs, not 256; a lone
+   * one goes at once.
    */
   outgoing: Coalescer<Outgoing>
 }
@@ -78,7 +79,7 @@ function send(state: SenderState, target: string, envelope: Envelope, timeoutMs:
   })
 }
 
-/** One inbox entry; settles once the XADD answered, so the next batch waits for it. */
+/** One inbox entry; settles once the XADD answered (until then the target counts as in flight). */
 function write(state: SenderState, target: string, batch: Outgoing[]) {
   const body = JSON.stringify(batch.map((o) => o.envelope))
   const inbox = state.keys.instanceInbox(target)

@@ -43,7 +43,7 @@ const replies = (es: Envelope[]): Entry[] =>
   es.map((e, i) => [`${i + 1}-0`, ['r', JSON.stringify([{ id: e.id, outcome: e.command }])]])
 
 describe('forwarding: sending', () => {
-  it('sends a lone envelope at once and coalesces what arrives while its XADD is in flight', async () => {
+  it('sends a lone envelope at once and coalesces what arrives in the same turn while its XADD is in flight', async () => {
     const sender = makeSender({ redis, keys, instanceId: 'me', timeoutMs: 1000, log: silentLog })
     const es = [1, 2, 3, 4].map(envelope)
     const answers = es.slice(0, 3).map((e) => sender.send('target', e, 5000))
