@@ -1,14 +1,17 @@
 /**
- * bun run bench:cluster — cluster ownership (src/actors/cluster.ts), in one
- * process with three instances built by buildInstance (the production
- * wiring) against one Postgres and one Redis:
+ * bun run bench:cluster — cluster ownership (src/actors/cluster.ts), three
+ * instances built by buildInstance (the production wiring, bench/cluster-instance.ts)
+ * against one Postgres and one Redis, in this process, or each in its own
+ * process with BENCH_CLUSTER_PROCESSES=1 (or --processes: then no instance's
+ * work is paid on another's thread, and each loop runs inside its instance):
  *  (1) ask latency, one command at a time: local (the owner) vs forwarded
  *      (another instance, over its inbox stream and back), p50 and p99;
  *  (2) a hot user's charges per second, 256 at once: the single-statement
  *      baseline (a guarded UPDATE per autocommit), one instance, and three
- *      instances with the commands spread round-robin (two thirds forwarded);
+ *      instances each sending a third of the clients and commands (two
+ *      thirds forwarded);
  *  (3) 1,000 users spread over three instances (each owned where its first
- *      command landed, every command of it sent to a random instance).
+ *      command landed; each instance's clients pick a random user).
  * Prints ratios against the baseline and the single instance, measured here.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -16,21 +19,30 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sql } from 'kysely'
 import { createClient } from 'redis'
-import { loadConfig } from '../src/config/config'
 import { makeLogger } from '../src/obs/logger'
-import { buildInstance, type Instance } from '../src/server'
 import { makeActorSystem, type Exchange } from '../src/actors/actor-system'
 import { dispatchByType } from '../src/actors/dispatch'
 import { ledgerHandler, makeCredits, type LedgerMessage } from '../src/ledger/credits'
 import type { LedgerResult } from '../src/ledger/commands'
 import { makeLedgerWriter } from '../src/ledger/writer'
 import { claimOwner } from '../src/actors/repository'
-import { benchDatabase, closedLoop, summarize, table } from './support'
+import {
+  charge,
+  chargeLoop,
+  startInstance,
+  type InstanceCommand,
+  type InstanceSettings,
+} from './cluster-instance'
+import { spawnChild } from './ipc'
+import { benchDatabase, closedLoop, summarize, table, type Sample } from './support'
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 256)
 const OPS = Number(process.env.BENCH_OPS ?? 6000)
 const LATENCY_OPS = 2000
+const LATENCY_ROUND = 100
 const SPREAD_USERS = 1000
+const PROCESSES =
+  process.env.BENCH_CLUSTER_PROCESSES === '1' || process.argv.includes('--processes')
 
 const { database, url, drop } = await benchDatabase(8)
 const db = database.db
@@ -39,20 +51,59 @@ const prefix = `atelier-bench:${crypto.randomUUID().slice(0, 8)}:`
 const dataDir = mkdtempSync(join(tmpdir(), 'atelier-bench-'))
 const log = makeLogger({ level: 'silent', pretty: false })
 
-async function instance(id: string) {
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    DATABASE_URL: url,
-    REDIS_URL: redisUrl,
-    REDIS_PREFIX: prefix,
-    JWT_SECRET: 'bench-secret-that-is-long-enough-0123456789',
-    DATA_DIR: dataDir,
-    DB_POOL_MAX: '8',
-    MIGRATE_ON_START: 'false',
-    RENDER_CONCURRENCY: '0',
-    INSTANCE_ID: id,
+/** One instance, in this process or its own: each loop runs where the instance is. */
+type Node = {
+  claim(users: string[]): Promise<unknown>
+  loop(users: string[], clients: number, ops: number): Promise<Sample>
+  owned(): Promise<number>
+  close(): Promise<void>
+}
+
+async function node(id: string): Promise<Node> {
+  const settings: InstanceSettings = { id, databaseUrl: url, redisUrl, prefix, dataDir }
+  if (!PROCESSES) {
+    const inst = await startInstance(settings)
+    return {
+      claim: (users) => Promise.all(users.map((u) => charge(inst, u))),
+      loop: (users, clients, ops) => chargeLoop(inst, users, clients, ops),
+      owned: async () => inst.userActors.stats().ownedActors,
+      close: () => inst.close(),
+    }
+  }
+  const child = spawnChild(id, join(import.meta.dir, 'cluster-instance.ts'), {
+    BENCH_CLUSTER_INSTANCE: JSON.stringify(settings),
   })
-  return buildInstance(config, log)
+  await child.started
+  const call = <T>(command: InstanceCommand) => child.call<T>(command, 600_000)
+  return {
+    claim: (users) => call({ cmd: 'claim', users }),
+    loop: (users, clients, ops) => call<Sample>({ cmd: 'loop', users, clients, ops }),
+    owned: () => call<number>({ cmd: 'owned' }),
+    close: () => child.end(),
+  }
+}
+
+/** Loops run at once, one per node: `clients` and `ops` split between them. */
+async function together(nodes: Node[], users: string[], clients: number, ops: number) {
+  return merged(
+    await Promise.all(
+      nodes.map((n, i) =>
+        n.loop(users, Math.ceil((clients - i) / nodes.length), Math.ceil((ops - i) / nodes.length)),
+      ),
+    ),
+    true,
+  )
+}
+
+/** Samples as one: taken at once (the longest one's seconds) or one after another. */
+function merged(parts: Sample[], atOnce = false): Sample {
+  const seconds = parts.map((p) => p.seconds)
+  return {
+    ops: parts.reduce((s, p) => s + p.ops, 0),
+    seconds: atOnce ? Math.max(...seconds) : seconds.reduce((s, x) => s + x, 0),
+    latencies: parts.flatMap((p) => p.latencies),
+    rejected: parts.reduce((s, p) => s + p.rejected, 0),
+  }
 }
 
 async function seedUsers(n: number, balance: number) {
@@ -78,25 +129,28 @@ async function seedUsers(n: number, balance: number) {
   return ids
 }
 
-const charge = (inst: Instance, userId: string) =>
-  inst.credits.apply(userId, {
-    kind: 'charge',
-    amount: 1,
-    reason: 'bench',
-    key: crypto.randomUUID(),
-  })
-
-const [a, b, c] = [await instance('bench-a'), await instance('bench-b'), await instance('bench-c')]
-const all = [a, b, c]
+const all = await Promise.all(['bench-a', 'bench-b', 'bench-c'].map(node))
+const [a, b] = all as [Node, Node, Node]
+process.stdout.write(
+  `\ninstances: ${PROCESSES ? 'three processes (BENCH_CLUSTER_PROCESSES=1)' : 'three in this process'}\n`,
+)
 try {
   // (1) one command at a time: what forwarding adds to an ask
   const [probe] = await seedUsers(1, 1_000_000_000)
-  await charge(a, probe!) // a claims it
-  for (let i = 0; i < 200; i++) await charge(i % 2 ? a : b, probe!) // warm both paths
-  const local = summarize(await closedLoop(1, LATENCY_OPS, () => charge(a, probe!)))
-  const forwarded = summarize(await closedLoop(1, LATENCY_OPS, () => charge(b, probe!)))
+  await a.claim([probe!])
+  // warm both paths
+  for (const n of [a, b, a, b]) await n.loop([probe!], 1, 50)
+  // interleaved in rounds, so both paths see the same load on a shared machine (run one
+  // after the other, a load change between them moved the difference by 1-3 ms)
+  const rounds: { local: Sample[]; forwarded: Sample[] } = { local: [], forwarded: [] }
+  for (let done = 0; done < LATENCY_OPS; done += LATENCY_ROUND) {
+    rounds.local.push(await a.loop([probe!], 1, LATENCY_ROUND))
+    rounds.forwarded.push(await b.loop([probe!], 1, LATENCY_ROUND))
+  }
+  const local = summarize(merged(rounds.local))
+  const forwarded = summarize(merged(rounds.forwarded))
   process.stdout.write(
-    `\n(1) ask latency, one at a time, ${LATENCY_OPS} each (ms)\n` +
+    `\n(1) ask latency, one at a time, ${LATENCY_OPS} each, in rounds of ${LATENCY_ROUND} (ms)\n` +
       table([
         { path: 'local (owner)', p50: local.p50, p99: local.p99 },
         { path: 'forwarded', p50: forwarded.p50, p99: forwarded.p99 },
@@ -162,11 +216,11 @@ try {
   )
   await fencedActors.close()
   const [hot1] = await seedUsers(1, 1_000_000_000)
-  await charge(a, hot1!)
-  const one = summarize(await closedLoop(CLIENTS, OPS, () => charge(a, hot1!)))
+  await a.claim([hot1!])
+  const one = summarize(await a.loop([hot1!], CLIENTS, OPS))
   const [hot3] = await seedUsers(1, 1_000_000_000)
-  await charge(a, hot3!)
-  const three = summarize(await closedLoop(CLIENTS, OPS, (i) => charge(all[i % 3]!, hot3!)))
+  await a.claim([hot3!])
+  const three = summarize(await together(all, [hot3!], CLIENTS, OPS))
   process.stdout.write(
     `\n(2) one hot user, clients=${CLIENTS} ops=${OPS}\n` +
       table([
@@ -212,16 +266,10 @@ try {
 
   // (3) many users spread over three instances
   const spread = await seedUsers(SPREAD_USERS, 1_000_000_000)
-  await Promise.all(spread.map((u, i) => charge(all[i % 3]!, u))) // owners: a third each
-  const many = summarize(
-    await closedLoop(CLIENTS, OPS, () =>
-      charge(
-        all[Math.floor(Math.random() * 3)]!,
-        spread[Math.floor(Math.random() * spread.length)]!,
-      ),
-    ),
-  )
-  const owned = all.map((i) => i.userActors.stats().ownedActors)
+  // owners: a third each
+  await Promise.all(all.map((n, i) => n.claim(spread.filter((_, j) => j % 3 === i))))
+  const many = summarize(await together(all, spread, CLIENTS, OPS))
+  const owned = await Promise.all(all.map((n) => n.owned()))
   process.stdout.write(
     `\n(3) ${SPREAD_USERS} users spread over 3 instances (owned: ${owned.join(' / ')}), clients=${CLIENTS} ops=${OPS}\n` +
       table([
@@ -230,7 +278,7 @@ try {
       '\n',
   )
 } finally {
-  for (const i of all) await i.close()
+  for (const n of all) await n.close()
   await drop()
   const redis = createClient({ url: redisUrl })
   await redis.connect()

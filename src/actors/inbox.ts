@@ -1,6 +1,7 @@
 import type { Logger } from '../obs/logger'
 import type { Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
+import { makeCoalescer } from './coalesce'
 import type { Envelope, Reply } from './envelope'
 import { ensureGroup, GROUP, readGroup, type Entry, type StreamReply } from './streams'
 
@@ -67,29 +68,23 @@ export function makeInbox(deps: InboxDeps) {
   }
 }
 
-/** Replies to one sender in one turn go as one stream entry, as sends do (sender.ts). */
+/** Replies to one sender go at once, or coalesced per turn while one to it is in flight, as sends do. */
 function makeReplier(redis: Redis, keys: RedisKeys) {
-  const replying = new Map<string, { reply: string; done: PromiseWithResolvers<void> }[]>()
-
-  function flush(to: string) {
-    const batch = replying.get(to)!
-    replying.delete(to)
+  type Outgoing = { reply: string; done: PromiseWithResolvers<void> }
+  const replying = makeCoalescer<Outgoing>((to, batch) => {
     const body = `[${batch.map((r) => r.reply).join(',')}]`
     const stream = keys.instanceReplies(to)
-    redis.sendCommand(['XADD', stream, 'MAXLEN', '~', String(REPLIES_MAX), '*', 'r', body]).then(
-      () => batch.forEach((r) => r.done.resolve()),
-      (err: Error) => batch.forEach((r) => r.done.reject(err)),
-    )
-  }
+    return redis
+      .sendCommand(['XADD', stream, 'MAXLEN', '~', String(REPLIES_MAX), '*', 'r', body])
+      .then(
+        () => batch.forEach((r) => r.done.resolve()),
+        (err: Error) => batch.forEach((r) => r.done.reject(err)),
+      )
+  })
 
   return (envelope: Envelope, reply: Reply): Promise<void> => {
     const done = Promise.withResolvers<void>()
-    let batch = replying.get(envelope.from)
-    if (!batch) {
-      replying.set(envelope.from, (batch = []))
-      setImmediate(() => flush(envelope.from))
-    }
-    batch.push({ reply: JSON.stringify({ id: envelope.id, ...reply }), done })
+    replying.push(envelope.from, { reply: JSON.stringify({ id: envelope.id, ...reply }), done })
     return done.promise
   }
 }

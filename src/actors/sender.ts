@@ -1,6 +1,7 @@
 import type { Logger } from '../obs/logger'
 import { withDeadline, type Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
+import { makeCoalescer, type Coalescer } from './coalesce'
 import { InboxGone, ReplyTimeout, type Envelope, type Reply } from './envelope'
 import { GROUP, type Entry } from './streams'
 
@@ -9,7 +10,8 @@ import { GROUP, type Entry } from './streams'
  * the replies that come back on this instance's reply stream, matched to
  * their envelope by correlation id.
  *
- * Per envelope: queued (this turn's group) ──XADD──▶ awaiting its reply
+ * Per envelope: sent at once, or (an XADD to its target in flight) queued
+ *   for this turn's entry (coalesce.ts) ──XADD──▶ awaiting its reply
  *   ──reply──▶ answered | ──timeout──▶ ReplyTimeout | ──gone/failed──▶ rejected
  * Nothing here holds a timer past its envelope's answer.
  */
@@ -28,15 +30,20 @@ type SenderState = SenderDeps & {
   /** Sends awaiting their reply, by correlation id. */
   waiting: Map<string, (reply: Reply) => void>
   /**
-   * Group sending: envelopes for one target in one turn of the event loop go
-   * as one stream entry (a JSON array), so a hot user's 256 forwarded
-   * commands cost one XADD, not 256.
+   * Group sending: the envelopes of one turn that arrive for one target
+   * while an XADD to it is in flight go as one stream entry (a JSON array),
+   * so a hot user's 256 forwarded commands cost two XADDs, not 256; a lone
+   * one goes at once.
    */
-  outgoing: Map<string, Outgoing[]>
+  outgoing: Coalescer<Outgoing>
 }
 
 export function makeSender(deps: SenderDeps) {
-  const state: SenderState = { ...deps, waiting: new Map(), outgoing: new Map() }
+  const state: SenderState = {
+    ...deps,
+    waiting: new Map(),
+    outgoing: makeCoalescer((target, batch) => write(state, target, batch)),
+  }
   return {
     /** Sends and awaits the reply, up to `timeoutMs`; rejects with InboxGone, ReplyTimeout, or the XADD's error. */
     send: (target: string, envelope: Envelope, timeoutMs: number) =>
@@ -51,7 +58,7 @@ export function makeSender(deps: SenderDeps) {
 }
 
 function send(state: SenderState, target: string, envelope: Envelope, timeoutMs: number) {
-  const { waiting, outgoing } = state
+  const { waiting } = state
   return new Promise<Reply>((resolve, reject) => {
     const timer = setTimeout(() => {
       waiting.delete(envelope.id)
@@ -68,21 +75,15 @@ function send(state: SenderState, target: string, envelope: Envelope, timeoutMs:
       waiting.delete(envelope.id)
       reject(err)
     }
-    let batch = outgoing.get(target)
-    if (!batch) {
-      outgoing.set(target, (batch = []))
-      setImmediate(() => flush(state, target))
-    }
-    batch.push({ envelope, fail })
+    state.outgoing.push(target, { envelope, fail })
   })
 }
 
-function flush(state: SenderState, target: string) {
-  const batch = state.outgoing.get(target)!
-  state.outgoing.delete(target)
+/** One inbox entry; settles once the XADD answered (until then the target counts as in flight). */
+function write(state: SenderState, target: string, batch: Outgoing[]) {
   const body = JSON.stringify(batch.map((o) => o.envelope))
   const inbox = state.keys.instanceInbox(target)
-  withDeadline(state.timeoutMs, 'forward', () =>
+  return withDeadline(state.timeoutMs, 'forward', () =>
     state.redis.sendCommand(['XADD', inbox, 'NOMKSTREAM', '*', 'e', body]),
   ).then(
     (id) => {
