@@ -18,8 +18,6 @@
 export type Coalescer<T> = {
   /** Queues `item` for `target`: written now when nothing to it is in flight. */
   push(target: string, item: T): void
-  /** Targets with a write in flight. */
-  readonly busy: number
 }
 
 /** `write` must settle (it is never retried here): its failures are its own to report. */
@@ -54,9 +52,6 @@ export function makeCoalescer<T>(write: (target: string, items: T[]) => Promise<
         next.set(target, [item])
         setImmediate(() => flush(target))
       } else start(target, [item])
-    },
-    get busy() {
-      return inFlight.size
     },
   }
   return coalescer
