@@ -1,6 +1,5 @@
-import { afterAll, describe, expect, it } from 'bun:test'
+import { describe, expect, it } from 'bun:test'
 import { claimOwner, readOwner, releaseAll } from '../../src/actors/repository'
-import { makeDatabase } from '../../src/db/database'
 import { toCommandError } from '../../src/db/errors'
 import { StaleEpoch } from '../../src/errors'
 import { writeEvents } from '../../src/events/outbox-repository'
@@ -19,14 +18,7 @@ import { waitFor } from '../support/wait'
  * (paused, partitioned) writes nothing after the new owner claimed.
  */
 const env = await useTestEnv()
-const database = await makeDatabase({
-  url: env.databaseUrl,
-  dataDir: '',
-  poolMax: 6,
-  statementTimeoutMs: 10_000,
-})
-const db = database.db
-afterAll(() => database.close())
+const db = (await env.database()).db
 
 async function newUser() {
   const id = Bun.randomUUIDv7()

@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, it } from 'bun:test'
 import { claimOwner } from '../../src/actors/repository'
-import { makeDatabase } from '../../src/db/database'
 import { IdempotencyConflict, RateLimited, StaleEpoch, ValidationFailed } from '../../src/errors'
 import { makeCreateWriter, type CreateCommand } from '../../src/generation/create-writer'
 import { makeIdempotency } from '../../src/idempotency/idempotency'
@@ -15,22 +14,13 @@ import { useTestEnv } from '../support/env'
  * a create the database refuses failing alone.
  */
 const env = await useTestEnv()
-const database = await makeDatabase({
-  url: env.databaseUrl,
-  dataDir: '',
-  poolMax: 6,
-  statementTimeoutMs: 10_000,
-})
-const db = database.db
+const db = (await env.database()).db
 const idempotency = makeIdempotency({
   db,
   log: makeLogger({ level: 'silent', pretty: false }),
   sweeps: false,
 })
-afterAll(async () => {
-  idempotency.close()
-  await database.close()
-})
+afterAll(() => idempotency.close())
 
 const writer = (limits = { imagesPerHour: 1000, activeGenerations: 100 }, slots = 1) =>
   makeCreateWriter({

@@ -111,8 +111,22 @@ export async function useTestEnv() {
     return inst
   }
 
+  const databases: { close(): Promise<void> }[] = []
+  /** The app's own database client on this file's database (no instance around it). */
+  async function database(poolMax = 6) {
+    const d = await makeDatabase({
+      url: databaseUrl,
+      dataDir: '',
+      poolMax,
+      statementTimeoutMs: 10_000,
+    })
+    databases.push(d)
+    return d
+  }
+
   afterAll(async () => {
     await Promise.all(instances.map((i) => i.close().catch(() => {})))
+    await Promise.all(databases.map((d) => d.close().catch(() => {})))
     await sql.end()
     await admin.unsafe(`drop database if exists "${dbName}" with (force)`)
     await admin.end()
@@ -125,5 +139,16 @@ export async function useTestEnv() {
     await stopContainers()
   })
 
-  return { services, databaseUrl, dbName, redisPrefix, dataDir, config, instance, admin, sql }
+  return {
+    services,
+    databaseUrl,
+    dbName,
+    redisPrefix,
+    dataDir,
+    config,
+    instance,
+    database,
+    admin,
+    sql,
+  }
 }
