@@ -1,7 +1,7 @@
 import { Elysia, t } from 'elysia'
 import { NotFound } from '../errors'
 import { errors } from '../http/schemas'
-import { SafeString } from '../http/text'
+import { JsonInteger, SafeString } from '../http/text'
 import type { OwnerView } from './owner-view'
 
 export type ActorAdminRoutesDeps = {
@@ -16,7 +16,7 @@ const Ownership = (owner: string, since: string) =>
   t.Object({
     userId: t.String(),
     owner: t.String({ description: owner }),
-    epoch: t.Integer({ minimum: 1 }),
+    epoch: JsonInteger({ minimum: 1 }),
     since: t.String({ description: since }),
   })
 

@@ -84,14 +84,14 @@ const GenerationFields = {
   id: t.String(),
   status: GenerationStatus,
   mode: Mode,
-  totalItems: t.Integer(),
-  succeededItems: t.Integer(),
-  failedItems: t.Integer(),
-  cancelledItems: t.Integer(),
-  creditsCharged: t.Integer(),
-  creditsRefunded: t.Integer(),
+  totalItems: JsonInteger(),
+  succeededItems: JsonInteger(),
+  failedItems: JsonInteger(),
+  cancelledItems: JsonInteger(),
+  creditsCharged: JsonInteger(),
+  creditsRefunded: JsonInteger(),
   queuePosition: Nullable(
-    t.Integer({
+    JsonInteger({
       description:
         'items queued cluster-wide before this generation’s next queued item; null once none is queued',
     }),

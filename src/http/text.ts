@@ -39,7 +39,12 @@ export function SafeString(options: StringOptions = {}) {
   return Type.String({ pattern: SAFE_TEXT_PATTERN, ...options })
 }
 
-/** An integer that is a JSON number, never a string of digits (bodies, WebSocket messages). */
+/**
+ * An integer that is a JSON number, never a string of digits: in bodies and
+ * WebSocket messages, and in every response (Elysia's `t.Integer` also takes a
+ * numeric string, for query strings, and so shows in OpenAPI as
+ * `anyOf [string, integer]`).
+ */
 export function JsonInteger(options: IntegerOptions = {}) {
   return Type.Integer(options)
 }

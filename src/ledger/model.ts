@@ -11,15 +11,15 @@ export const EntryKindSchema = t.Union([
 
 export const LedgerEntrySchema = t.Object({
   id: t.String(),
-  amount: t.Integer({ description: 'signed: negative for charges' }),
-  balanceAfter: t.Integer(),
+  amount: JsonInteger({ description: 'signed: negative for charges' }),
+  balanceAfter: JsonInteger(),
   kind: EntryKindSchema,
   reason: t.String(),
   generationId: t.Optional(t.Union([t.String(), t.Null()])),
   createdAt: t.String({ format: 'date-time' }),
 })
 
-export const Balance = t.Object({ balance: t.Integer() })
+export const Balance = t.Object({ balance: JsonInteger() })
 
 export const GrantBody = t.Object({
   userId: SafeString({ format: 'uuid' }),
@@ -33,13 +33,13 @@ export const GrantBody = t.Object({
   ),
 })
 
-export const GrantResult = t.Object({ entry: LedgerEntrySchema, balance: t.Integer() })
+export const GrantResult = t.Object({ entry: LedgerEntrySchema, balance: JsonInteger() })
 
 export const LedgerCheckSchema = t.Object({
   ok: t.Boolean(),
-  accounts: t.Integer(),
+  accounts: JsonInteger(),
   mismatches: t.Array(
-    t.Object({ userId: t.String(), balance: t.Integer(), sumOfEntries: t.Integer() }),
+    t.Object({ userId: t.String(), balance: JsonInteger(), sumOfEntries: JsonInteger() }),
   ),
 })
 

@@ -2,7 +2,7 @@ import { t } from 'elysia'
 import { ValidationFailed } from '../errors'
 import { CursorParam, LimitParam } from '../http/schemas'
 import { decodeCursor, isUuid } from '../db/keyset'
-import { SafeString, isSafeText } from '../http/text'
+import { JsonInteger, SafeString, isSafeText } from '../http/text'
 import { KeypointsSchema } from './keypoints'
 
 // Text fields here refuse control characters (a newline separates tags in the
@@ -50,7 +50,11 @@ export const PoseInputSchema = t.Object({
   keypoints: KeypointsSchema,
 })
 
-export const CategorySchema = t.Object({ id: t.String(), name: t.String(), poseCount: t.Integer() })
+export const CategorySchema = t.Object({
+  id: t.String(),
+  name: t.String(),
+  poseCount: JsonInteger(),
+})
 
 export const PoseListQuery = t.Object({
   limit: LimitParam,

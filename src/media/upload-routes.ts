@@ -4,6 +4,7 @@ import { Page, PageQuery, errors } from '../http/schemas'
 import type { Idempotency } from '../idempotency/idempotency'
 import { IdempotencyKeyHeader } from '../idempotency/header'
 import { bodyLimit } from '../http/body'
+import { JsonInteger } from '../http/text'
 import { MULTIPART_OVERHEAD_BYTES, filePart } from './multipart'
 import type { Uploads } from './uploads'
 
@@ -17,12 +18,12 @@ export type UploadRoutesDeps = {
 
 export const UploadSchema = t.Object({
   id: t.String({ description: 'also the id of the stored image at /v1/media/:id' }),
-  width: t.Integer(),
-  height: t.Integer(),
+  width: JsonInteger(),
+  height: JsonInteger(),
   format: t.Union([t.Literal('png'), t.Literal('jpeg'), t.Literal('webp')], {
     description: 'decided by the bytes, never by the file name or declared type',
   }),
-  bytes: t.Integer({ description: 'stored size, metadata stripped; counts toward the quota' }),
+  bytes: JsonInteger({ description: 'stored size, metadata stripped; counts toward the quota' }),
   imageUrl: t.String({ description: 'signed, expiring URL of the stored image' }),
   thumbnailUrl: t.String({ description: 'signed, expiring URL of a 320 px wide WebP' }),
   createdAt: t.String({ format: 'date-time' }),

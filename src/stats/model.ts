@@ -1,5 +1,5 @@
 import { t } from 'elysia'
-import { SafeString } from '../http/text'
+import { JsonInteger, SafeString } from '../http/text'
 
 const DateParam = (what: string) =>
   t.Optional(
@@ -15,7 +15,7 @@ export const StatsQuery = t.Object({
   to: DateParam('last day, included (default: today); at most 366 days after from'),
 })
 
-const Count = t.Integer({ minimum: 0 })
+const Count = JsonInteger({ minimum: 0 })
 const ByGenerationStatus = t.Object({
   queued: Count,
   running: Count,
@@ -40,7 +40,7 @@ export const UserStatsSchema = t.Object({
       purchased: Count,
       charged: Count,
       refunded: Count,
-      balance: t.Integer({ description: 'now, whatever the range' }),
+      balance: JsonInteger({ description: 'now, whatever the range' }),
     },
     { description: 'ledger entries in the range by kind (positive amounts), and the balance' },
   ),
@@ -51,7 +51,7 @@ export const UserStatsSchema = t.Object({
     t.Object({
       date: t.String({ description: 'YYYY-MM-DD (UTC)' }),
       images: Count,
-      credits: t.Integer({ description: 'credits spent that day: charges less refunds' }),
+      credits: JsonInteger({ description: 'credits spent that day: charges less refunds' }),
     }),
     { description: 'every day of the range, in order, zero-filled' },
   ),
@@ -63,9 +63,9 @@ const InstanceSchema = t.Object(
     region: t.Union([t.String(), t.Null()]),
     uptimeSeconds: t.Number(),
     actorsLive: Count,
-    ownedActors: t.Integer({ minimum: 0, description: 'user actors this instance owns' }),
+    ownedActors: JsonInteger({ minimum: 0, description: 'user actors this instance owns' }),
     forwardsPerSecond: t.Number({ description: 'commands forwarded to other owners, last 10 s' }),
-    takeovers: t.Integer({ minimum: 0, description: 'users claimed over a dead owner' }),
+    takeovers: JsonInteger({ minimum: 0, description: 'users claimed over a dead owner' }),
     websocketConnections: Count,
     inflightRequests: Count,
     at: t.String({ description: 'when these figures were taken' }),
@@ -73,14 +73,14 @@ const InstanceSchema = t.Object(
   { additionalProperties: t.Number() },
 )
 
-const LedgerKind = t.Object({ entries: Count, amount: t.Integer() })
+const LedgerKind = t.Object({ entries: Count, amount: JsonInteger() })
 
 export const SystemStatsSchema = t.Object({
   users: Count,
   generations: t.Object({ total: Count, byStatus: ByGenerationStatus }),
   queue: t.Object({
-    depth: t.Integer({ description: 'items queued' }),
-    oldestQueuedAgeSeconds: t.Union([t.Integer(), t.Null()]),
+    depth: JsonInteger({ description: 'items queued' }),
+    oldestQueuedAgeSeconds: t.Union([JsonInteger(), t.Null()]),
   }),
   itemsPerMinute: t.Number({ description: 'items that ended in the last 15 minutes, per minute' }),
   ledger: t.Object(
@@ -93,8 +93,8 @@ export const SystemStatsSchema = t.Object({
     },
     { description: 'every entry by kind: count and signed sum' },
   ),
-  actorsLive: t.Integer({ description: 'over the live instances' }),
-  websocketConnections: t.Integer({ description: 'over the live instances' }),
+  actorsLive: JsonInteger({ description: 'over the live instances' }),
+  websocketConnections: JsonInteger({ description: 'over the live instances' }),
   instance: InstanceSchema,
   instances: t.Array(InstanceSchema, {
     description: 'every live instance (heartbeat records in Redis; this one alone when embedded)',
@@ -102,11 +102,11 @@ export const SystemStatsSchema = t.Object({
 })
 
 export const QueueStatsSchema = t.Object({
-  depth: t.Integer(),
-  oldestQueuedAgeSeconds: t.Union([t.Integer(), t.Null()]),
-  running: t.Integer(),
-  retrying: t.Integer(),
-  failedLastHour: t.Integer(),
-  itemsPerMinute: t.Integer(),
-  perInstance: t.Array(t.Object({ instance: t.String(), running: t.Integer() })),
+  depth: JsonInteger(),
+  oldestQueuedAgeSeconds: t.Union([JsonInteger(), t.Null()]),
+  running: JsonInteger(),
+  retrying: JsonInteger(),
+  failedLastHour: JsonInteger(),
+  itemsPerMinute: JsonInteger(),
+  perInstance: t.Array(t.Object({ instance: t.String(), running: JsonInteger() })),
 })

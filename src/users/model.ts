@@ -1,5 +1,5 @@
 import { t } from 'elysia'
-import { SafeString } from '../http/text'
+import { JsonInteger, SafeString } from '../http/text'
 
 export const Credentials = t.Object(
   {
@@ -26,6 +26,6 @@ export const Me = t.Object({
     description: 'null only for a user provisioned from an identity provider without a free email',
   }),
   role: t.Union([t.Literal('user'), t.Literal('admin')]),
-  balance: t.Integer(),
+  balance: JsonInteger(),
   createdAt: t.String({ format: 'date-time' }),
 })

@@ -138,6 +138,25 @@ describe('openapi', () => {
     expect(missing).toEqual([])
   })
 
+  it('declares every integer a response carries as a JSON integer, not also a string', async () => {
+    const doc = (await api.get('/openapi/json')).json
+    const integers: string[] = []
+    const either: string[] = []
+    const walk = (node: any, at: string) => {
+      if (!node || typeof node !== 'object') return
+      if (node.type === 'integer') integers.push(at)
+      const kinds = Array.isArray(node.anyOf) ? node.anyOf.map((s: any) => s.type) : []
+      if (kinds.includes('string') && kinds.includes('integer')) either.push(at)
+      for (const [k, v] of Object.entries(node)) walk(v, `${at}/${k}`)
+    }
+    for (const [path, item] of Object.entries<any>(doc.paths))
+      for (const [method, op] of Object.entries<any>(item))
+        for (const [status, response] of Object.entries<any>(op.responses ?? {}))
+          walk(response.content, `${method} ${path} ${status}`)
+    expect(integers.length).toBeGreaterThan(50)
+    expect(either).toEqual([])
+  })
+
   it('serves an OpenAPI 3 document listing the auth and me routes with their errors', async () => {
     const res = await api.get('/openapi/json')
     expect(res.status).toBe(200)
