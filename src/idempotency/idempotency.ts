@@ -93,7 +93,7 @@ export function makeIdempotency(deps: IdempotencyDeps) {
     }
   }
 
-  const runRecorded = recordedRuns()
+  const runRecorded = recordedRuns(db)
 
   /** Records first responses in the transaction of their effect, kept 24 h. */
   const record = (trx: Transaction<DB>, records: readonly repo.RecordedResponse[]) =>
@@ -105,12 +105,15 @@ export function makeIdempotency(deps: IdempotencyDeps) {
 /**
  * For a POST whose effect records its first response in its own transaction
  * (an accept: src/generation/create-writer.ts), so there is no claim and no
- * completion to commit. A second request with the same key while the first
- * is in flight on this instance is 409 conflict; one that reaches another
- * instance waits for the first in the user's actor, which answers it from
- * the record.
+ * completion to commit. A recorded answer is replayed before the operation
+ * runs (whatever its checks would say now: a pose of the first request may
+ * be gone); the effect's transaction checks the record again, for a first
+ * request that finished meanwhile. A second request with the same key while
+ * the first is in flight on this instance is 409 conflict; one that reaches
+ * another instance waits for the first in the user's actor, which answers
+ * it from the record.
  */
-function recordedRuns() {
+function recordedRuns(db: Kysely<DB>) {
   /** Keys of recorded requests in flight on this instance: `${userId}\n${key}`. */
   const inFlight = new Set<string>()
   return async function runRecorded(
@@ -123,7 +126,9 @@ function recordedRuns() {
       throw new Conflict('A request with this Idempotency-Key is still in progress', 1)
     if (slot !== undefined) inFlight.add(slot)
     try {
-      const answer = await operation(claim)
+      const answer =
+        (claim.record && (await recorded(db, call.userId, claim.record))) ??
+        (await operation(claim))
       call.set.status = answer.status
       if (answer.replayed) call.set.headers['idempotent-replayed'] = 'true'
       return answer.body
@@ -131,6 +136,27 @@ function recordedRuns() {
       if (slot !== undefined) inFlight.delete(slot)
     }
   }
+}
+
+/**
+ * The answer recorded under `record`'s key, when one is: its replay, or 409 for another
+ * request's or for one still in flight (another endpoint's claim). Undefined: none, or
+ * expired.
+ */
+async function recorded(
+  db: Kysely<DB>,
+  userId: string,
+  record: NonNullable<Claim['record']>,
+): Promise<RecordedAnswer | undefined> {
+  const prior = await repo.findKey(db, userId, record.key)
+  if (!prior || Number(prior.holds_for_seconds) <= 0) return undefined
+  if (prior.request_hash !== record.requestHash) throw new IdempotencyConflict()
+  if (prior.state === 'in_flight')
+    throw new Conflict(
+      'A request with this Idempotency-Key is still in progress',
+      Number(prior.holds_for_seconds),
+    )
+  return { status: prior.response_status ?? 200, body: prior.response_body, replayed: true }
 }
 
 /** What a request's Idempotency-Key makes of it: the effect's key, and the record to keep. */

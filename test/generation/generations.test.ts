@@ -170,6 +170,23 @@ describe('accepting generations', () => {
     expect(replayed.json).toEqual(accepted.json)
   })
 
+  it('replays the first answer though a pose it used is gone since', async () => {
+    const { token } = await funded(300)
+    // a pose no other test here uses (they take the first 20 by name)
+    const [{ id: pose }] = (await env.sql`select id from poses order by name desc limit 1`) as any
+    const body = { mode: 'library', poseIds: [pose], variations: 1 }
+    const first = await api.post('/v1/generations', body, token, { 'idempotency-key': 'gone' })
+    expect(first.status).toBe(202)
+    const removed = await api.call('DELETE', `/v1/admin/library/poses/${pose}`, {
+      token: admin.token,
+    })
+    expect(removed.status).toBe(204)
+    const again = await api.post('/v1/generations', body, token, { 'idempotency-key': 'gone' })
+    expect(again.status).toBe(202)
+    expect(again.headers.get('idempotent-replayed')).toBe('true')
+    expect(again.json).toEqual(first.json)
+  })
+
   it('answers the hourly and active limits with 429 and Retry-After, charging nothing', async () => {
     const limited = await env.instance({
       RENDER_CONCURRENCY: '0',
