@@ -1,6 +1,12 @@
 import { afterAll, describe, expect, it } from 'bun:test'
 import { claimOwner } from '../../src/actors/repository'
-import { IdempotencyConflict, RateLimited, StaleEpoch, ValidationFailed } from '../../src/errors'
+import {
+  IdempotencyConflict,
+  InsufficientCredits,
+  RateLimited,
+  StaleEpoch,
+  ValidationFailed,
+} from '../../src/errors'
 import { makeCreateWriter, type CreateCommand } from '../../src/generation/create-writer'
 import { makeIdempotency } from '../../src/idempotency/idempotency'
 import { makeLedgerWriter } from '../../src/ledger/writer'
@@ -53,6 +59,15 @@ function create(prompt = 'a pose', extra: Partial<CreateCommand> = {}): CreateCo
     ...extra,
   }
 }
+
+/** `n` work items of a text generation. */
+const items = (n: number) =>
+  Array.from({ length: n }, (_, v) => ({
+    id: Bun.randomUUIDv7(),
+    key: `text-v${v}`,
+    poseId: null,
+    variation: v,
+  }))
 
 /** The transaction ids that wrote these users' generations. */
 async function writersOf(users: string[]) {
@@ -161,6 +176,28 @@ describe('the accept group commit', () => {
     expect(answers.map((a) => a.ok)).toEqual([true, true, false])
     expect(answers[2]!.ok ? undefined : answers[2]!.error).toBeInstanceOf(RateLimited)
     expect(await balanceOf(u)).toBe(1000 - 2 * 30)
+  })
+
+  it('counts no create refused for its credits in the limits of those after it', async () => {
+    const w = writer({ imagesPerHour: 1000, activeGenerations: 1 })
+    const u = await fundedUser(30)
+    const answers = await w.create(u, [create('eight', { items: items(8) }), create('one')])
+    expect(answers[0]!.ok ? undefined : answers[0]!.error).toBeInstanceOf(InsufficientCredits)
+    expect(answers[1]!.ok).toBe(true)
+    expect(await balanceOf(u)).toBe(0)
+  })
+
+  it('says the hour frees when its first image leaves it, also one accepted just before', async () => {
+    const w = writer({ imagesPerHour: 10, activeGenerations: 100 })
+    const u = await fundedUser()
+    const answers = await w.create(u, [
+      create('first', { items: items(8) }),
+      create('second', { items: items(8) }),
+    ])
+    expect(answers[0]!.ok).toBe(true)
+    const refused = answers[1]!.ok ? undefined : answers[1]!.error
+    expect(refused).toBeInstanceOf(RateLimited)
+    expect(Number((refused as RateLimited).headers?.['retry-after'])).toBeGreaterThan(3500)
   })
 
   it('refuses a stale owner’s creates alone while the others in its group commit', async () => {
