@@ -212,8 +212,11 @@ async function receive<C, R>(deps: RouterDeps<C, R>, envelope: Envelope): Promis
   try {
     command = wire.decodeCommand(envelope.command)
   } catch (err) {
+    // most likely a sender of another version (a rolling deploy): 503, so that its client
+    // retries and lands on an instance that reads it, rather than a 500 for good
     deps.log.error({ err, key: envelope.key }, 'undecodable forwarded command')
-    return { outcome: wire.encodeOutcome(command!, { ok: false, error: toError(err) }) }
+    const error = new Unavailable('The owner could not read this command; retry shortly', 2, err)
+    return { outcome: wire.encodeOutcome(command!, { ok: false, error }) }
   }
   if (placement.epochOf(envelope.key) === undefined) {
     if (!placement.claiming) return { moved: true }

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'bun:test'
+import { makeRedisKeys } from '../../src/redis/keys'
+import { useTestEnv } from '../support/env'
+import { client } from '../support/http'
+import { waitFor } from '../support/wait'
+
+/**
+ * A forwarded command this instance cannot read (a sender of another version
+ * during a rolling deploy, with a field this version does not know) is
+ * answered 503 with Retry-After, so that its client retries, not 500
+ * (src/actors/routing.ts, `receive`).
+ */
+const env = await useTestEnv()
+const owner = await env.instance({ INSTANCE_ID: 'skew-owner' })
+const keys = makeRedisKeys(env.redisPrefix)
+const redis = owner.redis!
+
+describe('a forwarded command of another version', () => {
+  it('is answered 503 with Retry-After, and changes nothing', async () => {
+    const { user } = await client(owner).register()
+    const probe = `probe-${crypto.randomUUID().slice(0, 8)}`
+    const envelope = JSON.stringify({
+      id: 'from-a-newer-version',
+      from: probe,
+      key: user.id,
+      epoch: 0,
+      deadline: Date.now() + 10_000,
+      hops: 0,
+      command: JSON.stringify({
+        type: 'ledger',
+        command: { kind: 'grant', amount: 5, reason: 'skew', key: 'skew', since: 'v2' },
+      }),
+    })
+    await redis.sendCommand(['XADD', keys.instanceInbox('skew-owner'), '*', 'e', envelope])
+    let replies: { id: string; outcome?: string }[] = []
+    await waitFor(
+      async () => {
+        const rows = (await redis.sendCommand([
+          'XRANGE',
+          keys.instanceReplies(probe),
+          '-',
+          '+',
+        ])) as [string, string[]][]
+        replies = rows.flatMap(([, f]) => [JSON.parse(f[1]!)].flat())
+        return replies.length > 0
+      },
+      5000,
+      'the owner to answer the forwarded command',
+    )
+    expect(replies.map((r) => r.id)).toEqual(['from-a-newer-version'])
+    const outcome = JSON.parse(replies[0]!.outcome!)
+    expect(outcome).toMatchObject({
+      ok: false,
+      error: { code: 'unavailable', status: 503, headers: { 'retry-after': '2' } },
+    })
+    const [entries] =
+      await env.sql`select count(*)::int as n from ledger_entries where reason = 'skew'`
+    expect(entries!.n).toBe(0)
+  })
+})
