@@ -1,4 +1,5 @@
 import { abortReason } from './batch-scope'
+import { CommitOutcomeUnknown } from './errors'
 
 /**
  * Group commit across actors: each actor hands in one batch at a time; at
@@ -9,9 +10,11 @@ import { abortReason } from './batch-scope'
  *   queued ──slot free──▶ in a group (≤ maxPerCommit members) ──flush settled──▶ answered
  *     └──its signal aborts──▶ out of the queue, unwritten, rejected with the abort's reason
  *
- * `flush` writes one group and settles each member (resolve or reject); it
- * must not throw. Once a member is in a group, its signal is the flush's to
- * honour (src/db/batch-scope.ts).
+ * `flush` writes one group and settles each member (resolve or reject), or
+ * hands members back with `requeue` for a later group; it must not throw.
+ * Once a member is in a group, its signal is the flush's to honour
+ * (src/db/batch-scope.ts): the first member past its deadline ends the
+ * group's transaction, and `othersAgain` then sends the rest to the next one.
  */
 export type Member<T, R> = {
   input: T
@@ -28,7 +31,7 @@ export type GroupCommitLimits = {
 }
 
 export function makeGroupCommit<T, R>(
-  flush: (group: Member<T, R>[]) => Promise<void>,
+  flush: (group: Member<T, R>[], requeue: (members: Member<T, R>[]) => void) => Promise<void>,
   limits: GroupCommitLimits = {},
 ) {
   const slots = limits.slots ?? 4
@@ -46,7 +49,7 @@ export function makeGroupCommit<T, R>(
         unlisten.get(m)?.()
         unlisten.delete(m)
       }
-      void flush(group).finally(() => {
+      void flush(group, requeue).finally(() => {
         inflight--
         pump()
       })
@@ -65,6 +68,13 @@ export function makeGroupCommit<T, R>(
     unlisten.set(m, () => signal.removeEventListener('abort', aborted))
   }
 
+  /** Members of a group that was not written, first in line for the next one. */
+  function requeue(members: Member<T, R>[]) {
+    for (const m of members) if (m.signal) leaveOnAbort(m, m.signal)
+    queue.unshift(...members)
+    pump()
+  }
+
   return {
     /** Writes `input` in the next group; `signal`: its actor batch's (see above). */
     submit(input: T, signal?: AbortSignal): Promise<R> {
@@ -77,4 +87,25 @@ export function makeGroupCommit<T, R>(
       })
     },
   }
+}
+
+/**
+ * After a group's write failed with `error`: when a member's deadline ended it
+ * (its signal aborted) and nothing committed (any failure but a COMMIT whose
+ * outcome is unknown), the aborted members fail with their abort and the
+ * others go again in a later group, so that one actor's deadline does not
+ * fail 63 other users' batches. True when it did so.
+ */
+export function othersAgain<T, R>(
+  group: Member<T, R>[],
+  error: unknown,
+  requeue: (members: Member<T, R>[]) => void,
+): boolean {
+  if (error instanceof CommitOutcomeUnknown) return false
+  const aborted = group.filter((m) => m.signal?.aborted)
+  if (aborted.length === 0) return false
+  for (const m of aborted) m.reject(abortReason(m.signal!))
+  const others = group.filter((m) => !m.signal?.aborted)
+  if (others.length > 0) requeue(others)
+  return true
 }

@@ -2,7 +2,12 @@ import type { Kysely, Selectable, Transaction } from 'kysely'
 import type { Outcome } from '../actors/actor-system'
 import { anySignal, inBatch, outsideBatch } from '../db/batch-scope'
 import { isRequestFault, toCommandError } from '../db/errors'
-import { makeGroupCommit, type GroupCommitLimits, type Member } from '../db/group-commit'
+import {
+  makeGroupCommit,
+  othersAgain,
+  type GroupCommitLimits,
+  type Member,
+} from '../db/group-commit'
 import type { DB } from '../db/schema'
 import {
   Conflict,
@@ -54,7 +59,10 @@ type Answers = Outcome<GenerationResult>[]
 export type CreateWriter = ReturnType<typeof makeCreateWriter>
 
 export function makeCreateWriter(deps: CreateWriterDeps) {
-  const commit = makeGroupCommit<Run, Answers>((group) => flush(deps, group), deps.group)
+  const commit = makeGroupCommit<Run, Answers>(
+    (group, requeue) => flush(deps, group, requeue),
+    deps.group,
+  )
   return {
     /** One outcome per create, in order. `epoch`: the owner's (fenced); `signal`: its batch's. */
     create(
@@ -69,27 +77,38 @@ export function makeCreateWriter(deps: CreateWriterDeps) {
 }
 
 /** One group in one transaction; when that fails at a create's fault, each user alone, then each create. */
-async function flush(deps: CreateWriterDeps, group: Member<Run, Answers>[]) {
+async function flush(
+  deps: CreateWriterDeps,
+  group: Member<Run, Answers>[],
+  requeue: (members: Member<Run, Answers>[]) => void,
+) {
   try {
     const answers = await write(deps, group)
     group.forEach((m, i) => m.resolve(answers[i]!))
   } catch (error) {
+    if (othersAgain(group, error, requeue)) return
     if (!isRequestFault(error)) return group.forEach((m) => m.reject(toCommandError(error)))
-    if (group.length > 1) return void (await Promise.all(group.map((m) => flush(deps, [m]))))
+    if (group.length > 1)
+      return void (await Promise.all(group.map((m) => flush(deps, [m], requeue))))
     const [m] = group as [Member<Run, Answers>]
     if (m.input.creates.length === 1) return m.reject(toCommandError(error))
     // in order, one transaction each: rare (a value Postgres refuses got past the edge)
     const out: Answers = []
     for (const c of m.input.creates) {
       const [answer] = await new Promise<Answers>((resolve) =>
-        flush(deps, [
-          {
-            ...m,
-            input: { ...m.input, creates: [c] },
-            resolve,
-            reject: (e) => resolve([{ ok: false, error: e }]),
-          },
-        ]),
+        flush(
+          deps,
+          [
+            {
+              ...m,
+              input: { ...m.input, creates: [c] },
+              resolve,
+              reject: (e) => resolve([{ ok: false, error: e }]),
+            },
+          ],
+          // a group of one has no others to hand back
+          () => {},
+        ),
       )
       out.push(answer!)
     }

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
 import type { LedgerCommand } from './commands'
 import { anySignal, inBatch } from '../db/batch-scope'
-import { makeGroupCommit, type Member } from '../db/group-commit'
+import { makeGroupCommit, othersAgain, type Member } from '../db/group-commit'
 import { isRequestFault, toCommandError } from '../db/errors'
 import { StaleEpoch } from '../errors'
 import {
@@ -28,8 +28,9 @@ import {
  * leaves the queue unapplied; once in a transaction, that transaction runs
  * under the group's signals (src/db/batch-scope.ts): the first member to
  * pass its deadline ends it, and every member gets what really happened
- * (applied if it committed, 503 if not). Hence an explicit transaction even
- * for one statement: its xid is known before COMMIT is sent.
+ * (applied if it committed; if not, the aborted its 503 and the others a
+ * place in the next group). Hence an explicit transaction even for one
+ * statement: its xid is known before COMMIT is sent.
  */
 export type LedgerWriter = ReturnType<typeof makeLedgerWriter>
 
@@ -50,7 +51,7 @@ type Batch = {
 type Waiting = Member<Batch, AppliedBatch>
 
 export function makeLedgerWriter(db: Kysely<DB>, limits: LedgerWriterLimits = {}) {
-  const commit = makeGroupCommit<Batch, AppliedBatch>((group) => flush(db, group), {
+  const commit = makeGroupCommit<Batch, AppliedBatch>((group, again) => flush(db, group, again), {
     slots: limits.slots,
     maxPerCommit: limits.maxUsersPerCommit,
   })
@@ -71,7 +72,7 @@ export function makeLedgerWriter(db: Kysely<DB>, limits: LedgerWriterLimits = {}
 }
 
 /** One group's batches in one transaction; when that fails at a command's fault, each alone. */
-async function flush(db: Kysely<DB>, group: Waiting[]) {
+async function flush(db: Kysely<DB>, group: Waiting[], requeue: (members: Waiting[]) => void) {
   const batches = group.map((w) => prepareBatch(w.input.commands))
   const payload = group.map((w, i) => ({
     userId: w.input.userId,
@@ -95,7 +96,8 @@ async function flush(db: Kysely<DB>, group: Waiting[]) {
     // the combined call rolled back whole. A database that does not answer
     // fails everyone (a retry per user would only hammer it); a command at
     // fault fails alone: each batch again on its own, then, within a batch
-    // at fault, each command on its own
+    // at fault, each command on its own; one member's deadline, the others again
+    if (othersAgain(group, error, requeue)) return
     if (!isRequestFault(error)) return group.forEach((w) => w.reject(toCommandError(error)))
     await Promise.all(group.map((w) => applyAlone(db, w).then(w.resolve, w.reject)))
   }

@@ -1,10 +1,12 @@
 import { afterAll, describe, expect, it } from 'bun:test'
+import postgres from 'postgres'
 import { claimOwner } from '../../src/actors/repository'
 import {
   IdempotencyConflict,
   InsufficientCredits,
   RateLimited,
   StaleEpoch,
+  Unavailable,
   ValidationFailed,
 } from '../../src/errors'
 import { makeCreateWriter, type CreateCommand } from '../../src/generation/create-writer'
@@ -12,6 +14,7 @@ import { makeIdempotency } from '../../src/idempotency/idempotency'
 import { makeLedgerWriter } from '../../src/ledger/writer'
 import { makeLogger } from '../../src/obs/logger'
 import { useTestEnv } from '../support/env'
+import { waitFor } from '../support/wait'
 
 /**
  * The accept group commit (src/generation/create-writer.ts, sql/0021): several
@@ -198,6 +201,55 @@ describe('the accept group commit', () => {
     const refused = answers[1]!.ok ? undefined : answers[1]!.error
     expect(refused).toBeInstanceOf(RateLimited)
     expect(Number((refused as RateLimited).headers?.['retry-after'])).toBeGreaterThan(3500)
+  })
+
+  it('writes the others of a group one member’s deadline ended in the next group', async () => {
+    const w = writer()
+    const [u0, u1, u2] = await Promise.all([fundedUser(), fundedUser(), fundedUser()])
+    // the test holds u0's and u1's account rows: each group waits at its first of them
+    const locks = postgres(env.databaseUrl, { max: 2, onnotice: () => {} })
+    const holders = [await locks.reserve(), await locks.reserve()]
+    const pids: number[] = []
+    for (const [i, u] of [u0, u1].entries()) {
+      await holders[i]!`begin`
+      await holders[i]!`select 1 from credit_accounts where user_id = ${u} for update`
+      pids.push(((await holders[i]!`select pg_backend_pid() as pid`) as any)[0].pid)
+    }
+    const blockedOn = (pid: number) =>
+      waitFor(
+        async () =>
+          (
+            await env.sql`select 1 from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`
+          ).length > 0,
+        10_000,
+        'a group to wait on the test’s row lock',
+      )
+    try {
+      const first = w.create(u0, [create()]) // holds the one slot, waiting on u0
+      await blockedOn(pids[0]!)
+      const deadline = new AbortController()
+      const other = w.create(u1, [create()])
+      const late = w.create(u2, [create()], undefined, deadline.signal)
+      await holders[0]!`rollback`
+      expect((await first)[0]!.ok).toBe(true)
+      await blockedOn(pids[1]!) // the group of u1 and u2, in its transaction
+      deadline.abort(new Unavailable('past its deadline'))
+      expect(
+        await late.then(
+          () => 'answered',
+          (e: Error) => e.message,
+        ),
+      ).toBe('past its deadline')
+      await holders[1]!`rollback`
+      expect((await other)[0]!.ok).toBe(true)
+    } finally {
+      for (const h of holders) {
+        await h`rollback`.catch(() => {})
+        h.release()
+      }
+      await locks.end()
+    }
+    expect([await balanceOf(u1), await balanceOf(u2)]).toEqual([970, 1000])
   })
 
   it('refuses a stale owner’s creates alone while the others in its group commit', async () => {
