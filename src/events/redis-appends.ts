@@ -3,7 +3,7 @@ import type { Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
 import { loadScript } from '../redis/script'
 import { countAppends, type AppendOutcome, type EventName } from './event'
-import { MAX_CARRIED_BYTES } from './notification'
+import { MAX_CARRIED_BYTES, RECORD_SEPARATOR } from './notification'
 
 /**
  * The Redis log's appends, batched: appends made in one turn of the event
@@ -85,11 +85,12 @@ export function makeRedisAppends(deps: RedisAppendsDeps) {
       return !(now - (refreshedAt.get(key) ?? -Infinity) < refreshMs)
     })
     try {
-      const results = (await APPEND_BATCH.run(
+      const reply = (await APPEND_BATCH.run(
         redis,
         [keys.eventNotifications(), ...streams],
         args,
-      )) as string[]
+      )) as string
+      const results = reply.split(',')
       for (const key of refreshes) refreshedAt.set(key, now)
       batchSizes?.observe(batch.length)
       settle(batch, results, appended)
@@ -140,7 +141,11 @@ function settle(batch: Pending[], results: string[], appended: (name: EventName)
   })
 }
 
-/** The script's KEYS after the channel, and its ARGV (lua/append-batch.lua). */
+/**
+ * The script's KEYS after the channel, and its ARGV (lua/append-batch.lua):
+ * the batch's events as one argument, each "<stream index>\n<text>", joined
+ * by RECORD_SEPARATOR.
+ */
 function scriptArgs(
   batch: Pending[],
   fixed: readonly string[],
@@ -149,17 +154,23 @@ function scriptArgs(
 ) {
   const streams = new Map<string, number>()
   const refreshes: string[] = []
-  const args = [...fixed, '']
-  for (const e of batch) {
+  let flags = ''
+  const events: string[] = new Array(batch.length)
+  for (let i = 0; i < batch.length; i++) {
+    const e = batch[i]!
     const key = keys.userEvents(e.userId)
     let index = streams.get(key)
     if (index === undefined) {
       streams.set(key, (index = streams.size + 2))
       const due = refreshDue(key)
       if (due) refreshes.push(key)
-      args[4] += due ? '1' : '0'
+      flags += due ? '1' : '0'
     }
-    args.push(String(index), e.text)
+    events[i] = `${index}\n${e.text}`
   }
-  return { streams: streams.keys(), refreshes, args }
+  return {
+    streams: streams.keys(),
+    refreshes,
+    args: [...fixed, flags, events.join(RECORD_SEPARATOR)],
+  }
 }
