@@ -64,7 +64,8 @@ export function makeRedisAppends(deps: RedisAppendsDeps) {
     String(keys.userEvents('').length),
   ]
   let pending: Pending[] = []
-  // when this instance last refreshed each stream's expiry (monotonic clock); forgotten once due again
+  // when this instance last refreshed each user's stream's expiry (monotonic clock), by user id
+  // (the key is made once per stream and batch, not hashed per event); forgotten once due again
   const refreshedAt = new Map<string, number>()
   let forgottenAt = performance.now()
 
@@ -81,8 +82,8 @@ export function makeRedisAppends(deps: RedisAppendsDeps) {
 
   async function appendBatch(batch: Pending[]) {
     const now = performance.now()
-    const { streams, refreshes, args } = scriptArgs(batch, fixedArgs, keys, (key) => {
-      return !(now - (refreshedAt.get(key) ?? -Infinity) < refreshMs)
+    const { streams, refreshes, args } = scriptArgs(batch, fixedArgs, keys, (userId) => {
+      return !(now - (refreshedAt.get(userId) ?? -Infinity) < refreshMs)
     })
     try {
       const reply = (await APPEND_BATCH.run(
@@ -91,7 +92,7 @@ export function makeRedisAppends(deps: RedisAppendsDeps) {
         args,
       )) as string
       const results = reply.split(',')
-      for (const key of refreshes) refreshedAt.set(key, now)
+      for (const userId of refreshes) refreshedAt.set(userId, now)
       batchSizes?.observe(batch.length)
       settle(batch, results, appended)
     } catch (error) {
@@ -150,26 +151,28 @@ function scriptArgs(
   batch: Pending[],
   fixed: readonly string[],
   keys: RedisKeys,
-  refreshDue: (key: string) => boolean,
+  refreshDue: (userId: string) => boolean,
 ) {
+  // by user id: the producer's string, whose hash is already known after its first lookup
   const streams = new Map<string, number>()
+  const streamKeys: string[] = []
   const refreshes: string[] = []
   let flags = ''
   const events: string[] = new Array(batch.length)
   for (let i = 0; i < batch.length; i++) {
     const e = batch[i]!
-    const key = keys.userEvents(e.userId)
-    let index = streams.get(key)
+    let index = streams.get(e.userId)
     if (index === undefined) {
-      streams.set(key, (index = streams.size + 2))
-      const due = refreshDue(key)
-      if (due) refreshes.push(key)
+      streams.set(e.userId, (index = streams.size + 2))
+      streamKeys.push(keys.userEvents(e.userId))
+      const due = refreshDue(e.userId)
+      if (due) refreshes.push(e.userId)
       flags += due ? '1' : '0'
     }
     events[i] = `${index}\n${e.text}`
   }
   return {
-    streams: streams.keys(),
+    streams: streamKeys,
     refreshes,
     args: [...fixed, flags, events.join(RECORD_SEPARATOR)],
   }
