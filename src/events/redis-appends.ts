@@ -3,7 +3,7 @@ import type { Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
 import { loadScript } from '../redis/script'
 import { countAppends, type AppendOutcome, type EventName } from './event'
-import { MAX_CARRIED_BYTES } from './notification'
+import { MAX_CARRIED_BYTES, RECORD_SEPARATOR } from './notification'
 
 /**
  * The Redis log's appends, batched: appends made in one turn of the event
@@ -64,7 +64,8 @@ export function makeRedisAppends(deps: RedisAppendsDeps) {
     String(keys.userEvents('').length),
   ]
   let pending: Pending[] = []
-  // when this instance last refreshed each stream's expiry (monotonic clock); forgotten once due again
+  // when this instance last refreshed each user's stream's expiry (monotonic clock), by user id
+  // (the key is made once per stream and batch, not hashed per event); forgotten once due again
   const refreshedAt = new Map<string, number>()
   let forgottenAt = performance.now()
 
@@ -81,16 +82,17 @@ export function makeRedisAppends(deps: RedisAppendsDeps) {
 
   async function appendBatch(batch: Pending[]) {
     const now = performance.now()
-    const { streams, refreshes, args } = scriptArgs(batch, fixedArgs, keys, (key) => {
-      return !(now - (refreshedAt.get(key) ?? -Infinity) < refreshMs)
+    const { streams, refreshes, args } = scriptArgs(batch, fixedArgs, keys, (userId) => {
+      return !(now - (refreshedAt.get(userId) ?? -Infinity) < refreshMs)
     })
     try {
-      const results = (await APPEND_BATCH.run(
+      const reply = (await APPEND_BATCH.run(
         redis,
         [keys.eventNotifications(), ...streams],
         args,
-      )) as string[]
-      for (const key of refreshes) refreshedAt.set(key, now)
+      )) as string
+      const results = reply.split(',')
+      for (const userId of refreshes) refreshedAt.set(userId, now)
       batchSizes?.observe(batch.length)
       settle(batch, results, appended)
     } catch (error) {
@@ -140,26 +142,38 @@ function settle(batch: Pending[], results: string[], appended: (name: EventName)
   })
 }
 
-/** The script's KEYS after the channel, and its ARGV (lua/append-batch.lua). */
+/**
+ * The script's KEYS after the channel, and its ARGV (lua/append-batch.lua):
+ * the batch's events as one argument, each "<stream index>\n<text>", joined
+ * by RECORD_SEPARATOR.
+ */
 function scriptArgs(
   batch: Pending[],
   fixed: readonly string[],
   keys: RedisKeys,
-  refreshDue: (key: string) => boolean,
+  refreshDue: (userId: string) => boolean,
 ) {
+  // by user id: the producer's string, whose hash is already known after its first lookup
   const streams = new Map<string, number>()
+  const streamKeys: string[] = []
   const refreshes: string[] = []
-  const args = [...fixed, '']
-  for (const e of batch) {
-    const key = keys.userEvents(e.userId)
-    let index = streams.get(key)
+  let flags = ''
+  const events: string[] = new Array(batch.length)
+  for (let i = 0; i < batch.length; i++) {
+    const e = batch[i]!
+    let index = streams.get(e.userId)
     if (index === undefined) {
-      streams.set(key, (index = streams.size + 2))
-      const due = refreshDue(key)
-      if (due) refreshes.push(key)
-      args[4] += due ? '1' : '0'
+      streams.set(e.userId, (index = streams.size + 2))
+      streamKeys.push(keys.userEvents(e.userId))
+      const due = refreshDue(e.userId)
+      if (due) refreshes.push(e.userId)
+      flags += due ? '1' : '0'
     }
-    args.push(String(index), e.text)
+    events[i] = `${index}\n${e.text}`
   }
-  return { streams: streams.keys(), refreshes, args }
+  return {
+    streams: streamKeys,
+    refreshes,
+    args: [...fixed, flags, events.join(RECORD_SEPARATOR)],
+  }
 }

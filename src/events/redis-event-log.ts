@@ -13,7 +13,7 @@ import {
   type SequencedEvent,
 } from './event'
 import { isTruncated, seqId } from './ids'
-import { isPlainUserId } from './notification'
+import { isPlainUserId, RECORD_SEPARATOR } from './notification'
 import { makeRedisAppends } from './redis-appends'
 import { makeRedisTails, readEntry } from './redis-tails'
 
@@ -81,6 +81,8 @@ export async function makeRedisEventLog(deps: RedisEventLogDeps): Promise<EventL
       assertSequenced(event)
       const { userId, name } = event
       if (!isPlainUserId(userId)) throw new Error(`not a user id: ${JSON.stringify(userId)}`)
+      // it separates the events of a batch and the records of a notification; no JSON text holds it
+      if (event.json.includes(RECORD_SEPARATOR)) throw new Error('event data is not JSON text')
       return appends.append(
         userId,
         name,

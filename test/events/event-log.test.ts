@@ -7,7 +7,7 @@ import { makeRedisEventLog } from '../../src/events/redis-event-log'
 import { ZERO_ID, compareIds } from '../../src/events/ids'
 import type { Redis } from '../../src/redis/client'
 import { makeRedisKeys } from '../../src/redis/keys'
-import { MAX_CARRIED_BYTES } from '../../src/events/notification'
+import { MAX_CARRIED_BYTES, RECORD_SEPARATOR } from '../../src/events/notification'
 import { makeLogger } from '../../src/obs/logger'
 import { makeMetrics } from '../../src/obs/metrics'
 import { getServices, stopContainers } from '../support/services'
@@ -468,6 +468,28 @@ for (const impl of impls) {
           { i: 3 },
         ])
         live.unsubscribe()
+      })
+
+      it('refuses data text holding the batch separator (no JSON does), the rest of the batch stored as given', async () => {
+        const log = await impl.make()
+        const [a, b] = [newUser(), newUser()]
+        const at = Date.now()
+        const append = (userId: string, seq: number, json: string) =>
+          log.append({ userId, seq, name: 'credits.changed', json, at })
+        // one tick, one batch, one script call: the separator must not split it anywhere else
+        const [first, refused, second] = await Promise.allSettled([
+          append(a, 1, '{"i":1}'),
+          append(b, 1, `{"text":"x${RECORD_SEPARATOR}2\\ny"}`),
+          append(a, 2, '{"i":3}'),
+        ])
+        expect(first).toEqual({ status: 'fulfilled', value: 'appended' })
+        expect(refused).toMatchObject({ status: 'rejected' })
+        expect(second).toEqual({ status: 'fulfilled', value: 'appended' })
+        expect((await log.readAfter(a, ZERO_ID, 10)).events.map((e) => [e.id, e.json])).toEqual([
+          ['1-0', '{"i":1}'],
+          ['2-0', '{"i":3}'],
+        ])
+        expect((await log.readAfter(b, ZERO_ID, 10)).events).toEqual([])
       })
 
       it('pages past entries it cannot read (an event name from a newer version)', async () => {
