@@ -117,25 +117,28 @@ async function flush(
 }
 
 async function write(deps: CreateWriterDeps, group: Member<Run, Answers>[]): Promise<Answers[]> {
-  // a key twice in one run (the same request through two instances at once) is written once
-  const repeats = group.map((m) => repeatedKeys(m.input.creates))
+  // a create twice in one run (one delivered twice, or one request through two instances
+  // at once) is written once, and the copy answered as the first
+  const firsts = group.map((m) => firstOfEach(m.input.creates))
   const payload = JSON.stringify(
     group.map((m, i) => ({
       userId: m.input.userId,
       epoch: m.input.epoch ?? null,
-      creates: m.input.creates.filter((_, j) => !repeats[i]!.has(j)).map(toPayload),
+      creates: m.input.creates.filter((_, j) => !firsts[i]!.has(j)).map(toPayload),
     })),
   )
   const answers = await inBatch(anySignal(group.map((m) => m.signal)), () =>
     deps.db.transaction().execute(async (trx) => {
       const written = await createMany(trx, payload, deps.limits)
       const records: RecordedResponse[] = []
-      const answers = group.map((m, i) =>
-        m.input.creates.map((c, j): Outcome<GenerationResult> => {
-          if (repeats[i]!.has(j)) return { ok: false, error: stillInFlight(1) }
+      const answers = group.map((m, i) => {
+        const out: Answers = []
+        m.input.creates.forEach((c, j) => {
+          const first = firsts[i]!.get(j)
+          if (first !== undefined) return out.push(sameAs(c, m.input.creates[first]!, out[first]!))
           const answer = answerOf(deps, written, c)
-          const accepted = answer.ok && answer.value.applied
-          if (accepted && c.idem)
+          out.push(answer)
+          if (answer.ok && answer.value.applied && c.idem)
             records.push({
               userId: m.input.userId,
               key: c.idem.key,
@@ -143,9 +146,9 @@ async function write(deps: CreateWriterDeps, group: Member<Run, Answers>[]): Pro
               status: answer.value.answer!.status,
               body: answer.value.answer!.body,
             })
-          return answer
-        }),
-      )
+        })
+        return out
+      })
       await deps.record(trx, records)
       return answers
     }),
@@ -155,16 +158,31 @@ async function write(deps: CreateWriterDeps, group: Member<Run, Answers>[]): Pro
   return answers
 }
 
-/** Positions of the creates whose Idempotency-Key an earlier create of the run has. */
-function repeatedKeys(creates: CreateCommand[]) {
-  const seen = new Set<string>()
-  const repeats = new Set<number>()
+/** For each create whose commandKey an earlier create of the run has: that one's position. */
+function firstOfEach(creates: CreateCommand[]) {
+  const seen = new Map<string, number>()
+  const firsts = new Map<number, number>()
   creates.forEach((c, j) => {
-    if (!c.idem) return
-    if (seen.has(c.idem.key)) repeats.add(j)
-    seen.add(c.idem.key)
+    const first = seen.get(c.commandKey)
+    if (first === undefined) seen.set(c.commandKey, j)
+    else firsts.set(j, first)
   })
-  return repeats
+  return firsts
+}
+
+/** A copy's answer: the first's, as a replay; another request under the same key, a conflict. */
+function sameAs(
+  c: CreateCommand,
+  first: CreateCommand,
+  answer: Outcome<GenerationResult>,
+): Outcome<GenerationResult> {
+  if (c.idem?.requestHash !== first.idem?.requestHash)
+    return { ok: false, error: new IdempotencyConflict() }
+  if (!answer.ok || !answer.value.answer) return answer
+  return {
+    ok: true,
+    value: { ...answer.value, applied: false, answer: { ...answer.value.answer, replayed: true } },
+  }
 }
 
 function toPayload(c: CreateCommand) {

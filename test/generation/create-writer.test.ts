@@ -140,19 +140,38 @@ describe('the accept group commit', () => {
     const [other] = await w.create(u, [
       create('a dog', { idem: { ...idem, requestHash: 'h2' }, commandKey: `idem:${idem.key}` }),
     ])
-    // twice in one run (two instances forwarded it at once): the first is written, the second 409
-    const [first, repeat] = await w.create(u, [
-      create('a cow', { idem: { key: 'twice', requestHash: 'h' }, commandKey: 'idem:twice' }),
-      create('a cow', { idem: { key: 'twice', requestHash: 'h' }, commandKey: 'idem:twice' }),
+    // twice in one run (two instances forwarded it at once): written once, the copy replays it;
+    // another request under the same key in the same run is a conflict
+    const cow = () =>
+      create('a cow', { idem: { key: 'twice', requestHash: 'h' }, commandKey: 'idem:twice' })
+    const [first, repeat, otherBody] = await w.create(u, [
+      cow(),
+      cow(),
+      create('a pig', { idem: { key: 'twice', requestHash: 'h3' }, commandKey: 'idem:twice' }),
     ])
-    expect(first!.ok).toBe(true)
-    expect(repeat!.ok ? undefined : repeat!.error).toMatchObject({ status: 409, code: 'conflict' })
+    if (!first!.ok) throw first!.error
+    expect(repeat).toMatchObject({
+      ok: true,
+      value: {
+        applied: false,
+        answer: { status: 202, body: first!.value.answer!.body, replayed: true },
+      },
+    })
+    expect(otherBody!.ok ? undefined : otherBody!.error).toBeInstanceOf(IdempotencyConflict)
     expect(again).toMatchObject({
       ok: true,
       value: { applied: false, answer: { status: 202, body, replayed: true } },
     })
     expect(other!.ok ? undefined : other!.error).toBeInstanceOf(IdempotencyConflict)
     expect(await balanceOf(u)).toBe(940)
+    // a command delivered twice (no key): one generation, charged once
+    const once = create('a hen')
+    const [a, b] = await w.create(u, [once, { ...once }])
+    expect([a!.ok, b!.ok]).toEqual([true, true])
+    const [{ n }] = (await env.sql`select count(*)::int as n from generations
+      where id = ${once.generationId}`) as any
+    expect(n).toBe(1)
+    expect(await balanceOf(u)).toBe(910)
   })
 
   it('fails a create the database refuses alone, in the group and in its user’s run', async () => {
