@@ -105,10 +105,10 @@ export function makeIdempotency(deps: IdempotencyDeps) {
 /**
  * For a POST whose effect records its first response in its own transaction
  * (an accept: src/generation/create-writer.ts), so there is no claim and no
- * completion to commit. A recorded answer is replayed before the operation
- * runs (whatever its checks would say now: a pose of the first request may
- * be gone); the effect's transaction checks the record again, for a first
- * request that finished meanwhile. A second request with the same key while
+ * completion to commit: the effect's transaction checks the record (replay,
+ * conflict) and writes it. A request its own checks refuse before that (a
+ * pose of the first request is gone) is answered from the record when there
+ * is one, so a replay is never refused. A second request with the same key while
  * the first is in flight on this instance is 409 conflict; one that reaches
  * another instance waits for the first in the user's actor, which answers
  * it from the record.
@@ -126,9 +126,18 @@ function recordedRuns(db: Kysely<DB>) {
       throw new Conflict('A request with this Idempotency-Key is still in progress', 1)
     if (slot !== undefined) inFlight.add(slot)
     try {
-      const answer =
-        (claim.record && (await recorded(db, call.userId, claim.record))) ??
-        (await operation(claim))
+      const answer = await operation(claim).catch(async (error: unknown) => {
+        // checks before the effect's transaction may say otherwise now (a pose of the first
+        // request is gone): a recorded answer still replays. Otherwise the transaction checks
+        // the record itself, so a request that passes them costs no read here
+        const { record } = claim
+        const replay =
+          record && error instanceof ValidationFailed
+            ? await recorded(db, call.userId, record)
+            : undefined
+        if (!replay) throw error
+        return replay
+      })
       call.set.status = answer.status
       if (answer.replayed) call.set.headers['idempotent-replayed'] = 'true'
       return answer.body
