@@ -10,13 +10,13 @@ import {
 } from '../db/group-commit'
 import type { DB } from '../db/schema'
 import {
-  Conflict,
   IdempotencyConflict,
   InsufficientCredits,
   RateLimited,
   StaleEpoch,
   unreachable,
 } from '../errors'
+import { keyInFlight } from '../idempotency/idempotency'
 import type { RecordedResponse } from '../idempotency/repository'
 import { ledgerKeys } from '../ledger/keys'
 import type { MediaUrls } from '../media/signed-urls'
@@ -238,7 +238,7 @@ function refusal(deps: CreateWriterDeps, r: Extract<CreateRow, { ok: false }>): 
     case 'idempotency_conflict':
       return new IdempotencyConflict()
     case 'in_flight':
-      return stillInFlight(Number(r.holdsFor))
+      return keyInFlight(Number(r.holdsFor))
     case 'hourly_limit':
       return new RateLimited(
         Number(r.freesIn),
@@ -255,9 +255,6 @@ function refusal(deps: CreateWriterDeps, r: Extract<CreateRow, { ok: false }>): 
       throw unreachable(r)
   }
 }
-
-const stillInFlight = (seconds: number) =>
-  new Conflict('A request with this Idempotency-Key is still in progress', seconds)
 
 /** The new generation as GET shows it, from its rows as the insert returned them (JSON). */
 function presentCreated(

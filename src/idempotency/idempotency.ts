@@ -70,17 +70,11 @@ export function makeIdempotency(deps: IdempotencyDeps) {
       claimed = await repo.claimKey(db, call.userId, key, hash, HOLD_MS)
     }
     if (!claimed) {
-      const prior = await repo.findKey(db, call.userId, key)
+      const prior = await recorded(db, call.userId, claim.record)
       if (!prior) throw new Conflict('A request with this Idempotency-Key just finished; retry', 1)
-      if (prior.request_hash !== hash) throw new IdempotencyConflict()
-      if (prior.state === 'in_flight')
-        throw new Conflict(
-          'A request with this Idempotency-Key is still in progress',
-          Number(prior.holds_for_seconds),
-        )
-      call.set.status = prior.response_status ?? 200
+      call.set.status = prior.status
       call.set.headers['idempotent-replayed'] = 'true'
-      return prior.response_body as T
+      return prior.body as T
     }
     try {
       const result = await operation(claim.commandKey)
@@ -122,8 +116,7 @@ function recordedRuns(db: Kysely<DB>) {
   ): Promise<unknown> {
     const claim = claimOf(call)
     const slot = claim.record && `${call.userId}\n${claim.record.key}`
-    if (slot !== undefined && inFlight.has(slot))
-      throw new Conflict('A request with this Idempotency-Key is still in progress', 1)
+    if (slot !== undefined && inFlight.has(slot)) throw keyInFlight(1)
     if (slot !== undefined) inFlight.add(slot)
     try {
       const answer = await operation(claim).catch(async (error: unknown) => {
@@ -160,13 +153,13 @@ async function recorded(
   const prior = await repo.findKey(db, userId, record.key)
   if (!prior || Number(prior.holds_for_seconds) <= 0) return undefined
   if (prior.request_hash !== record.requestHash) throw new IdempotencyConflict()
-  if (prior.state === 'in_flight')
-    throw new Conflict(
-      'A request with this Idempotency-Key is still in progress',
-      Number(prior.holds_for_seconds),
-    )
+  if (prior.state === 'in_flight') throw keyInFlight(Number(prior.holds_for_seconds))
   return { status: prior.response_status ?? 200, body: prior.response_body, replayed: true }
 }
+
+/** 409 for a request whose key's first request still runs; it holds `seconds` more at most. */
+export const keyInFlight = (seconds: number) =>
+  new Conflict('A request with this Idempotency-Key is still in progress', seconds)
 
 /** What a request's Idempotency-Key makes of it: the effect's key, and the record to keep. */
 export type Claim = {
