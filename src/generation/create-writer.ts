@@ -29,11 +29,12 @@ import type { GenerationRow } from './table'
  * Accepts batched across users (issue #14): each user actor hands its run of
  * `create` commands to one group commit shared by all actors, and each group
  * is one transaction of three statements whatever its size: the creates of
- * every user in it (sql/0021_generation_create_many.sql: per user under its
- * account lock and epoch, the Idempotency-Key record, the limits, the charge
- * and generation.queued; one insert for the generations, one for the items),
- * then the Idempotency-Key records with their first responses, then COMMIT.
- * The response is built from the rows as written, so it is what GET shows.
+ * every user in it (generation_create_many, as sql/0025 defines it: per user
+ * under its account lock and epoch the Idempotency-Key record and the limits,
+ * then the group's charges in one ledger write, one insert for the
+ * generations and one for the items, generation.queued), then the
+ * Idempotency-Key records with their first responses, then COMMIT. The
+ * response is built from the rows as written, so it is what GET shows.
  *
  * One create at fault (a value Postgres refuses, SQLSTATE class 22/23) fails
  * alone: the group falls back to one transaction per user, and that user's
@@ -49,6 +50,7 @@ export type CreateWriterDeps = {
   record: (trx: Transaction<DB>, records: readonly RecordedResponse[]) => Promise<void>
   /** After a commit: the outbox relay goes at once. */
   committed: () => void
+  /** Transactions in flight and users per transaction (default 4 and 64). */
   group?: GroupCommitLimits
 }
 

@@ -8,7 +8,7 @@ type Q = Kysely<DB> | Transaction<DB>
 
 export type NewItem = { id: string; key: string; poseId: string | null; variation: number }
 
-/** What generation_create_many (sql/0021) answers for one create. */
+/** What generation_create_many (sql/0021, as 0025 defines it) answers for one create. */
 export type CreateRow =
   | { ok: true; generation: Record<string, unknown>; items: Record<string, unknown>[] }
   | { ok: true; replayOf: string }
@@ -21,7 +21,7 @@ export type CreateRow =
 export type CreatedMany = { at: string; ahead: number; results: Record<string, CreateRow> }
 
 /**
- * Several users' creates in one statement (sql/0021_generation_create_many.sql),
+ * Several users' creates in one statement (sql/0025_generation_create_limits.sql),
  * the JSON payload already encoded: per user under its account lock and epoch,
  * limits, charge, generation.queued; then one insert for the generations and
  * one for their items.
