@@ -45,11 +45,18 @@ type View = {
    * beat to come back.
    */
   connectedSince?: number
+  /**
+   * Beats declared failed so far. A beat that started before the latest
+   * failure can still complete later (node-redis sends a MULTI queued while
+   * offline, without a timeout, once Redis is back); it says nothing about
+   * since when this instance has been connected.
+   */
+  failures: number
 }
 
 export function makeMembership(deps: MembershipDeps) {
   const { redis, keys, instanceId: me, leaseMs, log } = deps
-  const view: View = { alive: new Set([me]) }
+  const view: View = { alive: new Set([me]), failures: 0 }
   let timer: ReturnType<typeof setInterval> | undefined
   let closed = false
   const settled = () =>
@@ -65,7 +72,11 @@ export function makeMembership(deps: MembershipDeps) {
             void withDeadline(deps.timeoutMs * 2, 'actor heartbeat', () =>
               beat(deps, view, settled),
             ).catch((err) => {
+              view.failures++
               view.connectedSince = undefined
+              // what the last beat saw may be an outage old by the time a command asks: until
+              // a beat succeeds, every other instance is looked up afresh (checkAlive)
+              view.alive = new Set([me])
               log.warn({ err }, 'actor heartbeat failed')
             })
         },
@@ -110,6 +121,7 @@ async function beat(deps: MembershipDeps, view: View, settled: () => boolean) {
   const { redis, keys, instanceId: me, leaseMs } = deps
   const members = keys.actorMembers()
   const now = Date.now()
+  const failures = view.failures
   if (deps.announce)
     await redis
       .multi()
@@ -120,7 +132,8 @@ async function beat(deps: MembershipDeps, view: View, settled: () => boolean) {
   const ids = await redis.zRangeByScore(members, forgotten, '+inf')
   const others = ids.filter((id) => id !== me)
   const beats = others.length ? await redis.mGet(others.map(keys.actorHeartbeat)) : []
-  view.connectedSince ??= now
+  // connected since this beat's answer, not its start: its start may be inside an outage
+  if (view.failures === failures) view.connectedSince ??= Date.now()
   const next = new Set<string>([me])
   others.forEach((id, i) => {
     if (beats[i] !== null) next.add(id)

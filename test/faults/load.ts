@@ -10,6 +10,8 @@
  */
 export type Response_ = {
   status: number | 'network'
+  /** What fetch threw, for a 'network' answer (the connection closed, reset, timed out). */
+  error?: string
   retryAfter: string | null
   code?: string
   path: string
@@ -80,9 +82,10 @@ export function startLoad(o: LoadOptions) {
         endedAt: performance.now(),
       })
       return { status: res.status, json, retryAfter: res.headers.get('retry-after') }
-    } catch {
+    } catch (error) {
       responses.push({
         status: 'network',
+        error: String(error),
         retryAfter: null,
         path,
         target,

@@ -141,7 +141,15 @@ async function underLoad(name: string, scenario: Scenario) {
   }
   expect(crashed()).toEqual([])
   for (const [s, code] of scenario.exits ?? []) expect(await s.proc.exited).toBe(code)
-  checkResponses(load.responses)
+  try {
+    checkResponses(load.responses)
+  } catch (error) {
+    // what each instance logged above info, to tell which side closed a connection
+    for (const s of servers)
+      for (const line of s.lines.filter((l) => Number(l.level) > 30).slice(-40))
+        console.error(`[${s.url}] ${JSON.stringify(line)}`)
+    throw error
+  }
   expect(recoveredMs).toBeLessThan(RECOVERY_MS)
   expect(tail).toBe(0)
   await settleItems(sql)
