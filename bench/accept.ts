@@ -20,7 +20,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
-import { benchDatabase, closedLoop, summarize, table } from './support'
+import { benchDatabase, closedLoop, resetStatements, statements, summarize, table } from './support'
 
 const USERS = Number(process.env.BENCH_USERS ?? 64)
 const POSTS = Number(process.env.BENCH_POSTS ?? 4000)
@@ -159,24 +159,6 @@ function profileTables(dir: string, rows = 14) {
   )
 }
 
-async function statements(sql: postgres.Sql) {
-  const rows = await sql`
-    select query, calls, mean_exec_time, total_exec_time, rows
-    from pg_stat_statements
-    where dbid = (select oid from pg_database where datname = current_database())
-    order by total_exec_time desc limit 12`
-  const all = rows.reduce((a, r) => a + Number(r.total_exec_time), 0)
-  return table(
-    rows.map((r) => ({
-      statement: String(r.query).replace(/\s+/g, ' ').slice(0, 90),
-      calls: Number(r.calls),
-      'mean ms': Number(Number(r.mean_exec_time).toFixed(3)),
-      'rows/call': Number((Number(r.rows) / Number(r.calls)).toFixed(1)),
-      'share of time': `${((Number(r.total_exec_time) / all) * 100).toFixed(1)}%`,
-    })),
-  )
-}
-
 const { url: databaseUrl, drop } = await benchDatabase(2)
 const dataDir = mkdtempSync(join(tmpdir(), 'atelier-bench-accept-'))
 const profDir = mkdtempSync(join(tmpdir(), 'atelier-accept-prof-'))
@@ -204,8 +186,7 @@ try {
   }
   await posts(server.url, tokens, WARMUP, 'warm')
   if (PG_STATEMENTS) {
-    await inspect`create extension if not exists pg_stat_statements`
-    await inspect`select pg_stat_statements_reset()`
+    await resetStatements(inspect)
   }
   const accept = summarize(await posts(server.url, tokens, POSTS, 'run'))
   const pg = PG_STATEMENTS ? await statements(inspect) : ''

@@ -4,6 +4,10 @@
  *  (b) naive check-then-act: read, then insert + update without a lock (counts overdrafts);
  *  (c) the actor path: user actors over ledger_apply, with group commit.
  * Scenarios: one hot user, and 10,000 users chosen at random. Prints (c)/(a).
+ *
+ *   BENCH_PG_STATEMENTS=1  pg_stat_statements over (a) and over (c) of each scenario (the
+ *                          Postgres of BENCH_DATABASE_URL must preload it: see
+ *                          bench/private-postgres.ts)
  */
 import { sql } from 'kysely'
 import type { AppError } from '../src/errors'
@@ -13,7 +17,8 @@ import { ledgerHandler, makeCredits, type LedgerMessage } from '../src/ledger/cr
 import type { LedgerResult } from '../src/ledger/commands'
 import { makeLedgerWriter } from '../src/ledger/writer'
 import { makeLogger } from '../src/obs/logger'
-import { benchDatabase, closedLoop, summarize, table } from './support'
+import postgres from 'postgres'
+import { benchDatabase, closedLoop, resetStatements, statements, summarize, table } from './support'
 
 // batches grow with concurrency; both levels are printed, the targets are read at the higher
 const CLIENT_LEVELS = (process.env.BENCH_CLIENTS ?? '64,256').split(',').map(Number)
@@ -23,8 +28,20 @@ const USERS = 10_000
 const POOL = 16
 const AMOUNT = 30
 
-const { database, drop } = await benchDatabase(POOL)
+const { database, url, drop } = await benchDatabase(POOL)
 const db = database.db
+const PG_STATEMENTS = process.env.BENCH_PG_STATEMENTS === '1'
+const inspect = PG_STATEMENTS ? postgres(url, { max: 1, onnotice: () => {} }) : undefined
+const profiles: string[] = []
+
+/** `run`, with what Postgres spent on it (BENCH_PG_STATEMENTS=1) kept for the report. */
+async function profiled<T>(label: string, run: () => Promise<T>): Promise<T> {
+  if (!inspect) return run()
+  await resetStatements(inspect)
+  const out = await run()
+  profiles.push(`pg_stat_statements, ${label}\n${await statements(inspect)}`)
+  return out
+}
 const log = makeLogger({ level: 'silent', pretty: false })
 
 async function seedUsers(n: number, balance: number) {
@@ -150,10 +167,13 @@ try {
     CLIENTS = level
     OPS = Number(process.env.BENCH_OPS ?? level * 48)
     rows.length = 0
+    profiles.length = 0
     await runScenarios()
     process.stdout.write(`\nclients=${CLIENTS} ops=${OPS} pool=${POOL}\n${table(rows)}\n`)
+    for (const p of profiles) process.stdout.write(`\n${p}\n`)
   }
 } finally {
+  await inspect?.end()
   await drop()
 }
 
@@ -163,10 +183,11 @@ async function runScenarios() {
   for (const scenario of ['hot user', `${USERS} users`] as const) {
     const n = scenario === 'hot user' ? 1 : USERS
     const perUser = scenario === 'hot user' ? funded * AMOUNT : 10 * AMOUNT
+    const baselineIds = await seedUsers(n, perUser * 100)
     const a = record(
       scenario,
       '(a) single UPDATE',
-      summarize(await baseline(await seedUsers(n, perUser * 100))),
+      summarize(await profiled(`${scenario}, (a)`, () => baseline(baselineIds))),
     )
     const nv = await naive(await seedUsers(n, perUser), perUser / AMOUNT)
     record(scenario, '(b) naive check-then-act', summarize(nv.sample), {
@@ -174,9 +195,14 @@ async function runScenarios() {
     })
     const ids = await seedUsers(n, perUser * 100)
     const { actors, run } = actorPath(ids)
-    const c = record(scenario, '(c) actor path', summarize(await run()), {
-      'mean batch': actors.stats().meanBatchSize,
-    })
+    const c = record(
+      scenario,
+      '(c) actor path',
+      summarize(await profiled(`${scenario}, (c)`, run)),
+      {
+        'mean batch': actors.stats().meanBatchSize,
+      },
+    )
     await actors.close()
     const negative = await sql<{
       n: number

@@ -87,3 +87,36 @@ export function median(values: number[]): number {
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
+
+/**
+ * pg_stat_statements from here on (BENCH_PG_STATEMENTS=1): the extension must be preloaded
+ * in the server `sql` reaches (`bun bench/private-postgres.ts` starts one that has it).
+ */
+export async function resetStatements(sql: postgres.Sql) {
+  await sql`create extension if not exists pg_stat_statements`
+  await sql`select pg_stat_statements_reset()`
+}
+
+/**
+ * The top statements since the reset by execution time: calls, mean and total ms, rows per
+ * call, share. With `pg_stat_statements.track=all` a function's own statements are listed
+ * too, and also counted in the call that ran them.
+ */
+export async function statements(sql: postgres.Sql) {
+  const rows = await sql`
+    select query, calls, mean_exec_time, total_exec_time, rows
+    from pg_stat_statements
+    where dbid = (select oid from pg_database where datname = current_database())
+    order by total_exec_time desc limit 12`
+  const all = rows.reduce((a, r) => a + Number(r.total_exec_time), 0)
+  return table(
+    rows.map((r) => ({
+      statement: String(r.query).replace(/\s+/g, ' ').slice(0, 90),
+      calls: Number(r.calls),
+      'mean ms': Number(Number(r.mean_exec_time).toFixed(3)),
+      'total ms': Math.round(Number(r.total_exec_time)),
+      'rows/call': Number((Number(r.rows) / Number(r.calls)).toFixed(1)),
+      'share of time': `${((Number(r.total_exec_time) / all) * 100).toFixed(1)}%`,
+    })),
+  )
+}
