@@ -5,6 +5,7 @@
  *  (c) the actor path: user actors over ledger_apply, with group commit.
  * Scenarios: one hot user, and 10,000 users chosen at random. Prints (c)/(a).
  *
+ *   BENCH_SCENARIO=hot|spread  one scenario only
  *   BENCH_PG_STATEMENTS=1  pg_stat_statements over (a) and over (c) of each scenario (the
  *                          Postgres of BENCH_DATABASE_URL must preload it: see
  *                          bench/private-postgres.ts)
@@ -25,6 +26,8 @@ const CLIENT_LEVELS = (process.env.BENCH_CLIENTS ?? '64,256').split(',').map(Num
 let CLIENTS = 64
 let OPS = 6000
 const USERS = 10_000
+/** BENCH_SCENARIO=hot or spread: that scenario alone (e.g. under a CPU profiler). */
+const ONLY = process.env.BENCH_SCENARIO
 const POOL = 16
 const AMOUNT = 30
 
@@ -180,7 +183,10 @@ try {
 async function runScenarios() {
   // balances funded for exactly OPS/2 charges, so (b) has something to overdraw
   const funded = OPS / 2
-  for (const scenario of ['hot user', `${USERS} users`] as const) {
+  const scenarios = (['hot user', `${USERS} users`] as const).filter(
+    (s) => !ONLY || (ONLY === 'hot' ? s === 'hot user' : s !== 'hot user'),
+  )
+  for (const scenario of scenarios) {
     const n = scenario === 'hot user' ? 1 : USERS
     const perUser = scenario === 'hot user' ? funded * AMOUNT : 10 * AMOUNT
     const baselineIds = await seedUsers(n, perUser * 100)
