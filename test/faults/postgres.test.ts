@@ -114,8 +114,26 @@ type Scenario = {
   exits?: Map<ServerProcess, number>
 }
 
-/** Runs load across the instances around a fault, then checks every invariant. */
+/**
+ * Runs load across the instances around a fault, then checks every invariant.
+ * On any failure, what each instance logged above info is printed with it: it
+ * tells a crash from a closed connection, and which side closed it.
+ */
 async function underLoad(name: string, scenario: Scenario) {
+  try {
+    return await loadAroundFault(name, scenario)
+  } catch (error) {
+    for (const s of servers) {
+      const state = { exit: s.proc.exitCode, signal: s.proc.signalCode }
+      console.error(`[${s.url}] ${JSON.stringify(state)}`)
+      for (const line of s.lines.filter((l) => Number(l.level) > 30).slice(-40))
+        console.error(`[${s.url}] ${JSON.stringify(line)}`)
+    }
+    throw error
+  }
+}
+
+async function loadAroundFault(name: string, scenario: Scenario) {
   const load = startLoad({
     targets: scenario.targets ?? (() => live().map((s) => s.url)),
     users,
@@ -141,15 +159,7 @@ async function underLoad(name: string, scenario: Scenario) {
   }
   expect(crashed()).toEqual([])
   for (const [s, code] of scenario.exits ?? []) expect(await s.proc.exited).toBe(code)
-  try {
-    checkResponses(load.responses)
-  } catch (error) {
-    // what each instance logged above info, to tell which side closed a connection
-    for (const s of servers)
-      for (const line of s.lines.filter((l) => Number(l.level) > 30).slice(-40))
-        console.error(`[${s.url}] ${JSON.stringify(line)}`)
-    throw error
-  }
+  checkResponses(load.responses)
   expect(recoveredMs).toBeLessThan(RECOVERY_MS)
   expect(tail).toBe(0)
   await settleItems(sql)
