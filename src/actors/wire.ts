@@ -1,5 +1,6 @@
 import type { TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { toDbAppError } from '../db/errors'
 import { AppError, type ErrorDetails } from '../errors'
 import type { Outcome } from './actor-system'
 
@@ -65,16 +66,22 @@ type WireErrorValue = {
   headers?: Record<string, string>
 }
 
+/**
+ * The error as the owner's own edge would have answered it (src/http/errors.ts):
+ * an AppError as it is, a database failure by the one table (a lock timeout or
+ * a lost connection is a 503 with Retry-After); anything else is our bug there,
+ * and the caller renders a 500 without its message.
+ */
 export function encodeError(error: Error): WireErrorValue {
-  if (error instanceof AppError)
+  const app = toDbAppError(error)
+  if (app)
     return {
-      code: error.code,
-      status: error.status,
-      message: error.message,
-      details: error.details,
-      headers: error.headers,
+      code: app.code,
+      status: app.status,
+      message: app.message,
+      details: app.details,
+      headers: app.headers,
     }
-  // our own bug on the other side: the caller renders a 500, as it would have locally
   return { code: 'internal', status: 500, message: 'The owner instance failed this command' }
 }
 

@@ -158,6 +158,29 @@ describe('actor wire codec', () => {
     expect(internal.error.message).not.toContain('db.ts')
   })
 
+  it('answers a database failure on the owner as its own edge would: 503 with Retry-After', () => {
+    // seen in the frozen-instance fault test: an instance running a dead one's inbox entry
+    // waited on a row lock past lock_timeout, and its sender answered 500
+    const lockTimeout = Object.assign(new Error('canceling statement due to lock timeout'), {
+      code: '55P03',
+    })
+    const lost = new Error('Connection terminated unexpectedly')
+    const genCmd = commands[4]!
+    for (const error of [lockTimeout, lost]) {
+      const back = wire.decodeOutcome(genCmd, wire.encodeOutcome(genCmd, { ok: false, error })) as {
+        ok: false
+        error: AppError
+      }
+      expect(back.error).toBeInstanceOf(AppError)
+      expect({ code: back.error.code, status: back.error.status }).toEqual({
+        code: 'unavailable',
+        status: 503,
+      })
+      expect(back.error.headers?.['retry-after']).toBeTruthy()
+      expect(back.error.message).not.toContain('lock')
+    }
+  })
+
   it('refuses at encode time what JSON would change silently', () => {
     for (const bad of [
       { at: new Date() },
