@@ -6,7 +6,7 @@ import { InboxGone, ReplyTimeout, type Envelope, type Reply } from './envelope'
 import type { Forwarding } from './forwarding'
 import type { Placement } from './placement'
 import type { Route } from './route-cache'
-import type { WireCodec } from './wire'
+import { WireError, type WireCodec } from './wire'
 
 /**
  * Runs each command where its key's owner is (cluster.ts): in the local
@@ -202,7 +202,15 @@ async function forward<C, R>(
     return undefined
   }
   metrics.forwarded?.inc({ result: 'answered' })
-  return deps.wire.decodeOutcome(command, reply.outcome)
+  try {
+    return deps.wire.decodeOutcome(command, reply.outcome)
+  } catch (err) {
+    if (!(err instanceof WireError)) throw err
+    // an owner of another version (a rolling deploy) answered what this one cannot read: 503,
+    // as the owner answers a command it cannot read, rather than a 500 for good
+    deps.log.error({ err, key }, 'undecodable forwarded outcome')
+    throw new Unavailable('The answer of the owner could not be read; retry shortly', 2, err)
+  }
 }
 
 /** An inbox entry: run it if this instance owns (or may claim) the key, else "moved". */

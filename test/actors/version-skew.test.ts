@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'bun:test'
+import { ensureGroup } from '../../src/actors/streams'
 import { makeRedisKeys } from '../../src/redis/keys'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
@@ -56,5 +57,59 @@ describe('a forwarded command of another version', () => {
     const [entries] =
       await env.sql`select count(*)::int as n from ledger_entries where reason = 'skew'`
     expect(entries!.n).toBe(0)
+  })
+})
+
+/**
+ * The other side of it: an owner of another version answers with an outcome
+ * this sender cannot read. The owner here is the test, an instance id with a
+ * heartbeat and an inbox that the test reads and answers by hand.
+ */
+describe('an outcome of another version', () => {
+  it('is answered 503 with Retry-After by the sender', async () => {
+    const sender = await env.instance({ INSTANCE_ID: 'skew-sender' })
+    const { user } = await client(sender).register()
+    const fake = `skew-fake-${crypto.randomUUID().slice(0, 8)}`
+    await redis.set(keys.actorHeartbeat(fake), String(Date.now()), { PX: 60_000 })
+    await redis.zAdd(keys.actorMembers(), { score: Date.now(), value: fake })
+    await ensureGroup(redis, keys.instanceInbox(fake))
+    await env.sql`insert into actor_owners (user_id, epoch, owner, lease_until)
+      values (${user.id}, 1, ${fake}, now() + interval '1 minute')
+      on conflict (user_id) do update set owner = excluded.owner, epoch = excluded.epoch`
+    const answer = sender.credits.apply(user.id, {
+      kind: 'grant',
+      amount: 5,
+      reason: 'skew outcome',
+      key: 'skew-outcome',
+    })
+    let envelope: { id: string; from: string } | undefined
+    await waitFor(
+      async () => {
+        const rows = (await redis.sendCommand(['XRANGE', keys.instanceInbox(fake), '-', '+'])) as [
+          string,
+          string[],
+        ][]
+        envelope = rows.flatMap(([, f]) => [JSON.parse(f[1]!)].flat())[0]
+        return envelope !== undefined
+      },
+      5000,
+      'the sender to forward the command to its owner',
+    )
+    expect(envelope!.from).toBe('skew-sender')
+    // a result with a field this version does not know
+    const outcome = JSON.stringify({ ok: true, value: { balance: 5, since: 'v2' } })
+    await redis.sendCommand([
+      'XADD',
+      keys.instanceReplies('skew-sender'),
+      '*',
+      'r',
+      JSON.stringify([{ id: envelope!.id, outcome }]),
+    ])
+    const failure = await answer.then(
+      () => 'answered',
+      (error: unknown) => error,
+    )
+    expect(failure).toMatchObject({ code: 'unavailable', status: 503 })
+    expect((failure as { headers: Record<string, string> }).headers['retry-after']).toBe('2')
   })
 })
