@@ -11,6 +11,7 @@
  *                          bench/private-postgres.ts)
  */
 import { sql } from 'kysely'
+import postgres from 'postgres'
 import type { AppError } from '../src/errors'
 import { makeActorSystem, type Exchange } from '../src/actors/actor-system'
 import { dispatchByType } from '../src/actors/dispatch'
@@ -18,7 +19,6 @@ import { ledgerHandler, makeCredits, type LedgerMessage } from '../src/ledger/cr
 import type { LedgerResult } from '../src/ledger/commands'
 import { makeLedgerWriter } from '../src/ledger/writer'
 import { makeLogger } from '../src/obs/logger'
-import postgres from 'postgres'
 import { benchDatabase, closedLoop, resetStatements, statements, summarize, table } from './support'
 
 // batches grow with concurrency; both levels are printed, the targets are read at the higher
@@ -28,6 +28,8 @@ let OPS = 6000
 const USERS = 10_000
 /** BENCH_SCENARIO=hot or spread: that scenario alone (e.g. under a CPU profiler). */
 const ONLY = process.env.BENCH_SCENARIO
+if (ONLY !== undefined && ONLY !== 'hot' && ONLY !== 'spread')
+  throw new Error(`BENCH_SCENARIO is hot or spread, not ${ONLY}`)
 const POOL = 16
 const AMOUNT = 30
 
