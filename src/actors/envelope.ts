@@ -1,3 +1,5 @@
+import type { WireErrorValue } from './wire'
+
 /**
  * What crosses between instances (forwarding.ts): an envelope to an owner's
  * inbox, and the reply that comes back on the sender's reply stream.
@@ -21,10 +23,18 @@ export type Envelope = {
 
 /**
  * What the receiver answers: the outcome, encoded, or "not mine" (the sender
- * re-routes); to a release, the ownership it gave up (null: it held none).
+ * re-routes); to a release, the ownership it gave up (null: it held none);
+ * or its own failure to handle the envelope (a database error while it
+ * released, an outcome it could not encode), as its edge would have answered
+ * it (wire.ts `encodeError`), so the sender answers that at once instead of
+ * at its deadline. A sender of an older version reads `failed` as "moved" and
+ * routes again, at most a few hops.
  */
 export type Reply =
-  { outcome: string } | { moved: true } | { released: { epoch: number; since: string } | null }
+  | { outcome: string }
+  | { moved: true }
+  | { released: { epoch: number; since: string } | null }
+  | { failed: WireErrorValue }
 
 export class InboxGone extends Error {
   constructor(instanceId: string) {

@@ -1,9 +1,11 @@
+import { toError } from '../errors'
 import type { Logger } from '../obs/logger'
 import type { Redis } from '../redis/client'
 import type { RedisKeys } from '../redis/keys'
 import { makeCoalescer } from './coalesce'
 import type { Envelope, Reply } from './envelope'
 import { ensureGroup, GROUP, readGroup, type Entry, type StreamReply } from './streams'
+import { encodeError } from './wire'
 
 /**
  * The receiving side of forwarding: one consumer-group reader on its own
@@ -106,15 +108,31 @@ async function handleEntry(state: InboxState, stream: string, [entryId, fields]:
       envelopes.map(async (envelope) => {
         // the sender gave up: nothing of it runs (it answered 503; a retry is the client's)
         if (Date.now() > envelope.deadline) return
-        const reply = await state.receive(envelope)
+        const reply = await receiveOrFail(state, envelope)
         if (reply) await state.answer(envelope, reply)
       }),
     )
     await redis.sendCommand(['XACK', stream, GROUP, entryId])
   } catch (err) {
-    // left pending: whoever takes this inbox over processes it again, and its ids make
-    // that a replay (DESIGN.md invariant 4)
+    // a reply or the XACK not written (Redis failed): left pending, whoever takes this
+    // inbox over processes it again, and its ids make that a replay (DESIGN.md invariant 4)
     log.warn({ err, stream, entryId }, 'inbox entry not answered')
+  }
+}
+
+/**
+ * What to answer: `receive`'s reply, or, when handling it failed here, that
+ * failure as this instance's edge would answer it. Its sender answers at
+ * once rather than at its deadline, and the error is logged here, where it
+ * happened, with what the sender never sees.
+ */
+async function receiveOrFail(state: InboxState, envelope: Envelope): Promise<Reply | undefined> {
+  try {
+    return await state.receive(envelope)
+  } catch (err) {
+    const error = toError(err)
+    state.log.error({ err: error, key: envelope.key, op: envelope.op }, 'inbox entry failed here')
+    return { failed: encodeError(error) }
   }
 }
 

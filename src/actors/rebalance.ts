@@ -6,6 +6,7 @@ import type { Forwarding } from './forwarding'
 import type { Placement } from './placement'
 import { ownerView, type OwnerView } from './owner-view'
 import { readOwner, type Ownership } from './repository'
+import { decodeFailure } from './wire'
 
 /**
  * An explicit rebalance from any instance (DELETE /v1/admin/actors/:userId):
@@ -94,5 +95,6 @@ async function askOwner(deps: RebalanceDeps, owner: string, key: string) {
     const what = err instanceof ReplyTimeout ? 'did not answer in time' : 'could not be reached'
     throw new Unavailable(`The owner of this account ${what}; retry`, 1, err)
   }
+  if ('failed' in reply) throw decodeFailure(reply.failed)
   return 'released' in reply ? (reply.released ?? undefined) : undefined
 }

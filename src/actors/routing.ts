@@ -6,7 +6,7 @@ import { InboxGone, ReplyTimeout, type Envelope, type Reply } from './envelope'
 import type { Forwarding } from './forwarding'
 import type { Placement } from './placement'
 import type { Route } from './route-cache'
-import { WireError, type WireCodec } from './wire'
+import { decodeFailure, encodeError, WireError, type WireCodec } from './wire'
 
 /**
  * Runs each command where its key's owner is (cluster.ts): in the local
@@ -195,6 +195,11 @@ async function forward<C, R>(
     throw new Unavailable('Could not reach the owner of this account; retry', 1, err)
   }
   metrics.forwardedIn(performance.now() - t0)
+  if ('failed' in reply) {
+    // handling it failed on the owner (logged there): its answer, at once
+    metrics.forwarded?.inc({ result: 'failed' })
+    throw decodeFailure(reply.failed)
+  }
   if (!('outcome' in reply)) {
     // "moved" (a release is answered only to a release, rebalance.ts)
     metrics.bounced?.inc()
@@ -240,6 +245,9 @@ async function receive<C, R>(deps: RouterDeps<C, R>, envelope: Envelope): Promis
     }
   }
   const outcome = await settle(deps.askLocal(envelope.key, command))
+  // our bug, not the sender's: logged here with what the sender's generic 500 does not carry
+  if (!outcome.ok && encodeError(outcome.error).status === 500)
+    deps.log.error({ err: outcome.error, key: envelope.key }, 'forwarded command failed here')
   return { outcome: wire.encodeOutcome(command, outcome) }
 }
 

@@ -1,7 +1,7 @@
 import type { TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { toDbAppError } from '../db/errors'
-import { AppError, type ErrorDetails } from '../errors'
+import { AppError, Unavailable, type ErrorDetails } from '../errors'
 import type { Outcome } from './actor-system'
 
 /**
@@ -58,7 +58,7 @@ function check(value: unknown, path: string): void {
 }
 
 /** An error as it travels: AppErrors keep their code, status, message, details and headers. */
-type WireErrorValue = {
+export type WireErrorValue = {
   code: string
   status: number
   message: string
@@ -88,6 +88,12 @@ export function encodeError(error: Error): WireErrorValue {
 export function decodeError(v: WireErrorValue): Error {
   if (v.status === 500 && v.code === 'internal') return new Error(v.message)
   return new AppError(v.code, v.status, v.message, v.details, { headers: v.headers })
+}
+
+/** The error a receiver's `failed` reply stands for (envelope.ts); one this version cannot read is a 503. */
+export function decodeFailure(v: unknown): Error {
+  if (isWireErrorValue(v)) return decodeError(v)
+  return new Unavailable('The answer of the owner could not be read; retry shortly', 2)
 }
 
 function isWireErrorValue(v: unknown): v is WireErrorValue {
