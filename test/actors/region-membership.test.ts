@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'bun:test'
-import { makeRedisKeys } from '../../src/redis/keys'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
+import { handInbox } from '../support/inbox'
 import { waitFor } from '../support/wait'
 
 /**
@@ -22,8 +22,9 @@ const region = (id: string, flyRegion: string) => ({
 const primary = await env.instance(region('ams-1', 'ams'))
 const other = await env.instance(region('ams-2', 'ams'))
 const reader = await env.instance(region('fra-1', 'fra'))
-const keys = makeRedisKeys(env.redisPrefix)
 const redis = primary.redis!
+const hand = handInbox(env, redis)
+const keys = hand.keys
 
 describe('a read region in the cluster', () => {
   it('never announces itself: no heartbeat and not a member, beat after beat', async () => {
@@ -48,7 +49,7 @@ describe('a read region in the cluster', () => {
   it('owns no actor: a command forwarded to it is answered "moved", and nothing is claimed', async () => {
     const { user } = await client(primary).register()
     const probe = `probe-${crypto.randomUUID().slice(0, 8)}`
-    const envelope = JSON.stringify({
+    const envelope = {
       id: 'to-the-reader',
       from: probe,
       key: user.id,
@@ -59,24 +60,10 @@ describe('a read region in the cluster', () => {
         type: 'ledger',
         command: { kind: 'grant', amount: 5, reason: 'misrouted', key: 'misrouted' },
       }),
-    })
+    }
     // as a sender would, had it ever been told the reader is alive
-    await redis.sendCommand(['XADD', keys.instanceInbox('fra-1'), '*', 'e', envelope])
-    let replies: { id: string; moved?: boolean }[] = []
-    await waitFor(
-      async () => {
-        const rows = (await redis.sendCommand([
-          'XRANGE',
-          keys.instanceReplies(probe),
-          '-',
-          '+',
-        ])) as [string, string[]][]
-        replies = rows.flatMap(([, f]) => [JSON.parse(f[1]!)].flat())
-        return replies.length > 0
-      },
-      5000,
-      'the reader to answer the forwarded command',
-    )
+    await hand.send('fra-1', envelope)
+    const replies = await hand.repliesTo<{ id: string; moved?: boolean }>(probe)
     expect(replies).toEqual([{ id: 'to-the-reader', moved: true }])
     expect((await env.sql`select 1 from actor_owners where user_id = ${user.id}`).length).toBe(0)
     // the primaries own what they are asked about; the reader none of it

@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'bun:test'
-import { ensureGroup } from '../../src/actors/streams'
-import { makeRedisKeys } from '../../src/redis/keys'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
-import { waitFor } from '../support/wait'
+import { handInbox } from '../support/inbox'
 
 /**
  * A forwarded command this instance cannot read (a sender of another version
@@ -13,14 +11,13 @@ import { waitFor } from '../support/wait'
  */
 const env = await useTestEnv()
 const owner = await env.instance({ INSTANCE_ID: 'skew-owner' })
-const keys = makeRedisKeys(env.redisPrefix)
-const redis = owner.redis!
+const hand = handInbox(env, owner.redis!)
 
 describe('a forwarded command of another version', () => {
   it('is answered 503 with Retry-After, and changes nothing', async () => {
     const { user } = await client(owner).register()
     const probe = `probe-${crypto.randomUUID().slice(0, 8)}`
-    const envelope = JSON.stringify({
+    const envelope = {
       id: 'from-a-newer-version',
       from: probe,
       key: user.id,
@@ -31,23 +28,9 @@ describe('a forwarded command of another version', () => {
         type: 'ledger',
         command: { kind: 'grant', amount: 5, reason: 'skew', key: 'skew', since: 'v2' },
       }),
-    })
-    await redis.sendCommand(['XADD', keys.instanceInbox('skew-owner'), '*', 'e', envelope])
-    let replies: { id: string; outcome?: string }[] = []
-    await waitFor(
-      async () => {
-        const rows = (await redis.sendCommand([
-          'XRANGE',
-          keys.instanceReplies(probe),
-          '-',
-          '+',
-        ])) as [string, string[]][]
-        replies = rows.flatMap(([, f]) => [JSON.parse(f[1]!)].flat())
-        return replies.length > 0
-      },
-      5000,
-      'the owner to answer the forwarded command',
-    )
+    }
+    await hand.send('skew-owner', envelope)
+    const replies = await hand.repliesTo<{ id: string; outcome?: string }>(probe)
     expect(replies.map((r) => r.id)).toEqual(['from-a-newer-version'])
     const outcome = JSON.parse(replies[0]!.outcome!)
     expect(outcome).toMatchObject({
@@ -63,48 +46,24 @@ describe('a forwarded command of another version', () => {
 /**
  * The other side of it: an owner of another version answers with an outcome
  * this sender cannot read. The owner here is the test, an instance id with a
- * heartbeat and an inbox that the test reads and answers by hand.
+ * heartbeat and an inbox that the test reads and answers by hand (test/support/inbox.ts).
  */
 describe('an outcome of another version', () => {
   it('is answered 503 with Retry-After by the sender', async () => {
     const sender = await env.instance({ INSTANCE_ID: 'skew-sender' })
     const { user } = await client(sender).register()
-    const fake = `skew-fake-${crypto.randomUUID().slice(0, 8)}`
-    await redis.set(keys.actorHeartbeat(fake), String(Date.now()), { PX: 60_000 })
-    await redis.zAdd(keys.actorMembers(), { score: Date.now(), value: fake })
-    await ensureGroup(redis, keys.instanceInbox(fake))
-    await env.sql`insert into actor_owners (user_id, epoch, owner, lease_until)
-      values (${user.id}, 1, ${fake}, now() + interval '1 minute')
-      on conflict (user_id) do update set owner = excluded.owner, epoch = excluded.epoch`
+    const fake = await hand.fakeOwner(user.id)
     const answer = sender.credits.apply(user.id, {
       kind: 'grant',
       amount: 5,
       reason: 'skew outcome',
       key: 'skew-outcome',
     })
-    let envelope: { id: string; from: string } | undefined
-    await waitFor(
-      async () => {
-        const rows = (await redis.sendCommand(['XRANGE', keys.instanceInbox(fake), '-', '+'])) as [
-          string,
-          string[],
-        ][]
-        envelope = rows.flatMap(([, f]) => [JSON.parse(f[1]!)].flat())[0]
-        return envelope !== undefined
-      },
-      5000,
-      'the sender to forward the command to its owner',
-    )
-    expect(envelope!.from).toBe('skew-sender')
+    const envelope = await fake.received()
+    expect(envelope.from).toBe('skew-sender')
     // a result with a field this version does not know
     const outcome = JSON.stringify({ ok: true, value: { balance: 5, since: 'v2' } })
-    await redis.sendCommand([
-      'XADD',
-      keys.instanceReplies('skew-sender'),
-      '*',
-      'r',
-      JSON.stringify([{ id: envelope!.id, outcome }]),
-    ])
+    await fake.answer(envelope, { outcome })
     const failure = await answer.then(
       () => 'answered',
       (error: unknown) => error,
