@@ -187,6 +187,7 @@ async function assemble<P extends Exchange>(
     placement,
     inflight: () => [...inflight],
     whenIdle: actors.whenIdle,
+    leave: () => membership.close(),
   })
   const rebalance = makeRebalance({
     db,

@@ -31,7 +31,16 @@ export type HandOffDeps = {
   inflight: () => Promise<unknown>[]
   /** Resolves once the key's actor has nothing queued and no batch in flight (actor-system.ts). */
   whenIdle: (key: string) => Promise<void>
+  /**
+   * Stops this instance's heartbeat (membership.ts close): when its users could
+   * not be released, the others see it gone and take them over after their lease.
+   */
+  leave: () => Promise<void>
 }
+
+/** Tries at releasing every owned key on drain, the waits between them doubling from this. */
+const RELEASE_TRIES = 3
+const RELEASE_BACKOFF_MS = 100
 
 /** Route keys deleted per Redis call after a hand-off. */
 const DELETE_CHUNK = 500
@@ -52,10 +61,7 @@ async function handOff(deps: HandOffDeps) {
   const { placement, log } = deps
   const t0 = performance.now()
   placement.stopClaiming()
-  const released = await releaseAll(deps.db, deps.instanceId).catch((err) => {
-    log.warn({ err }, 'releasing ownership failed: the others take over after the lease')
-    return [] as string[]
-  })
+  const released = await releaseOwned(deps)
   placement.clear()
   for (let i = 0; i < released.length; i += DELETE_CHUNK) {
     const chunk = released.slice(i, i + DELETE_CHUNK).map((k) => deps.redis.keys.actorRoute(k))
@@ -65,6 +71,33 @@ async function handOff(deps: HandOffDeps) {
   // what was queued here goes to the new owners: each batch now finds no ownership
   await Promise.allSettled(deps.inflight())
   deps.metrics.handoffSeconds?.observe((performance.now() - t0) / 1000)
+}
+
+/**
+ * Every owned key released in one statement, tried a few times. When that
+ * keeps failing (Postgres unreachable) the records still name this
+ * instance, and while its heartbeat lives the others forward its users to it
+ * and it answers "moved": nobody could serve them until it closed. So it
+ * leaves the membership: they find it gone and claim its users over it
+ * (with a higher epoch, which fences whatever it still has in flight).
+ */
+async function releaseOwned(deps: HandOffDeps): Promise<string[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await releaseAll(deps.db, deps.instanceId)
+    } catch (err) {
+      if (attempt < RELEASE_TRIES) {
+        await Bun.sleep(RELEASE_BACKOFF_MS * 2 ** (attempt - 1))
+        continue
+      }
+      deps.log.warn(
+        { err },
+        'releasing ownership failed: leaving, the others take over after the lease',
+      )
+      await deps.leave()
+      return []
+    }
+  }
 }
 
 /**
