@@ -100,7 +100,7 @@ async function handleEntry(state: InboxState, stream: string, [entryId, fields]:
     envelopes = Array.isArray(v) ? v : [v]
   } catch {
     log.error({ stream, entryId }, 'unreadable inbox entry dropped')
-    await redis.sendCommand(['XACK', stream, GROUP, entryId])
+    await done(redis, stream, entryId)
     return
   }
   try {
@@ -112,12 +112,24 @@ async function handleEntry(state: InboxState, stream: string, [entryId, fields]:
         if (reply) await state.answer(envelope, reply)
       }),
     )
-    await redis.sendCommand(['XACK', stream, GROUP, entryId])
+    await done(redis, stream, entryId)
   } catch (err) {
     // a reply or the XACK not written (Redis failed): left pending, whoever takes this
     // inbox over processes it again, and its ids make that a replay (DESIGN.md invariant 4)
     log.warn({ err, stream, entryId }, 'inbox entry not answered')
   }
+}
+
+/**
+ * An entry answered: acknowledged, and deleted from the stream, which would
+ * otherwise keep every envelope ever sent to this instance (the pending list
+ * is what a takeover needs, and an acknowledged entry has left it).
+ */
+function done(redis: Redis, stream: string, entryId: string) {
+  return Promise.all([
+    redis.sendCommand(['XACK', stream, GROUP, entryId]),
+    redis.sendCommand(['XDEL', stream, entryId]),
+  ])
 }
 
 /**
