@@ -66,9 +66,11 @@ export function makePlacement(deps: PlacementDeps) {
      * Where a key's commands go now: undefined once this instance owns it,
      * else the live owner to forward to. `fresh`: skip the caches.
      * `claimFree` false: a key nobody owns is not claimed here; its route
-     * (owner null) is returned instead.
+     * (owner null) is returned instead. `avoid`: instances that already
+     * answered "moved" to this command; a hand-off target is picked among the others.
      */
-    decide: (key: string, fresh: boolean, claimFree = true) => decide(state, key, fresh, claimFree),
+    decide: (key: string, fresh: boolean, claimFree = true, avoid?: ReadonlySet<string>) =>
+      decide(state, key, fresh, claimFree, avoid),
     /** This instance's epoch for `key`; undefined: not owned here. */
     epochOf: (key: string) => owned.get(key),
     /** Forgets `key`: its ownership (only at `epoch` when given: a fenced batch's) and its route. */
@@ -123,7 +125,13 @@ async function movedFrom(state: PlacementState, key: string, epoch: number) {
 }
 
 /** One decision per key at a time: a caller that waited for one may find the key owned here. */
-async function decide(state: PlacementState, key: string, fresh: boolean, claimFree: boolean) {
+async function decide(
+  state: PlacementState,
+  key: string,
+  fresh: boolean,
+  claimFree: boolean,
+  avoid?: ReadonlySet<string>,
+) {
   for (;;) {
     const pending = state.deciding.get(key)
     if (!pending) break
@@ -132,7 +140,7 @@ async function decide(state: PlacementState, key: string, fresh: boolean, claimF
   }
   let result: Route | undefined
   const run = (async () => {
-    result = await decideOnce(state, key, fresh, claimFree)
+    result = await decideOnce(state, key, fresh, claimFree, avoid)
   })()
   state.deciding.set(key, run)
   try {
@@ -148,21 +156,22 @@ async function decideOnce(
   key: string,
   fresh: boolean,
   claimFree = true,
+  avoid?: ReadonlySet<string>,
 ): Promise<Route | undefined> {
   const { instanceId: me, routes } = state
   let known = fresh ? undefined : routes.cached(key)
   if (!known || known.owner === me) known = await routes.lookup(key, fresh || known?.owner === me)
   if (known.owner && known.owner !== me && (await alive(state, known.owner))) return known
   if (!known.owner && !claimFree) return known
-  if (!state.claiming) return elsewhere(state, key)
-  if (state.releasing.has(key) && others(state).length > 0) return elsewhere(state, key)
+  if (!state.claiming) return elsewhere(state, key, avoid)
+  if (state.releasing.has(key) && others(state).length > 0) return elsewhere(state, key, avoid)
   const dead = known.owner && known.owner !== me ? known.owner : null
   const won = await claim(state, key, dead)
   if (won.owner === me && !state.claiming) {
     // the hand-off began while this claim was in flight: give it up at once
     await releaseOne(state.db, key, me, won.epoch)
     routes.forget(key)
-    return decideOnce(state, key, true)
+    return decideOnce(state, key, true, true, avoid)
   }
   if (won.owner === me) {
     state.owned.set(key, won.epoch)
@@ -176,11 +185,17 @@ async function decideOnce(
   throw new Unavailable('The owner of this account is not reachable yet; retry', 1)
 }
 
-/** Handing off or releasing: the user goes to a live instance, which claims it (local-first there). */
-function elsewhere(state: PlacementState, key: string): Route {
+/**
+ * Handing off or releasing: the user goes to a live instance, which claims it
+ * (local-first there); one that answered "moved" already (draining too, as in
+ * a rolling deploy that stops two at once) only when no other is left.
+ */
+function elsewhere(state: PlacementState, key: string, avoid?: ReadonlySet<string>): Route {
   const live = others(state)
   if (live.length === 0) throw new Unavailable('No instance can take this account now', 1)
-  return { owner: live[hash(key) % live.length]!, epoch: 0 }
+  const untried = avoid ? live.filter((id) => !avoid.has(id)) : live
+  const pool = untried.length > 0 ? untried : live
+  return { owner: pool[hash(key) % pool.length]!, epoch: 0 }
 }
 
 function others(state: PlacementState) {

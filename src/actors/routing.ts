@@ -128,6 +128,8 @@ async function route<C, R>(
   inActor = false,
   signal?: AbortSignal,
 ): Promise<R> {
+  // the instances that answered "moved" to this command: a hand-off target is not one of them
+  const moved = new Set<string>()
   for (;;) {
     const epoch = deps.placement.epochOf(key)
     if (epoch !== undefined) {
@@ -139,10 +141,11 @@ async function route<C, R>(
     }
     if (hops > MAX_HOPS)
       throw new Unavailable('The owner of this account moved too often; retry', 1)
-    const target = await deps.placement.decide(key, hops > 0)
+    const target = await deps.placement.decide(key, hops > 0, true, moved)
     if (target === undefined) continue // claimed here
     const reply = await forward(deps, target, key, command, hops)
     if (reply) return unwrap(reply)
+    moved.add(target.owner!)
     hops++
   }
 }
