@@ -76,8 +76,13 @@ function makeReplier(redis: Redis, keys: RedisKeys) {
   const replying = makeCoalescer<Outgoing>((to, batch) => {
     const body = `[${batch.map((r) => r.reply).join(',')}]`
     const stream = keys.instanceReplies(to)
+    // NOMKSTREAM: a sender that is gone (closed, taken over) has no reply stream, and an
+    // answer to it must not make one that nobody reads or deletes
     return redis
-      .sendCommand(['XADD', stream, 'MAXLEN', '~', String(REPLIES_MAX), '*', 'r', body])
+      .sendCommand([
+        ...['XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', String(REPLIES_MAX)],
+        ...['*', 'r', body],
+      ])
       .then(
         () => batch.forEach((r) => r.done.resolve()),
         (err: Error) => batch.forEach((r) => r.done.reject(err)),

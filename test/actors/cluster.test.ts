@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'bun:test'
+import { ensureGroup } from '../../src/actors/streams'
 import { makeRedisKeys } from '../../src/redis/keys'
 import type { Instance } from '../../src/server'
 import { useTestEnv } from '../support/env'
@@ -81,6 +82,7 @@ describe('cluster ownership', () => {
     await grant(a, user.id, 1)
     const probe = `probe-${crypto.randomUUID().slice(0, 8)}`
     const replies = keys.instanceReplies(probe)
+    await ensureGroup(a.redis!, replies)
     const command = JSON.stringify({
       type: 'ledger',
       command: { kind: 'grant', amount: 7, reason: 'redelivered', key: 'dup-key' },
@@ -147,6 +149,7 @@ describe('cluster ownership', () => {
     const id = 'inproc-restarted'
     const inbox = keys.instanceInbox(id)
     const probe = `probe-${crypto.randomUUID().slice(0, 8)}`
+    await ensureGroup(a.redis!, keys.instanceReplies(probe))
     const envelope = JSON.stringify({
       id: 'left-behind',
       from: probe,

@@ -3,6 +3,7 @@ import { GROUP } from '../../src/actors/streams'
 import { makeRedisKeys } from '../../src/redis/keys'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
+import { handInbox } from '../support/inbox'
 import { waitFor } from '../support/wait'
 
 /**
@@ -35,5 +36,32 @@ describe('the inbox stream', () => {
     )
     const [pending] = (await redis.sendCommand(['XPENDING', inbox, GROUP])) as [number]
     expect(pending).toBe(0)
+  })
+
+  it('answers a sender that is gone without making it a reply stream', async () => {
+    const { user } = await client(owner).register()
+    const hand = handInbox(env, redis)
+    const gone = `gone-${crypto.randomUUID().slice(0, 8)}`
+    await hand.send('trim-owner', {
+      id: 'to-a-gone-sender',
+      from: gone,
+      key: user.id,
+      epoch: 0,
+      deadline: Date.now() + 10_000,
+      hops: 0,
+      command: JSON.stringify({
+        type: 'ledger',
+        command: { kind: 'grant', amount: 3, reason: 'x', key: 'to-a-gone-sender' },
+      }),
+    })
+    const inbox = keys.instanceInbox('trim-owner')
+    await waitFor(
+      async () => Number(await redis.sendCommand(['XLEN', inbox])) === 0,
+      5000,
+      'the owner to answer and delete the entry',
+    )
+    const [account] = await env.sql`select balance from credit_accounts where user_id = ${user.id}`
+    expect(Number(account!.balance)).toBe(3)
+    expect(await redis.exists(keys.instanceReplies(gone))).toBe(0)
   })
 })

@@ -19,7 +19,7 @@ const hand = handInbox(env, redis)
 
 describe('an inbox entry the owner fails to handle', () => {
   it('is answered with its failure and acknowledged, not left pending', async () => {
-    const probe = `probe-${crypto.randomUUID().slice(0, 8)}`
+    const probe = await hand.probe()
     // a release whose ownership read fails in Postgres (the key is not a user id)
     await hand.send('failing-owner', {
       id: 'release-that-fails',

@@ -48,7 +48,7 @@ describe('a read region in the cluster', () => {
 
   it('owns no actor: a command forwarded to it is answered "moved", and nothing is claimed', async () => {
     const { user } = await client(primary).register()
-    const probe = `probe-${crypto.randomUUID().slice(0, 8)}`
+    const probe = await hand.probe()
     const envelope = {
       id: 'to-the-reader',
       from: probe,

@@ -16,7 +16,7 @@ const hand = handInbox(env, owner.redis!)
 describe('a forwarded command of another version', () => {
   it('is answered 503 with Retry-After, and changes nothing', async () => {
     const { user } = await client(owner).register()
-    const probe = `probe-${crypto.randomUUID().slice(0, 8)}`
+    const probe = await hand.probe()
     const envelope = {
       id: 'from-a-newer-version',
       from: probe,

@@ -44,6 +44,12 @@ export function handInbox(env: TestEnv, redis: Redis) {
         'e',
         JSON.stringify(envelope),
       ]),
+    /** A sender id played by the test, with its reply stream (an owner answers only into one). */
+    async probe() {
+      const id = `probe-${crypto.randomUUID().slice(0, 8)}`
+      await ensureGroup(redis, keys.instanceReplies(id))
+      return id
+    },
     /** What the owner answered to the sender id `probe` (its reply stream). */
     repliesTo: <T>(probe: string) =>
       first<T>(keys.instanceReplies(probe), 'the owner to answer the inbox entry'),
