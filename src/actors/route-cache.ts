@@ -26,14 +26,20 @@ const REDIS_ROUTE_TTL_MS = 600_000
 
 export type RouteCache = ReturnType<typeof makeRouteCache>
 
-export function makeRouteCache(deps: RouteCacheDeps) {
+export function makeRouteCache(deps: RouteCacheDeps, max = ROUTES_MAX) {
   const { db, redisTimeoutMs } = deps
   const { main: redis, keys } = deps.redis
   const routes = new Map<string, Route & { at: number }>()
 
+  /** In memory, the oldest route evicted past `max` (a re-set key moves to the end). */
+  function keep(key: string, r: Route) {
+    routes.delete(key)
+    routes.set(key, { owner: r.owner, epoch: r.epoch, at: Date.now() })
+    while (routes.size > max) routes.delete(routes.keys().next().value!)
+  }
+
   function remember(key: string, o: Ownership) {
-    routes.set(key, { owner: o.owner, epoch: o.epoch, at: Date.now() })
-    if (routes.size > ROUTES_MAX) routes.delete(routes.keys().next().value!)
+    keep(key, o)
     const k = keys.actorRoute(key)
     const write = o.owner
       ? redis.set(k, `${o.owner} ${o.epoch}`, { PX: REDIS_ROUTE_TTL_MS })
@@ -57,7 +63,7 @@ export function makeRouteCache(deps: RouteCacheDeps) {
         if (text) {
           const [owner, epoch] = text.split(' ')
           const r = { owner: owner!, epoch: Number(epoch) }
-          routes.set(key, { ...r, at: Date.now() })
+          keep(key, r)
           return r
         }
       }
@@ -69,6 +75,10 @@ export function makeRouteCache(deps: RouteCacheDeps) {
     /** An ownership record just read or won: cached here and in Redis. */
     remember,
     forget: (key: string) => routes.delete(key),
+    /** Routes held in memory. */
+    get size() {
+      return routes.size
+    },
     clear: () => routes.clear(),
   }
 }
