@@ -161,13 +161,15 @@ function track(state: InboxState, p: Promise<void>) {
 /**
  * Entries this consumer read and never acknowledged: a previous process
  * with the same instance id (a Fly machine restarted) died with them. One
- * pass, in id order, before the first new read.
+ * pass, in id order, before the first new read; each is handled as a new one
+ * is, not waited for here, since handling one may forward its command and
+ * wait for a reply that only the read loop after this reads.
  */
 async function recoverOwn(state: InboxState) {
   for (let after = '0'; ;) {
     const entries = await readGroup(state.reader, state.inbox, state.instanceId, after)
     if (entries.length === 0) return
-    await Promise.all(entries.map((e) => handleEntry(state, state.inbox, e)))
+    for (const entry of entries) track(state, handleEntry(state, state.inbox, entry))
     after = entries.at(-1)![0]
   }
 }
