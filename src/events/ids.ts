@@ -23,7 +23,9 @@ export function isNextId(previous: string, id: string): boolean {
   return id === `${Number(previous.slice(0, -2)) + 1}-0`
 }
 
-const ID = /^(0|[1-9]\d{0,19})-(0|[1-9]\d{0,19})$/
+// any number of digits (a WebSocket frame bounds them): one above 2^64 is an id in form that
+// no history issued, answered with resync, whatever its length (isIssuableId)
+const ID = /^(0|[1-9]\d*)-(0|[1-9]\d*)$/
 
 /** JSON-schema pattern of an id, for the edges that accept one (WebSocket messages). */
 export const EVENT_ID_PATTERN = ID.source
@@ -41,7 +43,7 @@ function fitsU64(digits: string) {
 
 /**
  * True when `value` is an id some history could have issued: both parts
- * within 0..2^64-1. The pattern allows 20 digits, so "99999999999999999999-0"
+ * within 0..2^64-1. The pattern allows any length, so "99999999999999999999-0"
  * is an id in form (the client gets `resync`) that Redis would refuse to read.
  */
 export function isIssuableId(value: string): boolean {

@@ -10,13 +10,15 @@ import { SafeString } from '../http/text'
  * one of these closes the connection.
  */
 
-const EventId = SafeString({ pattern: EVENT_ID_PATTERN, maxLength: 41 })
+// an id longer than any issued one is out of range (resync), not malformed, up to this length
+const EVENT_ID_MAX = 256
+const EventId = SafeString({ pattern: EVENT_ID_PATTERN, maxLength: EVENT_ID_MAX })
 /**
  * The auth message's resumeAfter is checked against EVENT_ID_PATTERN (ASCII,
  * so no NUL either) after the token, in admission.ts: a good token with a
  * malformed id closes with 1008, not 4401.
  */
-const ResumeAfter = T.String({ maxLength: 64 })
+const ResumeAfter = T.String({ maxLength: EVENT_ID_MAX })
 
 export const ClientMessage = T.Union([
   T.Object(

@@ -29,6 +29,8 @@ async function session() {
 const TOO_BIG = [
   '99999999999999999999-0',
   '0-99999999999999999999',
+  '99999999999999999999999-0', // any length: out of range, not malformed
+  `1${'0'.repeat(120)}-0`,
   '18446744073709551616-0',
   '18446744073709551615-18446744073709551615', // the largest: nothing follows it
 ]
