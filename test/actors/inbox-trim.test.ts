@@ -3,7 +3,7 @@ import { GROUP } from '../../src/actors/streams'
 import { makeRedisKeys } from '../../src/redis/keys'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
-import { handInbox } from '../support/inbox'
+import { handInbox, ledgerEnvelope } from '../support/inbox'
 import { waitFor } from '../support/wait'
 
 /**
@@ -42,18 +42,15 @@ describe('the inbox stream', () => {
     const { user } = await client(owner).register()
     const hand = handInbox(env, redis)
     const gone = `gone-${crypto.randomUUID().slice(0, 8)}`
-    await hand.send('trim-owner', {
-      id: 'to-a-gone-sender',
-      from: gone,
-      key: user.id,
-      epoch: 0,
-      deadline: Date.now() + 10_000,
-      hops: 0,
-      command: JSON.stringify({
-        type: 'ledger',
+    await hand.send(
+      'trim-owner',
+      ledgerEnvelope({
+        id: 'to-a-gone-sender',
+        from: gone,
+        key: user.id,
         command: { kind: 'grant', amount: 3, reason: 'x', key: 'to-a-gone-sender' },
       }),
-    })
+    )
     const inbox = keys.instanceInbox('trim-owner')
     await waitFor(
       async () => Number(await redis.sendCommand(['XLEN', inbox])) === 0,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'bun:test'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
-import { handInbox } from '../support/inbox'
+import { handInbox, ledgerEnvelope } from '../support/inbox'
 import { waitFor } from '../support/wait'
 
 /**
@@ -49,18 +49,12 @@ describe('a read region in the cluster', () => {
   it('owns no actor: a command forwarded to it is answered "moved", and nothing is claimed', async () => {
     const { user } = await client(primary).register()
     const probe = await hand.probe()
-    const envelope = {
+    const envelope = ledgerEnvelope({
       id: 'to-the-reader',
       from: probe,
       key: user.id,
-      epoch: 0,
-      deadline: Date.now() + 10_000,
-      hops: 0,
-      command: JSON.stringify({
-        type: 'ledger',
-        command: { kind: 'grant', amount: 5, reason: 'misrouted', key: 'misrouted' },
-      }),
-    }
+      command: { kind: 'grant', amount: 5, reason: 'misrouted', key: 'misrouted' },
+    })
     // as a sender would, had it ever been told the reader is alive
     await hand.send('fra-1', envelope)
     const replies = await hand.repliesTo<{ id: string; moved?: boolean }>(probe)

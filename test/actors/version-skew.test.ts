@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'bun:test'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
-import { handInbox } from '../support/inbox'
+import { handInbox, ledgerEnvelope } from '../support/inbox'
 
 /**
  * A forwarded command this instance cannot read (a sender of another version
@@ -17,18 +17,12 @@ describe('a forwarded command of another version', () => {
   it('is answered 503 with Retry-After, and changes nothing', async () => {
     const { user } = await client(owner).register()
     const probe = await hand.probe()
-    const envelope = {
+    const envelope = ledgerEnvelope({
       id: 'from-a-newer-version',
       from: probe,
       key: user.id,
-      epoch: 0,
-      deadline: Date.now() + 10_000,
-      hops: 0,
-      command: JSON.stringify({
-        type: 'ledger',
-        command: { kind: 'grant', amount: 5, reason: 'skew', key: 'skew', since: 'v2' },
-      }),
-    }
+      command: { kind: 'grant', amount: 5, reason: 'skew', key: 'skew', since: 'v2' },
+    })
     await hand.send('skew-owner', envelope)
     const replies = await hand.repliesTo<{ id: string; outcome?: string }>(probe)
     expect(replies.map((r) => r.id)).toEqual(['from-a-newer-version'])

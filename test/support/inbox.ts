@@ -5,6 +5,29 @@ import type { TestEnv } from './env'
 import { waitFor } from './wait'
 
 /**
+ * A forwarded ledger command as a sender writes it: `id` is its correlation
+ * id, `command` the ledger command (src/ledger/wire.ts, extra fields allowed
+ * to play another version).
+ */
+export function ledgerEnvelope(o: {
+  id: string
+  from: string
+  key: string
+  command: Record<string, unknown>
+  epoch?: number
+}) {
+  return {
+    id: o.id,
+    from: o.from,
+    key: o.key,
+    epoch: o.epoch ?? 0,
+    deadline: Date.now() + 10_000,
+    hops: 0,
+    command: JSON.stringify({ type: 'ledger', command: o.command }),
+  }
+}
+
+/**
  * Forwarding driven by hand (src/actors/forwarding.ts): the test plays one
  * side of it, an instance id whose inbox or reply stream it writes and reads
  * itself, so it can send what a sender of another version would, or answer
