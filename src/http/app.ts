@@ -3,7 +3,7 @@ import { Elysia, type AnyElysia } from 'elysia'
 import type { Logger } from 'pino'
 import type { Lifecycle } from '../lifecycle/lifecycle'
 import type { Metrics } from '../obs/metrics'
-import { checkDeclaredLength, makeBodyLimits, parseBody } from './body'
+import { makeBodyLimits, parseBody } from './body'
 import { DOCS_SCALAR_OPTIONS, docsRoutes } from './docs-routes'
 import { renderError } from './errors'
 import type { Guards } from './guards'
@@ -50,7 +50,7 @@ export function createApp(deps: AppDeps) {
       // before the body's size is judged or a byte of it read: a write outside the
       // primary region is answered at once (FlyReplay, rendered by onError)
       deps.region?.(request, set)
-      checkDeclaredLength(request, limits.largest)
+      limits.checkDeclared(request)
     })
     .onParse(({ request, contentType, route }) =>
       parseBody(request, contentType, limits.of(request.method, route), (text) => {

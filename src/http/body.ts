@@ -32,25 +32,42 @@ export function checkDeclaredLength(request: Request, limit: number) {
 
 /**
  * The API takes JSON (API.md: "JSON in"). A JSON body is read up to `limit`
- * and parsed (malformed → 400); a multipart body (uploads) is read up to
- * `limit` too and handed on as its fields; any other declared type is refused
- * with 415 before a byte of it is read. Every body the app reads is counted as
- * it arrives, so Bun's own limit (BUN_MAX_REQUEST_BODY) never answers first.
+ * and parsed (malformed → 400); a route that declares a multipart body in its
+ * OpenAPI detail (uploads) takes multipart/form-data instead, read up to its
+ * limit too and handed on as its fields. Any other type, multipart on a JSON
+ * route, JSON on a multipart one, or a body without Content-Type, is refused
+ * with 415 before a byte of it is parsed. Every body the app reads is counted
+ * as it arrives, so Bun's own limit (BUN_MAX_REQUEST_BODY) never answers first.
  */
 export async function parseBody(
   request: Request,
   contentType: string | null | undefined,
-  limit: number,
+  rule: BodyRule,
   onText: (text: string) => void,
 ): Promise<unknown> {
   const type = contentType?.split(';')[0]!.trim().toLowerCase()
-  if (!type) return undefined
-  if (type === 'multipart/form-data') return parseMultipart(request, limit)
-  if (!isJson(type)) throw new UnsupportedMediaType('Send the body as application/json')
-  const decoded = new TextDecoder().decode(await readLimited(request, limit))
+  if (!type) {
+    // no declared type: an empty body is no body; bytes of unknown type are refused
+    if ((await readLimited(request, rule.limit)).byteLength === 0) return undefined
+    throw new UnsupportedMediaType(expected(rule))
+  }
+  if (rule.multipart) {
+    if (type !== 'multipart/form-data') throw new UnsupportedMediaType(expected(rule))
+    return parseMultipart(request, rule.limit)
+  }
+  if (!isJson(type)) throw new UnsupportedMediaType(expected(rule))
+  const decoded = new TextDecoder().decode(await readLimited(request, rule.limit))
   onText(decoded)
   return parseJson(decoded)
 }
+
+/** What a route reads: at most `limit` bytes, as JSON, or as multipart/form-data. */
+export type BodyRule = { limit: number; multipart: boolean }
+
+const expected = (rule: BodyRule) =>
+  rule.multipart
+    ? 'Send the body as multipart/form-data'
+    : 'Send the body as application/json (with that Content-Type)'
 
 /**
  * A multipart body, read up to `limit`, as `{ field: value }` (a repeated
@@ -94,29 +111,57 @@ export function bodyLimit(bytes: number) {
  */
 export const BUN_MAX_REQUEST_BODY = 2 ** 40
 
-/** The body limit of each route: its own (bodyLimit) or the default, MAX_BODY_BYTES. */
+/**
+ * Each route's body rule: its limit, its own (bodyLimit) or the default,
+ * MAX_BODY_BYTES; and whether it takes multipart/form-data, which a route says
+ * by declaring that content in its OpenAPI detail's requestBody (every other
+ * route takes JSON).
+ */
 export function makeBodyLimits(defaultBytes: number) {
   const byRoute = new Map<string, number>()
+  /** Routes without a path parameter, by `METHOD /path`: a request's URL names them before routing. */
+  const staticLimits = new Map<string, number>()
+  const multipart = new Set<string>()
   let largest = defaultBytes
+  /** The largest limit of a route with a path parameter: all a URL alone can say of those. */
+  let largestWithParams = defaultBytes
   return {
-    /** Reads every route's declared limit; called once the app has all its routes. */
+    /** Reads every route's declared limit and body type; called once the app has all its routes. */
     index(routes: readonly { method: string; path: string; hooks?: unknown }[]) {
       for (const r of routes) {
-        const own = (r.hooks as { detail?: Record<string, unknown> } | undefined)?.detail?.[
-          BODY_LIMIT_KEY
-        ]
+        const detail = (r.hooks as { detail?: RouteDetail } | undefined)?.detail
+        const route = `${r.method} ${r.path}`
+        if (detail?.requestBody?.content?.['multipart/form-data']) multipart.add(route)
+        const own = detail?.[BODY_LIMIT_KEY]
         if (typeof own !== 'number') continue
-        byRoute.set(`${r.method} ${r.path}`, own)
+        byRoute.set(route, own)
+        if (r.path.includes(':')) largestWithParams = Math.max(largestWithParams, own)
+        else staticLimits.set(route, own)
         largest = Math.max(largest, own)
       }
       if (largest >= BUN_MAX_REQUEST_BODY) throw new Error('a route body limit is above Bun’s own')
     },
-    of: (method: string, route: string) => byRoute.get(`${method} ${route}`) ?? defaultBytes,
-    /** No route takes more: a declared length above it is refused before routing. */
-    get largest() {
-      return largest
+    of: (method: string, route: string): BodyRule => ({
+      limit: byRoute.get(`${method} ${route}`) ?? defaultBytes,
+      multipart: multipart.has(`${method} ${route}`),
+    }),
+    /**
+     * Refuses, before routing, a declared Content-Length over the limit of the
+     * route the URL names (over the largest limit when the URL alone cannot
+     * say, for a path with parameters: parsing refuses it at the route's own).
+     */
+    checkDeclared(request: Request) {
+      const declared = Number(request.headers.get('content-length') ?? NaN)
+      if (!(declared > defaultBytes)) return
+      const own = staticLimits.get(`${request.method} ${new URL(request.url).pathname}`)
+      checkDeclaredLength(request, own ?? largestWithParams)
     },
   }
+}
+
+type RouteDetail = {
+  [BODY_LIMIT_KEY]?: unknown
+  requestBody?: { content?: Record<string, unknown> }
 }
 
 export function isJson(contentType: string | null | undefined) {

@@ -46,7 +46,11 @@ const limited = createApp({
         ({ body }) => ({ name: body.file.name, size: body.file.size, note: body.note }),
         {
           body: t.Object({ file: t.File(), note: t.String() }),
-          detail: { summary: 'multipart', ...bodyLimit(OWN) },
+          detail: {
+            summary: 'multipart',
+            ...bodyLimit(OWN),
+            requestBody: { content: { 'multipart/form-data': { schema: { type: 'object' } } } },
+          },
         },
       ),
   ],
@@ -147,6 +151,17 @@ describe('bodies over the limit', () => {
     expect(chunked.json.error.details.limit).toBe(OWN)
   })
 
+  it('refuses a declared length over a route’s limit with that route’s limit, not the largest', async () => {
+    const res = await fetch(`${limitedBase}/v1/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text: 'x'.repeat(OWN * 2) }),
+    })
+    const json = await res.json()
+    expect413(res, json)
+    expect(json.error.details.limit).toBe(SMALL)
+  })
+
   it('reads a multipart body up to the route’s limit, and refuses one over it', async () => {
     const form = (size: number) => {
       const f = new FormData()
@@ -170,5 +185,54 @@ describe('bodies over the limit', () => {
   it('documents a route’s own limit in the OpenAPI document', async () => {
     const doc = await (await limited.handle(new Request('http://localhost/openapi/json'))).json()
     expect(doc.paths['/v1/large'].post['x-max-body-bytes']).toBe(OWN)
+  })
+})
+
+describe('body media types', () => {
+  const send = (path: string, body: BodyInit, headers: Record<string, string> = {}) =>
+    fetch(`${limitedBase}${path}`, { method: 'POST', headers, body })
+  async function expect415(res: Response) {
+    const json = await res.json()
+    expect(res.status).toBe(415)
+    expect(json.error.code).toBe('unsupported_media_type')
+    expect(json.error.requestId).toBe(res.headers.get('x-request-id'))
+    return json
+  }
+
+  it('refuses multipart/form-data on a route that takes JSON', async () => {
+    const form = new FormData()
+    form.set('text', 'hello')
+    const json = await expect415(await send('/v1/echo', form))
+    expect(json.error.message).toContain('application/json')
+  })
+
+  it('refuses a body without Content-Type, and reads an empty one as no body', async () => {
+    // bytes (not a string, which fetch would label text/plain) carry no Content-Type
+    const bytes = new TextEncoder().encode(JSON.stringify({ text: 'hello' }))
+    const res = await send('/v1/echo', bytes)
+    expect(res.headers.get('content-type')).toStartWith('application/json')
+    await expect415(res)
+    const empty = await send('/v1/echo', new Uint8Array())
+    expect(empty.status).toBe(422) // no body: the schema's required text is missing
+  })
+
+  it('refuses JSON on a route that takes multipart/form-data', async () => {
+    const body = JSON.stringify({ file: 'x', note: 'hello' })
+    const json = await expect415(
+      await send('/v1/form', body, { 'content-type': 'application/json' }),
+    )
+    expect(json.error.message).toContain('multipart/form-data')
+  })
+
+  it('still takes JSON with a charset or a +json type', async () => {
+    const body = JSON.stringify({ text: 'hello' })
+    for (const type of ['application/json; charset=utf-8', 'application/merge-patch+json']) {
+      const res = await send('/v1/echo', body, { 'content-type': type })
+      expect({ type, status: res.status, body: await res.json() }).toEqual({
+        type,
+        status: 200,
+        body: { length: 5 },
+      })
+    }
   })
 })
