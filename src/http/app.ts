@@ -1,10 +1,10 @@
-import { openapi } from '@elysiajs/openapi'
 import { Elysia, type AnyElysia } from 'elysia'
 import type { Logger } from 'pino'
 import type { Lifecycle } from '../lifecycle/lifecycle'
 import type { Metrics } from '../obs/metrics'
 import { makeBodyLimits, parseBody } from './body'
-import { DOCS_SCALAR_OPTIONS, docsRoutes } from './docs-routes'
+import { makeApiDocument } from './api-document'
+import { docsRoutes } from './docs-routes'
 import { renderError } from './errors'
 import type { Guards } from './guards'
 import { FlyReplay, type RegionEdge } from './region'
@@ -40,6 +40,7 @@ export function createApp(deps: AppDeps) {
   const { log, lifecycle } = deps
   // MAX_BODY_BYTES, or a route's own (bodyLimit() in its detail); read once the routes are in
   const limits = makeBodyLimits(deps.maxBodyBytes)
+  const document = makeApiDocument(deps.version)
   // the hooks come first: Elysia applies onAfterResponse only to routes added after it, and
   // the OpenAPI document's route must end its request like any other (or a drain waits for it)
   const app = new Elysia()
@@ -68,7 +69,7 @@ export function createApp(deps: AppDeps) {
       lifecycle.requestEnded()
       observeResponse(deps, request, route, typeof set.status === 'number' ? set.status : 200)
     })
-    .use(apiDocument(deps.version))
+    .use(document.plugin)
     .use(docsRoutes('/openapi'))
     .use((app) => deps.routes.reduce<AnyElysia>((a, r) => a.use(r), app) as typeof app)
     .group('/v1/admin', (admin) =>
@@ -80,6 +81,7 @@ export function createApp(deps: AppDeps) {
         ),
     )
   limits.index(app.routes)
+  document.index(app.routes)
   return app
 }
 
@@ -106,35 +108,3 @@ function observeResponse(deps: AppDeps, request: Request, route: string, status:
     'request',
   )
 }
-
-/** The OpenAPI document at /openapi/json and its page at /openapi (docs-routes.ts serves the page's bundle). */
-function apiDocument(version: string) {
-  return openapi({
-    path: '/openapi',
-    specPath: '/openapi/json',
-    // the pinned bundle, served by docsRoutes: no CDN, no @latest
-    scalar: DOCS_SCALAR_OPTIONS,
-    documentation: {
-      info: {
-        title: 'Atelier',
-        version,
-        description: API_DESCRIPTION,
-      },
-      components: {
-        securitySchemes: {
-          bearer: {
-            type: 'http',
-            scheme: 'bearer',
-            bearerFormat: 'JWT',
-            description:
-              "A token must name a user that exists (401 otherwise; a deleted user's tokens stop within 30 s); the role that counts is the user record's, not the token's claim. With JWKS_URL, the provider's (issuer, subject) is mapped to a local user created on first sight.",
-          },
-        },
-      },
-    },
-  })
-}
-
-const API_DESCRIPTION =
-  'Credit-metered image generation: REST API. Errors use one shape: { error: { code, message, requestId, details? } }.' +
-  " Regions (Fly.io, with PRIMARY_REGION set): outside the primary region every request whose method is not GET, HEAD or OPTIONS is answered, before its body is read, with an empty 409 and the header `fly-replay: region=<primary>` (Fly replays it there; bodies over 1 MB cannot be replayed, so send uploads with `fly-prefer-region: <primary>`); a write that already carries `fly-replay-src` gets 503 `unavailable` with Retry-After. The primary answers writes with the cookie `atelier_last_write=<epoch ms>`; for READ_YOUR_WRITES_MS (default 5 s) after it, that client's /v1 reads (not the WebSocket) are replayed to the primary too."

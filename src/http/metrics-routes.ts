@@ -22,6 +22,12 @@ export function metricsRoutes(metrics: Metrics, token: string | undefined) {
       detail: {
         tags: ['operations'],
         summary: 'Prometheus metrics (bearer METRICS_TOKEN when it is set)',
+        responses: {
+          200: {
+            description: 'The Prometheus text exposition format',
+            content: { 'text/plain; version=0.0.4': { schema: { type: 'string' } } },
+          },
+        },
       },
       response: { ...errors(401) },
     },

@@ -41,6 +41,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
 
 /** The statuses that carry `Retry-After` (API.md), documented as a response header. */
 const RETRY_AFTER: Record<number, string> = {
+  409: 'with conflict for a request whose Idempotency-Key is still in flight: seconds until it may be retried',
   429: 'seconds until the limit lets this request through',
   503: 'seconds after which a retry may succeed',
 }
@@ -61,6 +62,29 @@ export function errors<S extends number>(...statuses: S[]): Record<S, typeof Err
       }),
     ]),
   ) as Record<S, typeof ErrorResponse>
+}
+
+/**
+ * One error response as an OpenAPI response object, the form @elysiajs/openapi
+ * gives the `errors()` entries: for the statuses a global hook answers, which
+ * no route's own `response` map lists (api-document.ts).
+ */
+export function errorResponseObject(status: number) {
+  const description = ERROR_DESCRIPTIONS[status]
+  const retry = RETRY_AFTER[status]
+  return {
+    description,
+    ...(retry
+      ? {
+          headers: {
+            'Retry-After': { schema: { type: 'integer', minimum: 0, description: retry } },
+          },
+        }
+      : {}),
+    content: {
+      'application/json': { schema: { ...JSON.parse(JSON.stringify(ErrorResponse)), description } },
+    },
+  }
 }
 
 /**

@@ -171,6 +171,56 @@ describe('openapi', () => {
     expect(res.json.paths['/v1/me'].get.security).toEqual([{ bearer: [] }])
   })
 
+  it('gives every route that reads a JSON body its schema under application/json', async () => {
+    const doc = (await api.get('/openapi/json')).json
+    const json: string[] = []
+    const untyped: string[] = []
+    for (const [path, item] of Object.entries<any>(doc.paths))
+      for (const [method, op] of Object.entries<any>(item)) {
+        const content = op.requestBody?.content
+        if (!content) continue
+        if (content['multipart/form-data']) continue // uploads: their own detail says it
+        if (content['application/json']?.schema?.type === 'object') json.push(`${method} ${path}`)
+        else untyped.push(`${method} ${path}`)
+      }
+    expect(json).toEqual(expect.arrayContaining(['post /v1/auth/register', 'post /v1/generations']))
+    expect(untyped).toEqual([])
+  })
+
+  it('lists the errors the global hooks answer: 400, 413 and 415 on writes, 503 on /v1', async () => {
+    const doc = (await api.get('/openapi/json')).json
+    const missing: string[] = []
+    let writes = 0
+    for (const [path, item] of Object.entries<any>(doc.paths))
+      for (const [method, op] of Object.entries<any>(item)) {
+        const statuses = Object.keys(op.responses ?? {})
+        const want = [
+          ...(['get', 'head', 'options'].includes(method) ? [] : ['400', '413', '415']),
+          ...(path.startsWith('/v1/') ? ['503'] : []),
+        ]
+        if (want.includes('413')) writes++
+        for (const status of want)
+          if (!statuses.includes(status)) missing.push(`${method} ${path} ${status}`)
+      }
+    expect(writes).toBeGreaterThan(10)
+    expect(missing).toEqual([])
+    // in the error shape, as a route's own errors() entries are
+    const op = doc.paths['/v1/auth/login'].post
+    expect(op.responses['415'].content['application/json'].schema.properties.error).toBeDefined()
+  })
+
+  it('documents what the image and metrics routes answer with, and Retry-After on 409', async () => {
+    const doc = (await api.get('/openapi/json')).json
+    expect(Object.keys(doc.paths['/v1/media/{id}'].get.responses['200'].content)).toEqual(
+      expect.arrayContaining(['image/png', 'image/webp', 'image/jpeg']),
+    )
+    expect(Object.keys(doc.paths['/metrics'].get.responses['200'].content)[0]).toStartWith(
+      'text/plain',
+    )
+    const conflict = doc.paths['/v1/generations'].post.responses['409']
+    expect(conflict.headers?.['Retry-After']?.schema?.type).toBe('integer')
+  })
+
   it('serves the API docs page at /openapi', async () => {
     const res = await api.get('/openapi')
     expect(res.status).toBe(200)
