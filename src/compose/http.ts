@@ -102,7 +102,7 @@ export function composeApp(f: Foundation, config: Config, log: Logger, deps: App
     ],
     adminRoutes: [
       creditAdminRoutes(ledgerDeps),
-      libraryAdminRoutes({ library }),
+      libraryAdminRoutes({ library, guards, idempotency }),
       queueAdminRoutes({ stats }),
       adminStatsRoutes({ stats, heartbeat: deps.heartbeat }),
       actorAdminRoutes(deps.actors),

@@ -11,6 +11,9 @@ import {
   readTags,
 } from './model'
 import type { Library } from './service'
+import type { Guards } from '../http/guards'
+import type { Idempotency } from '../idempotency/idempotency'
+import { IdempotencyKeyHeader } from '../idempotency/header'
 
 /** The pose library, readable without a token (it is the same for everyone). */
 export function libraryRoutes(deps: { library: Library }) {
@@ -58,19 +61,30 @@ export function libraryRoutes(deps: { library: Library }) {
 }
 
 /** Pose management; mounted under /v1/admin behind the admin guard. */
-export function libraryAdminRoutes(deps: { library: Library }) {
-  const { library } = deps
+export function libraryAdminRoutes(deps: {
+  library: Library
+  guards: Guards
+  idempotency: Idempotency
+}) {
+  const { library, idempotency } = deps
   return new Elysia({ detail: { tags: ['admin', 'library'] } })
+    .use(deps.guards)
     .post(
       '/library/poses',
-      async ({ body, set }) => {
-        set.status = 201
-        return library.create(body)
-      },
+      ({ body, principal, request, set }) =>
+        // a retry whose first answer was lost replays it; the unique name already
+        // stops a second pose, but would answer that retry 409
+        idempotency.run({ request, set, userId: principal.userId, body }, async () => {
+          const pose = await library.create(body)
+          set.status = 201
+          return pose
+        }),
       {
+        admin: true,
         body: PoseInputSchema,
+        headers: IdempotencyKeyHeader,
         detail: {
-          summary: 'Add a pose to the library',
+          summary: 'Add a pose to the library (Idempotency-Key supported)',
           description:
             'Keypoints: the 17 COCO keypoints [x, y, visibility] in 0..1. 409 conflict for a name already in that category (ignoring case); 422 for an unknown category.',
         },

@@ -125,6 +125,27 @@ describe('admin pose management', () => {
     expect(renamed.status).toBe(409)
   })
 
+  it('replays a creation retried with its Idempotency-Key, without a second pose', async () => {
+    const body = pose()
+    const headers = { 'idempotency-key': `pose-${crypto.randomUUID()}` }
+    const first = await api.post('/v1/admin/library/poses', body, admin.token, headers)
+    expect(first.status).toBe(201)
+    // on another instance too: the record is in Postgres
+    const again = await apiTwo.post('/v1/admin/library/poses', body, admin.token, headers)
+    expect({ status: again.status, json: again.json }).toEqual({ status: 201, json: first.json })
+    expect(again.headers.get('idempotent-replayed')).toBe('true')
+    const listed = await api.get(`/v1/library/poses?q=${encodeURIComponent(body.name)}`)
+    expect(listed.json.items.map((p: any) => p.id)).toEqual([first.json.id])
+    // the same key with another pose is a conflict, and creates nothing
+    const other = await api.post('/v1/admin/library/poses', pose(), admin.token, headers)
+    expect(other.status).toBe(409)
+    expect(other.json.error.code).toBe('idempotency_conflict')
+    const long = { 'idempotency-key': 'k'.repeat(256) }
+    const refused = await api.post('/v1/admin/library/poses', pose(), admin.token, long)
+    expect(refused.status).toBe(422)
+    expect(refused.json.error.details[0].path).toBe('/headers/idempotency-key')
+  })
+
   it('deletes a pose used by a generation: it leaves the library, the generation keeps it', async () => {
     const created = (await create(pose())).json
     const grant = await api.post(
