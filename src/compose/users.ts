@@ -4,6 +4,7 @@ import { signupGrant, type Credits } from '../ledger/credits'
 import { makeAuthenticator } from '../users/principals'
 import { makeFallbackRateLimiter, makeMemoryRateLimiter } from '../users/rate-limit'
 import { makeUsers } from '../users/service'
+import type { Idempotency } from '../idempotency/idempotency'
 import { makeTokens } from '../users/tokens'
 import type { Foundation } from './foundation'
 
@@ -27,6 +28,7 @@ export function composeUsers(
   config: Config,
   overrides: UsersOverrides,
   credits: Credits,
+  idempotency: Idempotency,
 ) {
   const rateFallbacks = f.metrics.counter(
     'rate_limit_fallbacks_total',
@@ -52,6 +54,7 @@ export function composeUsers(
     tokens,
     limiter,
     onRegistered: signupGrant(credits, config.signupCredits),
+    idempotency,
     adminEmails: config.adminEmails,
     loginRate: {
       perEmail: config.LOGIN_RATE_PER_EMAIL,

@@ -93,7 +93,11 @@ export function makeIdempotency(deps: IdempotencyDeps) {
   const record = (trx: Transaction<DB>, records: readonly repo.RecordedResponse[]) =>
     repo.recordCompleted(trx, records, KEEP_MS)
 
-  return { run, runRecorded, record, sweep, close: () => clearInterval(sweeper) }
+  /** The answer recorded under a key of `userId`, or 409 (see `recorded`); undefined: none. */
+  const recordedAnswer = (userId: string, record: NonNullable<Claim['record']>) =>
+    recorded(db, userId, record)
+
+  return { run, runRecorded, record, recordedAnswer, sweep, close: () => clearInterval(sweeper) }
 }
 
 /**
@@ -172,9 +176,10 @@ export type Claim = {
 /** A response, and whether it is the replay of a recorded first one. */
 export type RecordedAnswer = { status: number; body: unknown; replayed: boolean }
 
-function claimOf(call: IdempotentCall): Claim {
-  const key = call.request.headers.get('idempotency-key')
-  if (key === null) return { commandKey: `auto:${Bun.randomUUIDv7()}` }
+/** The request's Idempotency-Key (422 when it is not 1–255 printable characters); undefined without one. */
+export function idempotencyKeyOf(request: Request): string | undefined {
+  const key = request.headers.get('idempotency-key')
+  if (key === null) return undefined
   if (!KEY.test(key))
     throw new ValidationFailed([
       {
@@ -182,6 +187,12 @@ function claimOf(call: IdempotentCall): Claim {
         message: 'Expected 1 to 255 printable ASCII characters',
       },
     ])
+  return key
+}
+
+function claimOf(call: IdempotentCall): Claim {
+  const key = idempotencyKeyOf(call.request)
+  if (key === undefined) return { commandKey: `auto:${Bun.randomUUIDv7()}` }
   const url = new URL(call.request.url)
   const requestHash = new Bun.CryptoHasher('sha256')
     .update(`${call.request.method} ${url.pathname}\n${stableStringify(call.body)}`)

@@ -2,6 +2,8 @@ import { Elysia } from 'elysia'
 import { clientIp } from '../http/client-ip'
 import type { Guards } from '../http/guards'
 import { errors } from '../http/schemas'
+import { idempotencyKeyOf } from '../idempotency/idempotency'
+import { IdempotencyKeyHeader } from '../idempotency/header'
 import { Credentials, Me, Session } from './model'
 import type { Users } from './service'
 
@@ -18,14 +20,25 @@ export function userRoutes(deps: UserRoutesDeps) {
     .use(guards)
     .post(
       '/v1/auth/register',
-      async ({ body, set }) => {
+      async ({ body, request, set }) => {
+        const { replayed, ...session } = await users.register(
+          body.email,
+          body.password,
+          idempotencyKeyOf(request),
+        )
         set.status = 201
-        return users.register(body.email, body.password)
+        if (replayed) set.headers['idempotent-replayed'] = 'true'
+        return session
       },
       {
         body: Credentials,
-        detail: { summary: 'Create an account; ADMIN_EMAILS get role admin' },
-        response: { 201: Session, ...errors(400, 409, 413, 415, 422) },
+        headers: IdempotencyKeyHeader,
+        detail: {
+          summary: 'Create an account; ADMIN_EMAILS get role admin (Idempotency-Key supported)',
+          description:
+            'With Idempotency-Key, the key belongs to the account the request creates: for 24 h a retry with the same email, password and key answers 201 again with the same user and a new token (tokens are never stored), header `Idempotent-Replayed: true`; the same email and key with another password is 409 idempotency_conflict (and counts as a login attempt, 429 past the login limit); without the key, or with another, an email already registered is 409 conflict.',
+        },
+        response: { 201: Session, ...errors(400, 409, 413, 415, 422, 429) },
       },
     )
     .post(

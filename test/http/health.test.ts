@@ -221,6 +221,28 @@ describe('openapi', () => {
     expect(conflict.headers?.['Retry-After']?.schema?.type).toBe('integer')
   })
 
+  it('declares Idempotency-Key on every POST that creates (answers 201 or 202)', async () => {
+    const doc = (await api.get('/openapi/json')).json
+    const creating: string[] = []
+    const without: string[] = []
+    for (const [path, item] of Object.entries<any>(doc.paths)) {
+      const op = item.post
+      if (!op?.responses?.['201'] && !op?.responses?.['202']) continue
+      creating.push(path)
+      const names = (op.parameters ?? []).map((p: any) => `${p.in} ${p.name.toLowerCase()}`)
+      if (!names.includes('header idempotency-key')) without.push(path)
+    }
+    expect(creating).toEqual(
+      expect.arrayContaining([
+        '/v1/auth/register',
+        '/v1/admin/library/poses',
+        '/v1/generations',
+        '/v1/uploads',
+      ]),
+    )
+    expect(without).toEqual([])
+  })
+
   it('serves the API docs page at /openapi', async () => {
     const res = await api.get('/openapi')
     expect(res.status).toBe(200)

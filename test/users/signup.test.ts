@@ -24,4 +24,64 @@ describe('signup credits', () => {
     expect((await api.get('/v1/credits', token)).json).toEqual({ balance: 250 })
     // four argon2id hashes: seconds on a loaded CI machine, above bun's 5 s default
   }, 20_000)
+
+  it('replays a registration retried with its Idempotency-Key: same user, new token, one grant', async () => {
+    const email = `retry-${crypto.randomUUID()}@example.com`
+    const password = 'correct horse battery'
+    const headers = { 'idempotency-key': `signup-${crypto.randomUUID()}` }
+    const first = await api.post('/v1/auth/register', { email, password }, undefined, headers)
+    expect(first.status).toBe(201)
+    const again = await api.post('/v1/auth/register', { email, password }, undefined, headers)
+    expect(again.status).toBe(201)
+    expect(again.headers.get('idempotent-replayed')).toBe('true')
+    expect(again.json.user).toEqual(first.json.user)
+    // a working token for the same account, granted once
+    const me = await api.get('/v1/me', again.json.token)
+    expect({ id: me.json.id, balance: me.json.balance }).toEqual({
+      id: first.json.user.id,
+      balance: 250,
+    })
+    // the same key with another password is not the same request; another key, or none,
+    // finds the email taken
+    const wrong = await api.post(
+      '/v1/auth/register',
+      { email, password: 'another password entirely' },
+      undefined,
+      headers,
+    )
+    expect(wrong.status).toBe(409)
+    expect(wrong.json.error.code).toBe('idempotency_conflict')
+    const otherKey = { 'idempotency-key': `signup-${crypto.randomUUID()}` }
+    for (const h of [otherKey, undefined]) {
+      const taken = await api.post('/v1/auth/register', { email, password }, undefined, h)
+      expect({ status: taken.status, code: taken.json.error.code }).toEqual({
+        status: 409,
+        code: 'conflict',
+      })
+    }
+    const ledger = await api.get('/v1/credits/ledger', first.json.token)
+    expect(ledger.json.items.map((e: any) => e.amount)).toEqual([250])
+    const long = { 'idempotency-key': 'k'.repeat(256) }
+    const refused = await api.post(
+      '/v1/auth/register',
+      { email: `long-${crypto.randomUUID()}@example.com`, password },
+      undefined,
+      long,
+    )
+    expect(refused.status).toBe(422)
+    expect(refused.json.error.details[0].path).toBe('/headers/idempotency-key')
+  }, 30_000)
+
+  it('answers two registrations with the same key at once as one account', async () => {
+    const email = `twice-${crypto.randomUUID()}@example.com`
+    const password = 'correct horse battery'
+    const headers = { 'idempotency-key': `signup-${crypto.randomUUID()}` }
+    const both = await Promise.all(
+      [0, 1].map(() => api.post('/v1/auth/register', { email, password }, undefined, headers)),
+    )
+    expect(both.map((r) => r.status)).toEqual([201, 201])
+    expect(both[0]!.json.user.id).toBe(both[1]!.json.user.id)
+    const replays = both.filter((r) => r.headers.get('idempotent-replayed') === 'true')
+    expect(replays.length).toBe(1)
+  }, 30_000)
 })
