@@ -42,7 +42,7 @@ export function actorAdminRoutes(deps: ActorAdminRoutesDeps) {
         },
         response: {
           200: Ownership('the instance id', 'when the owner claimed it (RFC 3339)'),
-          ...errors(401, 403, 404, 422, 503),
+          ...errors(401, 403, 404, 503),
         },
       },
     )
@@ -65,7 +65,7 @@ export function actorAdminRoutes(deps: ActorAdminRoutesDeps) {
             'the instance that gave it up',
             'when that instance had claimed it (RFC 3339)',
           ),
-          ...errors(401, 403, 404, 422, 503),
+          ...errors(401, 403, 404, 503),
         },
       },
     )

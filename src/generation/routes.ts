@@ -50,7 +50,7 @@ export function generationRoutes(deps: GenerationRoutesDeps) {
         detail: {
           summary: 'One of the caller’s generations, with its items (404 for anyone else’s)',
         },
-        response: { 200: GenerationSchema, ...errors(401, 404, 422) },
+        response: { 200: GenerationSchema, ...errors(401, 404) },
       },
     )
     .post(
@@ -63,7 +63,7 @@ export function generationRoutes(deps: GenerationRoutesDeps) {
           summary:
             'Cancel: queued items become cancelled and are refunded; running ones finish. Idempotent.',
         },
-        response: { 200: GenerationSchema, ...errors(401, 404, 422, 503) },
+        response: { 200: GenerationSchema, ...errors(401, 404, 503) },
       },
     )
 }

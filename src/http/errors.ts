@@ -46,6 +46,8 @@ export function toAppError(code: string | number, error: unknown): AppError | un
         }[]
       }
       if (e.type === 'response') return undefined // our bug, not the caller's: a 500
+      // ids are opaque (API.md): a path whose id could never name anything names nothing
+      if (e.type === 'params') return new NotFound()
       // a header's path says it is one, as the idempotency key's own check does
       const prefix = e.type === 'headers' ? '/headers' : ''
       const issues = (e.all ?? []).map((i) => ({

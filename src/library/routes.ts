@@ -52,7 +52,7 @@ export function libraryRoutes(deps: { library: Library }) {
     .get('/v1/library/poses/:id', ({ params }) => library.get(params.id), {
       params: IdParam,
       detail: { summary: 'One pose. Public.' },
-      response: { 200: PoseSchema, ...errors(404, 422) },
+      response: { 200: PoseSchema, ...errors(404) },
     })
     .get('/v1/library/categories', async () => ({ items: await library.categories() }), {
       detail: { summary: 'Categories with their pose counts. Public.' },
@@ -109,7 +109,7 @@ export function libraryAdminRoutes(deps: {
           summary: 'Remove a pose from the library',
           description: 'Generations that used it keep it (and a queued item still renders it).',
         },
-        response: { 204: t.Void(), ...errors(401, 403, 404, 422) },
+        response: { 204: t.Void(), ...errors(401, 403, 404) },
       },
     )
 }

@@ -52,7 +52,7 @@ describe('cluster ownership', () => {
     // a UUID in capitals names the same user
     const upper = await client(a).get(`/v1/admin/actors/${user.id.toUpperCase()}`, admin.token)
     expect(upper.json).toEqual(fromA.json)
-    expect((await client(a).get('/v1/admin/actors/not-a-uuid', admin.token)).status).toBe(422)
+    expect((await client(a).get('/v1/admin/actors/not-a-uuid', admin.token)).status).toBe(404)
     expect((await client(a).get(`/v1/admin/actors/${user.id}`, user.id)).status).toBe(401)
   })
 
@@ -211,20 +211,29 @@ describe('cluster ownership', () => {
     const none = await client(a).call('DELETE', path, { token: admin.token })
     expect(none.status).toBe(404)
     expect(none.json.error.code).toBe('not_found')
-    // admins only (the admin guard), and a UUID
+    // admins only (the admin guard), and a UUID (anything else names nobody: 404)
     const { token } = await client(a).register()
     expect((await client(a).call('DELETE', path, { token })).status).toBe(403)
     expect(
       (await client(a).call('DELETE', '/v1/admin/actors/not-a-uuid', { token: admin.token }))
         .status,
-    ).toBe(422)
+    ).toBe(404)
   })
 
   it('describes the rebalance in the OpenAPI document', async () => {
     const doc = (await client(a).get('/openapi/json')).json
     const op = doc.paths['/v1/admin/actors/{userId}'].delete
     expect(op.summary).toMatch(/rebalance/i)
-    expect(Object.keys(op.responses).sort()).toEqual(['200', '401', '403', '404', '422', '503'])
+    expect(Object.keys(op.responses).sort()).toEqual([
+      '200',
+      '400',
+      '401',
+      '403',
+      '404',
+      '413',
+      '415',
+      '503',
+    ])
   })
 
   it('reports owned actors, forwards per second and takeovers per instance in admin stats', async () => {

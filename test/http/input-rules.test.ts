@@ -101,8 +101,12 @@ describe('text Postgres cannot store', () => {
     expect(emoji.status).toBe(202)
     expect(await readBalance(inst.database.db, user.id)).toBe(1000 - 30)
     // a field that fails another of its checks (a format, a length) is not said to hold a NUL
-    const notUuid = await api.get('/v1/generations/not-a-uuid', token)
-    expect422(notUuid, '/id')
+    const notUuid = await api.post(
+      '/v1/admin/credits/grants',
+      { userId: 'not-a-uuid', amount: 5, reason: 'bonus' },
+      admin.token,
+    )
+    expect422(notUuid, '/userId')
     expect(notUuid.json.error.details[0].message).not.toBe(SAFE_TEXT_MESSAGE)
     const tooLong = await api.post(
       '/v1/admin/credits/grants',
@@ -111,6 +115,29 @@ describe('text Postgres cannot store', () => {
     )
     expect422(tooLong, '/reason')
     expect(tooLong.json.error.details[0].message).not.toBe(SAFE_TEXT_MESSAGE)
+  })
+
+  it('answers a path id that could never name anything with 404, as an unknown one', async () => {
+    const { token } = await funded(10)
+    const adminToken = admin.token
+    const ids = ['not-a-uuid', '%00', '%ED%A0%80', 'x'.repeat(300), crypto.randomUUID()]
+    const answers: string[] = []
+    for (const id of ids) {
+      const calls: [string, string, string][] = [
+        ['GET', `/v1/generations/${id}`, token],
+        ['POST', `/v1/generations/${id}/cancel`, token],
+        ['GET', `/v1/library/poses/${id}`, token],
+        ['DELETE', `/v1/admin/library/poses/${id}`, adminToken],
+        ['GET', `/v1/media/${id}`, token],
+        ['GET', `/v1/admin/actors/${id}`, adminToken],
+      ]
+      for (const [method, path, bearer] of calls) {
+        const res = await api.call(method, path, { token: bearer })
+        answers.push(`${method} ${path.slice(0, 40)} ${res.status} ${res.json?.error?.code}`)
+        expect(res.json?.error?.requestId).toBe(res.headers.get('x-request-id'))
+      }
+    }
+    expect(answers.filter((a) => !a.endsWith(' 404 not_found'))).toEqual([])
   })
 
   it('answers a signed webhook whose event id holds a NUL with 422, not 503', async () => {

@@ -174,7 +174,7 @@ describe('admin group', () => {
     // the caller's own routes too: a bad body without a token is 401, not 422
     const anonymous = await api.call('POST', '/v1/generations', { body: { mode: 'nonsense' } })
     expect(anonymous.status).toBe(401)
-    // and with a token, validation still answers as before
+    // and with a token, the rules answer as before: a path id that names nothing is 404
     const invalid = await api.call('GET', '/v1/admin/actors/not-a-uuid', {
       token: (
         await api.post('/v1/auth/login', {
@@ -183,6 +183,6 @@ describe('admin group', () => {
         })
       ).json.token,
     })
-    expect(invalid.status).toBe(422)
+    expect([invalid.status, invalid.json.error.code]).toEqual([404, 'not_found'])
   })
 })
