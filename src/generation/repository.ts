@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
+import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import { jsonb } from '../db/json'
 import type { DB } from '../db/schema'
 import type { ItemResult } from './commands'
@@ -43,21 +44,40 @@ function selectGeneration(q: Q, id: string, userId: string) {
   return q.selectFrom('generations').selectAll().where('id', '=', id).where('user_id', '=', userId)
 }
 
-export function findGeneration(q: Q, id: string, userId: string) {
-  return selectGeneration(q, id, userId).executeTakeFirst()
-}
-
 export function lockGeneration(trx: Transaction<DB>, id: string, userId: string) {
   return selectGeneration(trx, id, userId).forUpdate().executeTakeFirst()
 }
 
-export function itemsOf(q: Q, generationId: string) {
-  return q
-    .selectFrom('generation_items')
-    .selectAll()
-    .where('generation_id', '=', generationId)
-    .orderBy('key')
-    .execute()
+/** What of an item a generation's view shows (present.ts ItemView). */
+const ITEM_VIEW = [
+  'generation_items.id',
+  'generation_items.key',
+  'generation_items.user_id',
+  'generation_items.status',
+  'generation_items.image_media_id',
+  'generation_items.thumbnail_media_id',
+  'generation_items.export_media_ids',
+  'generation_items.error_code',
+  'generation_items.error_message',
+] as const
+
+/**
+ * A user's generation with its items, in one statement: one snapshot, so the
+ * counters and the items agree (an outcome committed between two reads would
+ * show an item succeeded that the counters do not count).
+ */
+export function findGenerationWithItems(q: Q, id: string, userId: string) {
+  return selectGeneration(q, id, userId)
+    .select((eb) =>
+      jsonArrayFrom(
+        eb
+          .selectFrom('generation_items')
+          .select(ITEM_VIEW)
+          .whereRef('generation_items.generation_id', '=', 'generations.id')
+          .orderBy('generation_items.key'),
+      ).as('items'),
+    )
+    .executeTakeFirst()
 }
 
 export function listGenerations(

@@ -100,13 +100,21 @@ export function makeGenerations(deps: GenerationsDeps) {
 
 /** One generation with its items, from `db`; 404 for anyone else's. */
 async function load(deps: GenerationsDeps, db: Kysely<DB>, userId: string, id: string) {
-  const row = await repo.findGeneration(db, id, userId)
-  if (!row) throw new NotFound('Generation')
-  const [items, positions] = await Promise.all([
-    repo.itemsOf(db, id),
+  const [found, positions] = await Promise.all([
+    repo.findGenerationWithItems(db, id, userId),
     repo.queuePositions(db, [id]),
   ])
-  return { ...presentSummary(row, positions), items: items.map((i) => presentItem(i, deps.urls)) }
+  if (!found) throw new NotFound('Generation')
+  const { items, ...row } = found
+  return {
+    ...presentSummary(row, positions),
+    // a renderer claims items before the user's actor records that their generation started:
+    // in between, the generation is already running
+    ...(row.status === 'queued' && items.some((i) => i.status !== 'queued')
+      ? { status: 'running' as const }
+      : {}),
+    items: items.map((i) => presentItem(i, deps.urls)),
+  }
 }
 
 /** The request as it is stored: checks the schema cannot make (poses, the upload, colours, prompts). */

@@ -361,6 +361,42 @@ describe('cancel and deadline', () => {
     expect(log.at(-1)!.name).toBe('generation.finished')
   })
 
+  it('shows a generation running once a renderer claimed an item, before its actor hears of it', async () => {
+    const { token } = await funded(1000)
+    const g = (
+      await api.post(
+        '/v1/generations',
+        { mode: 'library', poseIds: poseIds.slice(0, 2), variations: 2 },
+        token,
+      )
+    ).json
+    // what a renderer's claim does to one item (queue/repository.ts), its `claimed` command
+    // to the user's actor not sent yet: the window the view must not contradict itself in
+    const [claimed] = await env.sql`
+      update generation_items set status = 'running', lease_owner = 'claim-window',
+        lease_expires_at = now() + interval '1 hour', attempts = attempts + 1, started_at = now()
+      where id = (select id from generation_items where generation_id = ${g.id} order by key limit 1)
+      returning key`
+    const got = (await api.get(`/v1/generations/${g.id}`, token)).json
+    expect(got.status).toBe('running')
+    expect(got.items.find((i: any) => i.key === claimed!.key).status).toBe('running')
+    const cancelled = await api.post(`/v1/generations/${g.id}/cancel`, {}, token)
+    expect(cancelled.status).toBe(200)
+    // the running item finishes; the three queued ones are cancelled and refunded
+    expect(cancelled.json).toMatchObject({
+      status: 'running',
+      cancelledItems: 3,
+      creditsRefunded: 90,
+      finishedAt: null,
+    })
+    expect(cancelled.json.items.map((i: any) => i.status).sort()).toEqual([
+      'cancelled',
+      'cancelled',
+      'cancelled',
+      'running',
+    ])
+  })
+
   it('cancels and refunds items not started by the deadline', async () => {
     const { token, user } = await funded(1000)
     const g = (
