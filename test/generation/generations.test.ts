@@ -39,6 +39,17 @@ async function funded(credits: number) {
   return u
 }
 
+/** Two poses × two variations on the acceptor (no renderer): four items, 120 credits, all queued. */
+async function fourQueuedItems(token: string) {
+  const res = await api.post(
+    '/v1/generations',
+    { mode: 'library', poseIds: poseIds.slice(0, 2), variations: 2 },
+    token,
+  )
+  expect(res.status).toBe(202)
+  return res.json
+}
+
 async function waitFinished(inst: Instance, token: string, id: string, timeoutMs = 20_000) {
   let g: any
   await waitFor(
@@ -303,13 +314,7 @@ describe('accepting generations', () => {
 describe('cancel and deadline', () => {
   it('cancels queued items and refunds each exactly once; cancel is idempotent', async () => {
     const { token, user } = await funded(1000)
-    const g = (
-      await api.post(
-        '/v1/generations',
-        { mode: 'library', poseIds: poseIds.slice(0, 2), variations: 2 },
-        token,
-      )
-    ).json
+    const g = await fourQueuedItems(token)
     const first = await api.post(`/v1/generations/${g.id}/cancel`, {}, token)
     expect(first.status).toBe(200)
     expect(first.json).toMatchObject({
@@ -363,13 +368,7 @@ describe('cancel and deadline', () => {
 
   it('shows a generation running once a renderer claimed an item, before its actor hears of it', async () => {
     const { token } = await funded(1000)
-    const g = (
-      await api.post(
-        '/v1/generations',
-        { mode: 'library', poseIds: poseIds.slice(0, 2), variations: 2 },
-        token,
-      )
-    ).json
+    const g = await fourQueuedItems(token)
     // what a renderer's claim does to one item (queue/repository.ts), its `claimed` command
     // to the user's actor not sent yet: the window the view must not contradict itself in
     const [claimed] = await env.sql`
