@@ -309,6 +309,36 @@ describe('accepting generations', () => {
     const queued = await api.get('/v1/generations?status=queued', token)
     expect(queued.json.items.map((g: any) => g.id)).toEqual([ids[2], ids[1]])
   })
+
+  it('pages through generations created in the same instant, none skipped', async () => {
+    const { token, user } = await funded(1000)
+    const ids: string[] = []
+    for (let i = 0; i < 3; i++)
+      ids.push(
+        (
+          await api.post(
+            '/v1/generations',
+            { mode: 'text', prompt: `same ${i}`, variations: 1 },
+            token,
+          )
+        ).json.id,
+      )
+    // one group commit gives its generations one now(), with microseconds
+    await env.sql`update generations set created_at = '2026-11-30 12:00:00.123456+00'
+      where user_id = ${user.id}`
+    const seen: string[] = []
+    let cursor: string | null = ''
+    for (let page = 0; page < 5 && cursor !== null; page++) {
+      const res = await api.get(
+        `/v1/generations?limit=1${cursor ? `&cursor=${cursor}` : ''}`,
+        token,
+      )
+      expect(res.status).toBe(200)
+      seen.push(...res.json.items.map((g: any) => g.id))
+      cursor = res.json.nextCursor
+    }
+    expect(seen).toEqual([...ids].sort().reverse())
+  })
 })
 
 describe('cancel and deadline', () => {
