@@ -31,12 +31,15 @@ export type MediaReads = ReturnType<typeof makeMediaReads>
 export function makeMediaReads(deps: MediaReadsDeps) {
   async function open(id: string, proof: MediaProof) {
     const media = await findMedia(deps.db, id)
-    if (!media) throw new NotFound('Media')
     const signed =
+      media !== undefined &&
       proof.exp !== undefined &&
       proof.sig !== undefined &&
       deps.urls.verify(media.id, media.user_id, proof.exp, proof.sig)
-    if (!signed && (await proof.bearer()).userId !== media.user_id) throw new NotFound('Media')
+    // without a valid signature the token is asked for whether the id exists or not,
+    // so a missing token is 401 for both and only its owner learns an image exists
+    if (!signed && (await proof.bearer()).userId !== media?.user_id) throw new NotFound('Media')
+    if (!media) throw new NotFound('Media')
     const blob = await deps.storage.get(media.storage_key)
     if (!blob) throw new NotFound('Media')
     return { contentType: media.content_type, blob }

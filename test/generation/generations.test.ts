@@ -553,6 +553,16 @@ describe('rendering', () => {
       expect(asOwner.status).toBe(200)
       const forged = url.replace(/sig=[0-9a-f]{4}/, 'sig=0000')
       expect((await worker.app.handle(new Request(`http://localhost${forged}`))).status).toBe(401)
+      // an id that names no image answers as one that does: 401 without a token, 404 with one
+      const missing = `/v1/media/${crypto.randomUUID()}`
+      const unsigned = await worker.app.handle(new Request(`http://localhost${missing}`))
+      expect(unsigned.status).toBe(401)
+      const withToken = await worker.app.handle(
+        new Request(`http://localhost${missing}`, {
+          headers: { authorization: `Bearer ${other.token}` },
+        }),
+      )
+      expect(withToken.status).toBe(404)
     }))
 
   it('refunds exactly the failed items of a partial generation (http renderer, permanent refusals)', async () => {
