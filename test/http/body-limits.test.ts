@@ -216,6 +216,12 @@ describe('body media types', () => {
     expect(empty.status).toBe(422) // no body: the schema's required text is missing
   })
 
+  it('reads an empty JSON body as no body, as clients send with a bodiless POST', async () => {
+    const empty = await send('/v1/echo', '', { 'content-type': 'application/json' })
+    // not 400 "not valid JSON": there is no body, and the schema's required text is missing
+    expect([empty.status, (await empty.json()).error.code]).toEqual([422, 'validation_failed'])
+  })
+
   it('refuses JSON on a route that takes multipart/form-data', async () => {
     const body = JSON.stringify({ file: 'x', note: 'hello' })
     const json = await expect415(
