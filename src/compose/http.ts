@@ -70,6 +70,7 @@ export function composeApp(f: Foundation, config: Config, log: Logger, deps: App
       healthRoutes({
         lifecycle: f.lifecycle,
         checks: readinessChecks(f, config),
+        log: log.child({ room: 'health' }),
         instanceId: config.instanceId,
         region: config.region,
         version: pkg.version,

@@ -1,5 +1,6 @@
 import type { Config } from '../config/config'
 import { makeSchemaCheck } from '../db/migrator'
+import { CheckFailed } from '../http/health-routes'
 import type { Logger } from '../obs/logger'
 import { withDeadline } from '../redis/client'
 import { makeHeartbeat } from '../stats/heartbeat'
@@ -56,14 +57,15 @@ export function readinessChecks(f: Foundation, config: Config) {
     // every request would fail, so an unmigrated schema is not ready either
     postgres: async () => {
       await f.database.ping()
-      if (!(await schemaIsCurrent())) throw new Error('schema not migrated: run bun run migrate')
+      if (!(await schemaIsCurrent()))
+        throw new CheckFailed('schema not migrated: run bun run migrate')
     },
   }
   const redis = f.redis
   // not connected is down at once, and a PING has the command deadline: 503 within ~1 s of an outage
   if (redis)
     checks.redis = async () => {
-      if (!redis.isReady) throw new Error('not connected')
+      if (!redis.isReady) throw new CheckFailed('not connected')
       await withDeadline(config.REDIS_COMMAND_TIMEOUT_MS, 'redis ping', () => redis.ping())
     }
   if (f.readDatabase) checks['postgres-read'] = f.readDatabase.ping

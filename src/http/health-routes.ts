@@ -1,14 +1,23 @@
 import { Elysia, t } from 'elysia'
 import { Unavailable } from '../errors'
 import type { Lifecycle } from '../lifecycle/lifecycle'
+import type { Logger } from '../obs/logger'
 import { errors } from './schemas'
 
 export type HealthCheck = () => Promise<void>
+
+/**
+ * A check's failure in words fit for anyone: `/health` is unauthenticated, so
+ * it shows these and nothing else. Any other error (a driver's, naming hosts
+ * and ports) shows as "unavailable" and goes to the log.
+ */
+export class CheckFailed extends Error {}
 
 export type HealthDeps = {
   lifecycle: Lifecycle
   /** Dependency pings by name (postgres, redis); each must answer within CHECK_TIMEOUT_MS. */
   checks: Record<string, HealthCheck>
+  log: Logger
   instanceId: string
   region: string | undefined
   version: string
@@ -19,31 +28,34 @@ const startedAt = Date.now()
 
 type CheckResult = { ok: boolean; latencyMs: number; error?: string }
 
-async function runCheck(check: HealthCheck): Promise<CheckResult> {
+async function runCheck(name: string, check: HealthCheck, log: Logger): Promise<CheckResult> {
   const t0 = performance.now()
   let timer: ReturnType<typeof setTimeout> | undefined
   try {
     await Promise.race([
       check(),
       new Promise(
-        (_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), CHECK_TIMEOUT_MS)),
+        (_, reject) =>
+          (timer = setTimeout(() => reject(new CheckFailed('timed out')), CHECK_TIMEOUT_MS)),
       ),
     ])
     return { ok: true, latencyMs: Math.round(performance.now() - t0) }
   } catch (error) {
+    if (!(error instanceof CheckFailed))
+      log.warn({ check: name, err: error }, 'health check failed')
     return {
       ok: false,
       latencyMs: Math.round(performance.now() - t0),
-      error: (error as Error).message,
+      error: error instanceof CheckFailed ? error.message : 'unavailable',
     }
   } finally {
     clearTimeout(timer)
   }
 }
 
-async function runChecks(checks: Record<string, HealthCheck>) {
+async function runChecks(checks: Record<string, HealthCheck>, log: Logger) {
   const names = Object.keys(checks)
-  const results = await Promise.all(names.map((n) => runCheck(checks[n]!)))
+  const results = await Promise.all(names.map((n) => runCheck(n, checks[n]!, log)))
   return Object.fromEntries(names.map((n, i) => [n, results[i]!]))
 }
 
@@ -59,7 +71,7 @@ export function healthRoutes(deps: HealthDeps) {
       '/health/ready',
       async () => {
         if (deps.lifecycle.draining) throw new Unavailable('This instance is draining', 5)
-        const checks = await runChecks(deps.checks)
+        const checks = await runChecks(deps.checks, deps.log)
         const down = Object.keys(checks).filter((n) => !checks[n]!.ok)
         if (down.length > 0) throw new Unavailable(`Dependency down: ${down.join(', ')}`, 5)
         return { status: 'ready' as const }
@@ -72,7 +84,7 @@ export function healthRoutes(deps: HealthDeps) {
     .get(
       '/health',
       async () => {
-        const checks = await runChecks(deps.checks)
+        const checks = await runChecks(deps.checks, deps.log)
         const ok = Object.values(checks).every((c) => c.ok)
         return {
           status: deps.lifecycle.draining
@@ -90,6 +102,8 @@ export function healthRoutes(deps: HealthDeps) {
       {
         detail: {
           summary: 'Details: each dependency with its latency, instance, region, version, uptime',
+          description:
+            "Unauthenticated. A failed check's `error` is one of `timed out`, `not connected`, `schema not migrated: run bun run migrate` or `unavailable`; the dependency's own error (which may name hosts and ports) goes to the log, never into this answer.",
         },
         response: {
           200: t.Object({

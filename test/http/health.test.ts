@@ -53,7 +53,7 @@ describe('health', () => {
     expect(ready.json.error.message).toContain('redis')
     const details = await client(broken).get('/health')
     expect(details.json.status).toBe('degraded')
-    expect(details.json.checks.redis.ok).toBe(false)
+    expect(details.json.checks.redis).toMatchObject({ ok: false, error: 'not connected' })
     expect(details.json.checks.postgres.ok).toBe(true)
     // liveness does not depend on anything
     expect((await client(broken).get('/health/live')).status).toBe(200)
@@ -65,6 +65,9 @@ describe('health', () => {
     const ready = await client(broken).get('/health/ready')
     expectUnavailable(ready)
     expect(ready.json.error.message).toContain('postgres')
+    // /health is public: a driver's own error (hosts, ports, pool states) is logged, not shown
+    const details = await client(broken).get('/health')
+    expect(details.json.checks.postgres).toMatchObject({ ok: false, error: 'unavailable' })
   })
 
   it('answers /health/ready 503 as soon as the drain begins', async () => {
