@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, setDefaultTimeout } from 'bun:test'
 import sharp from 'sharp'
 import { claimDueItems } from '../../src/generation/queue/repository'
+import { RENDER_RETRY_MESSAGE } from '../../src/generation/queue/retry-policy'
 import { checkLedger, readBalance } from '../../src/ledger/service'
 import type { Instance } from '../../src/server'
 import { useTestEnv } from '../support/env'
@@ -633,6 +634,36 @@ describe('rendering', () => {
         expect(await readBalance(worker.database.db, user.id)).toBe(100)
       },
     )
+  })
+
+  it('shows an item waiting for its retry with a plain reason, never the failure’s own text', async () => {
+    const fake = await startFakeInference()
+    afterAll(fake.stop)
+    // an image the decoder refuses: its error text is the library's, not the user's business
+    fake.respond = () =>
+      new Response('not a png at all', { headers: { 'content-type': 'image/png' } })
+    const { token } = await funded(100)
+    const worker = await httpWorker(fake.url, {
+      RENDER_MAX_ATTEMPTS: '3',
+      RENDER_RETRY_BASE_MS: '600000',
+    })
+    try {
+      const g = await postText(worker, token, 'waits for its retry', 1)
+      await waitFor(
+        async () =>
+          (
+            await env.sql`select attempts from generation_items
+              where generation_id = ${g.id} and status = 'queued' and attempts = 1`
+          ).length === 1,
+        10_000,
+        'the first attempt to fail and wait for its retry',
+      )
+      const [item] = (await client(worker).get(`/v1/generations/${g.id}`, token)).json.items
+      expect(item.status).toBe('queued')
+      expect(item.error).toEqual({ code: 'render_failed', message: RENDER_RETRY_MESSAGE })
+    } finally {
+      await worker.close()
+    }
   })
 
   it('releases a held item on drain so another instance can claim it at once, attempt given back', async () => {

@@ -9,7 +9,7 @@ import { makeSemaphore, type Release, type Semaphore } from '../renderers/semaph
 import type { GenerationItemRow } from '../table'
 import { makeItemContexts, type ItemContexts } from './item-context'
 import * as repo from './repository'
-import { decideRetry } from './retry-policy'
+import { RENDER_RETRY_MESSAGE, decideRetry } from './retry-policy'
 
 /**
  * The items a renderer pool holds, each from its claim to its end here:
@@ -193,7 +193,7 @@ async function settleFailure(w: Worker, item: GenerationItemRow, error: Error, l
     w.outcomes?.inc({ outcome: 'retried' })
     await repo.requeueItem(deps.db, item.id, deps.instanceId, {
       delayMs: decision.delayMs,
-      error: { code: decision.code, message: error.message.slice(0, 500) },
+      error: { code: decision.code, message: RENDER_RETRY_MESSAGE },
     })
     return
   }

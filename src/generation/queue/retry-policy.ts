@@ -22,6 +22,9 @@ export const MAX_BACKOFF_MS = 5 * 60_000
 /** What a user sees for a failure that is not theirs to fix. */
 export const RENDER_FAILED_MESSAGE = 'The image could not be rendered'
 
+/** What a user sees of an item waiting for its next attempt (the failure's own text is logged). */
+export const RENDER_RETRY_MESSAGE = 'The image could not be rendered yet; it will be tried again'
+
 /**
  * `attempts` counts the attempt that just failed (the claim adds one);
  * `random` is in [0, 1), Math.random in production.
