@@ -44,8 +44,10 @@ export const CreateGenerationBody = t.Object({
       mode: t.Union([t.Literal('color'), t.Literal('prompt')]),
       value: SafeString({
         minLength: 1,
-        maxLength: 500,
-        description: 'color: #rgb or #rrggbb; prompt: as `prompt`',
+        // the prompt rules count characters after NFC: 500 of them may be far more UTF-16 units
+        maxLength: 4000,
+        description:
+          'color: #rgb or #rrggbb; prompt: as `prompt` (3..500 chars after NFC normalization, at most 100 words)',
       }),
     }),
   ),

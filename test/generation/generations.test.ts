@@ -113,6 +113,30 @@ describe('accepting generations', () => {
     expect(res.json.creditsCharged).toBe(2 * (30 + 10))
   })
 
+  it('counts a prompt background’s 500 characters after NFC, as code points, like a prompt', async () => {
+    const { token } = await funded(1000)
+    // 50 words of six emoji (one code point, two UTF-16 units each), then 50 of a
+    // decomposed é and an x (three code points, two after NFC): 500 characters
+    // and 100 words after NFC, 850 UTF-16 units as sent
+    const emoji = Array.from({ length: 50 }, (_, i) =>
+      Array.from({ length: 6 }, (_, k) => String.fromCodePoint(0x1f400 + ((i + k * 10) % 90))).join(
+        '',
+      ),
+    )
+    const accented = Array.from({ length: 50 }, () => 'e\u0301x')
+    const value = `${[...emoji, ...accented].join(' ')}y`
+    expect([...value.normalize('NFC')].length).toBe(500)
+    const body = (v: string) => ({
+      mode: 'text',
+      prompt: 'a dancer at dawn',
+      variations: 1,
+      background: { mode: 'prompt', value: v },
+    })
+    expect((await api.post('/v1/generations', body(value), token)).status).toBe(202)
+    const over = await api.post('/v1/generations', body(`${value}x`), token)
+    expect([over.status, over.json.error.details[0].path]).toEqual([422, '/background/value'])
+  })
+
   it('accepts exactly 50 of 100 concurrent generations costing 30 against 1,500', async () => {
     const { token, user } = await funded(1500)
     const results = await Promise.all(
