@@ -1,11 +1,14 @@
 import {
   SignJWT,
   createRemoteJWKSet,
+  customFetch,
   decodeProtectedHeader,
+  errors as jose,
   jwtVerify,
   type JWTPayload,
+  type JWTVerifyGetKey,
 } from 'jose'
-import { Unauthorized } from '../errors'
+import { Unauthorized, Unavailable } from '../errors'
 import type { Role } from './table'
 
 /**
@@ -43,6 +46,35 @@ export type Tokens = ReturnType<typeof makeTokens>
 
 const EXTERNAL_ALGORITHMS = ['RS256', 'EdDSA']
 
+/**
+ * The provider's key set, fetched and cached by jose. When it cannot be had
+ * (the provider unreachable or slow, an answer other than 200, or no key set)
+ * no token of that provider can be judged either way: that is 503 with
+ * Retry-After, not a 401 that would send a client to log in again. A token
+ * whose key the set lacks, or that is malformed, is still 401.
+ */
+function keySetOf(url: URL): JWTVerifyGetKey {
+  const unavailable = (cause?: unknown) =>
+    new Unavailable('The identity provider’s key set is unavailable', 5, cause)
+  const keySet = createRemoteJWKSet(url, {
+    // only the fetch's own failures are the provider's; jose decides the rest
+    [customFetch]: async (...args: Parameters<typeof fetch>) => {
+      const response = await fetch(...args).catch((error: unknown) => {
+        throw unavailable(error)
+      })
+      if (response.status !== 200) throw unavailable(`key set answered ${response.status}`)
+      return response
+    },
+  })
+  return async (...args) => {
+    try {
+      return await keySet(...args)
+    } catch (error) {
+      throw error instanceof jose.JWKSInvalid ? unavailable(error) : error
+    }
+  }
+}
+
 export function makeTokens(deps: TokensDeps) {
   // imported once: given raw bytes, jose imports an HMAC key on every sign and verify, which
   // was 0.7% of the server's CPU in bench:accept (every request verifies a token)
@@ -55,7 +87,7 @@ export function makeTokens(deps: TokensDeps) {
         ['sign', 'verify'],
       )
     : undefined
-  const jwks = deps.jwksUrl ? createRemoteJWKSet(new URL(deps.jwksUrl)) : undefined
+  const jwks = deps.jwksUrl ? keySetOf(new URL(deps.jwksUrl)) : undefined
   const now = deps.now ?? Date.now
 
   async function sign(userId: string, role: Role): Promise<string> {
@@ -94,7 +126,7 @@ export function makeTokens(deps: TokensDeps) {
         throw new Unauthorized('Token algorithm is not accepted')
       }
     } catch (error) {
-      if (error instanceof Unauthorized) throw error
+      if (error instanceof Unauthorized || error instanceof Unavailable) throw error
       throw new Unauthorized('Invalid or expired token')
     }
     const expiresAt = payload.exp! * 1000

@@ -222,4 +222,41 @@ describe('external identities (JWKS_URL)', async () => {
     const login = await ext.post('/v1/auth/login', { email, password: 'any password at all' })
     expect(login.status).toBe(401)
   })
+
+  it('answers 503 with Retry-After while the key set cannot be had, 401 for a key it lacks', async () => {
+    const failing = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch: (req) =>
+        new URL(req.url).pathname === '/500'
+          ? new Response('upstream down', { status: 500 })
+          : Response.json({ not: 'a key set' }),
+    })
+    servers.push(failing)
+    const closed = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() })
+    const closedUrl = `http://127.0.0.1:${closed.port}/jwks.json`
+    await closed.stop(true)
+    const token = await idToken(`auth0|${crypto.randomUUID()}`)
+    for (const url of [
+      `http://127.0.0.1:${failing.port}/500`,
+      `http://127.0.0.1:${failing.port}/bad`,
+      closedUrl,
+    ]) {
+      const res = await client(await env.instance({ JWKS_URL: url })).get('/v1/me', token)
+      expect({ url, status: res.status, code: res.json.error.code }).toEqual({
+        url,
+        status: 503,
+        code: 'unavailable',
+      })
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0)
+    }
+    // the key set answers, and has no key of that id: the token is refused, not the provider
+    const stranger = await new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', kid: 'unknown-key' })
+      .setIssuer(ISSUER)
+      .setSubject('auth0|stranger')
+      .setExpirationTime('10m')
+      .sign(privateKey)
+    expect((await ext.get('/v1/me', stranger)).status).toBe(401)
+  })
 })
