@@ -191,6 +191,21 @@ describe('accepting generations', () => {
     expect(other.json.error.code).toBe('idempotency_conflict')
   })
 
+  it('keeps no refusal under a key: after a top-up the same key is accepted, once', async () => {
+    const { token, user } = await funded(0)
+    const body = { mode: 'text', prompt: 'paid for later', variations: 1 }
+    const key = { 'idempotency-key': 'after-top-up' }
+    const refused = await api.post('/v1/generations', body, token, key)
+    expect(refused.status).toBe(402)
+    const grant = { userId: user.id, amount: 30, reason: 'top-up' }
+    expect((await api.post('/v1/admin/credits/grants', grant, admin.token)).status).toBe(201)
+    const accepted = await api.post('/v1/generations', body, token, key)
+    expect(accepted.status).toBe(202)
+    const replayed = await api.post('/v1/generations', body, token, key)
+    expect([replayed.status, replayed.json.id]).toEqual([202, accepted.json.id])
+    expect(await readBalance(acceptor.database.db, user.id)).toBe(0)
+  })
+
   it('answers the accepted generation exactly as GET then shows it, and replays it so', async () => {
     const { token } = await funded(3000)
     // items in key order across poses and variations, as GET orders them
