@@ -53,11 +53,14 @@ export function createApp(deps: AppDeps) {
       deps.region?.(request, set)
       limits.checkDeclared(request)
     })
-    .onParse(({ request, contentType, route }) =>
-      parseBody(request, contentType, limits.of(request.method, route), (text) => {
+    .onParse(async ({ request, contentType, route }) => {
+      const rule = limits.of(request.method, route)
+      // the token before the body: nobody without one makes us read (or buffer) a byte of it
+      if (rule.authenticated) await deps.guards.authenticate(request)
+      return parseBody(request, contentType, rule, (text) => {
         contextOf(request).rawBody = text
-      }),
-    )
+      })
+    })
     .onError(({ code, error, request, set }) => {
       if (error instanceof FlyReplay) return error.respond(set)
       const rendered = renderError(code, error, contextOf(request).id, log)

@@ -61,8 +61,11 @@ export async function parseBody(
   return parseJson(decoded)
 }
 
-/** What a route reads: at most `limit` bytes, as JSON, or as multipart/form-data. */
-export type BodyRule = { limit: number; multipart: boolean }
+/**
+ * What a route reads: at most `limit` bytes, as JSON, or as multipart/form-data;
+ * `authenticated`: only once its bearer token is checked (app.ts).
+ */
+export type BodyRule = { limit: number; multipart: boolean; authenticated?: boolean }
 
 const expected = (rule: BodyRule) =>
   rule.multipart
@@ -122,6 +125,8 @@ export function makeBodyLimits(defaultBytes: number) {
   /** Routes without a path parameter, by `METHOD /path`: a request's URL names them before routing. */
   const staticLimits = new Map<string, number>()
   const multipart = new Set<string>()
+  /** Routes that take a bearer token (the guards' macros say so in the detail). */
+  const authenticated = new Set<string>()
   let largest = defaultBytes
   /** The largest limit of a route with a path parameter: all a URL alone can say of those. */
   let largestWithParams = defaultBytes
@@ -132,6 +137,7 @@ export function makeBodyLimits(defaultBytes: number) {
         const detail = (r.hooks as { detail?: RouteDetail } | undefined)?.detail
         const route = `${r.method} ${r.path}`
         if (detail?.requestBody?.content?.['multipart/form-data']) multipart.add(route)
+        if (detail?.security?.some((s) => 'bearer' in s)) authenticated.add(route)
         const own = detail?.[BODY_LIMIT_KEY]
         if (typeof own !== 'number') continue
         byRoute.set(route, own)
@@ -144,6 +150,7 @@ export function makeBodyLimits(defaultBytes: number) {
     of: (method: string, route: string): BodyRule => ({
       limit: byRoute.get(`${method} ${route}`) ?? defaultBytes,
       multipart: multipart.has(`${method} ${route}`),
+      authenticated: authenticated.has(`${method} ${route}`),
     }),
     /**
      * Refuses, before routing, a declared Content-Length over the limit of the
@@ -162,6 +169,7 @@ export function makeBodyLimits(defaultBytes: number) {
 type RouteDetail = {
   [BODY_LIMIT_KEY]?: unknown
   requestBody?: { content?: Record<string, unknown> }
+  security?: Record<string, unknown>[]
 }
 
 export function isJson(contentType: string | null | undefined) {

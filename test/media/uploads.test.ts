@@ -305,6 +305,28 @@ describe('POST /v1/uploads: size', () => {
     expect(pulled).toBeLessThan(1024 * 1024)
   })
 
+  it('answers 401 to an upload without a good token before reading its body', async () => {
+    for (const authorization of [undefined, 'Bearer not-a-token', 'Basic dXNlcjpwYXNz']) {
+      let pulled = 0
+      const chunk = new Uint8Array(16 * 1024)
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (pulled >= 5 * 1024 * 1024) return controller.close()
+          pulled += chunk.byteLength
+          controller.enqueue(chunk)
+        },
+      })
+      const headers: Record<string, string> = { 'content-type': 'multipart/form-data; boundary=x' }
+      if (authorization) headers.authorization = authorization
+      const res = await inst.app.handle(
+        new Request('http://localhost/v1/uploads', { method: 'POST', headers, body }),
+      )
+      expect({ authorization, status: res.status }).toEqual({ authorization, status: 401 })
+      // at most what the stream had queued before anyone asked: nothing of it was read
+      expect(pulled).toBeLessThan(256 * 1024)
+    }
+  })
+
   it('refuses a file part over MAX_UPLOAD_BYTES inside a body that fits the framing', async () => {
     const small = await env.instance({ RENDER_CONCURRENCY: '0', MAX_UPLOAD_BYTES: '65536' })
     const { token } = await client(small).register()
