@@ -53,7 +53,7 @@ export function composeUsers(
     db: f.database.db,
     tokens,
     limiter,
-    onRegistered: signupGrant(credits, config.signupCredits),
+    signupCredits: signupGrant(credits, f.database.db, config.signupCredits),
     idempotency,
     adminEmails: config.adminEmails,
     loginRate: {

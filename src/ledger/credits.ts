@@ -1,7 +1,10 @@
+import type { Kysely } from 'kysely'
 import type { BatchHandler } from '../actors/actor-system'
+import type { DB } from '../db/schema'
 import { toCommandError } from '../db/errors'
 import type { LedgerCommand, LedgerResult } from './commands'
 import { ledgerKeys } from './keys'
+import { hasEntry } from './repository'
 import { toOutcomes } from './service'
 import type { LedgerWriter } from './writer'
 
@@ -53,16 +56,17 @@ export function makeCredits(ask: Ask) {
 }
 
 /**
- * The signup grant, a rule of the ledger's: `amount` credits once per user,
- * at registration (idempotent per user, key 'signup'); none when amount is 0.
+ * The signup grant, a rule of the ledger's: `amount` credits once per user
+ * (idempotent per user, key 'signup'); none when amount is 0. Asked for at
+ * registration and at every login: a read finds it granted and asks no
+ * actor, so only a user whose registration ended between its user row and
+ * its grant (the owner unreachable) costs a command, once.
  */
-export function signupGrant(credits: Credits, amount: number) {
+export function signupGrant(credits: Credits, db: Kysely<DB>, amount: number) {
   if (amount <= 0) return undefined
-  return async (userId: string) =>
-    void (await credits.apply(userId, {
-      kind: 'grant',
-      amount,
-      reason: 'signup credits',
-      key: ledgerKeys.signupGrant(),
-    }))
+  const key = ledgerKeys.signupGrant()
+  return async (userId: string) => {
+    if (await hasEntry(db, userId, key)) return
+    await credits.apply(userId, { kind: 'grant', amount, reason: 'signup credits', key })
+  }
 }

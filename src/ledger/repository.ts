@@ -142,6 +142,17 @@ export function listEntries(q: Q, userId: string, limit: number, beforeSeq?: num
   return query.execute()
 }
 
+/** Whether the user has an entry under this command key (one probe of its unique index). */
+export async function hasEntry(q: Q, userId: string, key: string) {
+  const row = await q
+    .selectFrom('ledger_entries')
+    .select('seq')
+    .where('user_id', '=', userId)
+    .where('idempotency_key', '=', key)
+    .executeTakeFirst()
+  return row !== undefined
+}
+
 export function userExists(q: Q, userId: string) {
   return q.selectFrom('users').select('id').where('id', '=', userId).executeTakeFirst()
 }

@@ -8,7 +8,7 @@ export type ProvisionDeps = {
   db: Kysely<DB>
   adminEmails: ReadonlySet<string>
   /** Signup credits, as at registration; idempotent per user. */
-  onRegistered?: (userId: string) => Promise<void>
+  signupCredits?: (userId: string) => Promise<void>
 }
 
 class IdentityTaken extends Error {}
@@ -51,6 +51,6 @@ export async function provisionUser(
     // the email was taken between the check and the insert: provision without it
     return provisionUser(deps, { ...identity, email: undefined })
   }
-  await deps.onRegistered?.(created.id)
+  await deps.signupCredits?.(created.id)
   return created
 }

@@ -53,7 +53,7 @@ export function makeRegister(deps: UsersDeps) {
       return prior
     })
     // a replay grants too: the signup grant is idempotent, and the first may have died before it
-    await deps.onRegistered?.(row.id)
+    await deps.signupCredits?.(row.id)
     return { user: toPublicUser(row), token: await tokens.sign(row.id, row.role), replayed }
   }
 

@@ -49,6 +49,8 @@ export function userRoutes(deps: UserRoutesDeps) {
         body: Credentials,
         detail: {
           summary: 'Exchange email and password for a token (rate-limited per IP and email)',
+          description:
+            'Also grants the signup credits to an account that lacks them (a registration that ended between creating the account and granting them): once, idempotently.',
         },
         response: { 200: Session, ...errors(400, 401, 413, 415, 422, 429) },
       },

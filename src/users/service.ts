@@ -18,10 +18,11 @@ export type UsersDeps = {
   adminEmails: ReadonlySet<string>
   loginRate: { perEmail: number; perIp: number; windowSeconds: number }
   /**
-   * Called once, at registration, after the user row exists (signup credits);
-   * idempotent per user. Never on login: a login costs no actor round trip.
+   * Grants the signup credits unless the user has them (idempotent per user):
+   * at registration once the user row exists, and at each login, where it is
+   * a read and asks no actor unless the registration ended before its grant.
    */
-  onRegistered?: (userId: string) => Promise<void>
+  signupCredits?: (userId: string) => Promise<void>
   /** Where a registration's Idempotency-Key is recorded. */
   idempotency: Pick<Idempotency, 'record' | 'recordedAnswer'>
 }
@@ -48,6 +49,7 @@ export function makeUsers(deps: UsersDeps) {
     // a user provisioned from an identity has no password: it fails like an unknown email
     const ok = await Bun.password.verify(password, row?.password_hash ?? (await decoyHash))
     if (!row?.password_hash || !ok) throw new Unauthorized('Email or password is incorrect')
+    await deps.signupCredits?.(row.id)
     return { user: toPublicUser(row), token: await tokens.sign(row.id, row.role) }
   }
 

@@ -25,6 +25,25 @@ describe('signup credits', () => {
     // four argon2id hashes: seconds on a loaded CI machine, above bun's 5 s default
   }, 20_000)
 
+  it('are granted at the next login to a user whose registration ended before its grant', async () => {
+    // what a registration leaves when its grant fails (the actor's owner unreachable): the
+    // user committed, no credits; a retry without a key is 409, so only a login can repair it
+    const id = Bun.randomUUIDv7()
+    const email = `no-grant-${id}@example.com`
+    const password = 'correct horse battery'
+    await env.sql`insert into users (id, email, password_hash, role)
+      values (${id}, ${email}, ${await Bun.password.hash(password, 'argon2id')}, 'user')`
+    const login = await api.post('/v1/auth/login', { email, password })
+    expect(login.status).toBe(200)
+    expect((await api.get('/v1/credits', login.json.token)).json).toEqual({ balance: 250 })
+    // and once: the next login finds the grant (one read) and asks no actor
+    const before = inst.userActors.stats().commands
+    expect((await api.post('/v1/auth/login', { email, password })).status).toBe(200)
+    expect(inst.userActors.stats().commands).toBe(before)
+    const ledger = await api.get('/v1/credits/ledger', login.json.token)
+    expect(ledger.json.items.map((e: any) => [e.kind, e.amount])).toEqual([['grant', 250]])
+  }, 20_000)
+
   it('replays a registration retried with its Idempotency-Key: same user, new token, one grant', async () => {
     const email = `retry-${crypto.randomUUID()}@example.com`
     const password = 'correct horse battery'
