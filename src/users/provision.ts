@@ -17,7 +17,8 @@ class IdentityTaken extends Error {}
  * Just-in-time provisioning (JWKS_URL mode): the local user an identity
  * names, created the first time it is seen. Its email is the provider's
  * claim when no other account has it; ADMIN_EMAILS count only for a claim
- * the provider marked verified. Signup credits as at registration.
+ * the provider marked verified. Signup credits as at registration, and
+ * for a known identity whose first request ended before its grant.
  */
 export async function provisionUser(
   deps: ProvisionDeps,
@@ -25,7 +26,11 @@ export async function provisionUser(
 ): Promise<UserRow> {
   const { db } = deps
   const known = await findUserByIdentity(db, identity.issuer, identity.subject)
-  if (known) return known
+  if (known) {
+    // a read (the principal cache asks once per TTL); a grant only if the first request's failed
+    await deps.signupCredits?.(known.id)
+    return known
+  }
   const email = identity.email?.trim().toLowerCase() || undefined
   const role: Role =
     email !== undefined && identity.emailVerified && deps.adminEmails.has(email) ? 'admin' : 'user'

@@ -223,6 +223,16 @@ describe('external identities (JWKS_URL)', async () => {
     expect(login.status).toBe(401)
   })
 
+  it('grants the signup credits to a provisioned user whose first request ended before them', async () => {
+    // what a first request leaves when its grant fails: the user and its identity, no credits
+    const subject = `auth0|${crypto.randomUUID()}`
+    const id = Bun.randomUUIDv7()
+    await env.sql`insert into users (id, email, password_hash, role) values (${id}, null, null, 'user')`
+    await env.sql`insert into user_identities (issuer, subject, user_id) values (${ISSUER}, ${subject}, ${id})`
+    const me = await ext.get('/v1/me', await idToken(subject))
+    expect([me.status, me.json.id, me.json.balance]).toEqual([200, id, 40])
+  })
+
   it('answers 503 with Retry-After while the key set cannot be had, 401 for a key it lacks', async () => {
     const failing = Bun.serve({
       port: 0,
