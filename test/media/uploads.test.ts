@@ -261,7 +261,9 @@ describe('POST /v1/uploads: what is refused', () => {
     for (let i = 0; i < 80_000; i++) form.append(`f${i}`, 'x')
     form.append(
       'file',
-      new File([await solid(300, 300).png().toBuffer()], 'p.png', { type: 'image/png' }),
+      new File([(await solid(300, 300).png().toBuffer()) as BlobPart], 'p.png', {
+        type: 'image/png',
+      }),
     )
     const res = await inst.app.handle(
       new Request('http://localhost/v1/uploads', {
