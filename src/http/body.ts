@@ -1,4 +1,5 @@
 import { BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed } from '../errors'
+import { pathOf } from './url'
 
 /**
  * Reads a body up to `limit` bytes. A declared Content-Length over the limit
@@ -169,7 +170,7 @@ export function makeBodyLimits(defaultBytes: number) {
     checkDeclared(request: Request) {
       const declared = Number(request.headers.get('content-length') ?? NaN)
       if (!(declared > defaultBytes)) return
-      const own = staticLimits.get(`${request.method} ${new URL(request.url).pathname}`)
+      const own = staticLimits.get(`${request.method} ${pathOf(request.url)}`)
       checkDeclaredLength(request, own ?? largestWithParams)
     },
   }

@@ -1,6 +1,7 @@
 import type { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
 import { dirname, join } from 'node:path'
+import { pathOf } from './url'
 
 /**
  * The API docs page (/openapi) without a third party: the Scalar bundle is the
@@ -51,7 +52,7 @@ export function docsRoutes(pagePath: string) {
   return new Elysia({ name: 'docs' })
     .onRequest(({ request, set }) => {
       // the plugin's page is its own Response; headers set here are merged into it
-      if (new URL(request.url).pathname === pagePath) {
+      if (pathOf(request.url) === pagePath) {
         set.headers['content-security-policy'] = DOCS_CSP
         set.headers['referrer-policy'] = 'no-referrer'
         set.headers['x-content-type-options'] = 'nosniff'

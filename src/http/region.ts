@@ -1,4 +1,5 @@
 import { Unavailable } from '../errors'
+import { pathOf } from './url'
 
 /**
  * Fly.io multi-region at the edge, decided from the method, the path and the
@@ -69,7 +70,7 @@ export function makeRegionEdge(deps: RegionEdgeDeps): RegionEdge | undefined {
       throw new FlyReplay(primary)
     }
     if (replayed || windowMs === 0 || request.method === 'OPTIONS') return
-    const path = new URL(request.url).pathname
+    const path = pathOf(request.url)
     if (!path.startsWith('/v1/') || path === '/v1/ws') return
     const written = lastWrite(request.headers.get('cookie'))
     if (written === undefined) return

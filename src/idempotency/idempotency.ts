@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { DB } from '../db/schema'
 import { Conflict, IdempotencyConflict, ValidationFailed } from '../errors'
 import * as repo from './repository'
+import { pathOf } from '../http/url'
 
 /**
  * Idempotency-Key for mutating POSTs (API.md). Per user and key:
@@ -193,9 +194,8 @@ export function idempotencyKeyOf(request: Request): string | undefined {
 function claimOf(call: IdempotentCall): Claim {
   const key = idempotencyKeyOf(call.request)
   if (key === undefined) return { commandKey: `auto:${Bun.randomUUIDv7()}` }
-  const url = new URL(call.request.url)
   const requestHash = new Bun.CryptoHasher('sha256')
-    .update(`${call.request.method} ${url.pathname}\n${stableStringify(call.body)}`)
+    .update(`${call.request.method} ${pathOf(call.request.url)}\n${stableStringify(call.body)}`)
     .digest('hex')
   return { commandKey: `idem:${key}`, record: { key, requestHash } }
 }

@@ -1,4 +1,5 @@
 import type { Metrics } from '../obs/metrics'
+import { pathOf } from '../http/url'
 
 /**
  * Upload figures for /metrics:
@@ -48,8 +49,7 @@ export function makeUploadMetrics(metrics: Metrics) {
     },
     /** The app's response observer: counts POST /v1/uploads answered with an error. */
     observe(r: { method: string; url: string; status: number }) {
-      if (r.status < 400 || r.method !== 'POST' || !UPLOAD_PATH.test(new URL(r.url).pathname))
-        return
+      if (r.status < 400 || r.method !== 'POST' || !UPLOAD_PATH.test(pathOf(r.url))) return
       outcomes.inc({ outcome: REFUSALS[r.status] ?? (r.status >= 500 ? 'error' : 'refused') })
     },
   }

@@ -1,6 +1,7 @@
 import { Elysia } from 'elysia'
 import type { Logger } from 'pino'
 import { buildWebAssets, type Asset, type WebAssets } from './bundle'
+import { searchParamsOf } from '../http/url'
 
 export type WebRoutesDeps = { log: Logger }
 
@@ -39,8 +40,7 @@ export function webRoutes(deps: WebRoutesDeps) {
     return new Response(asset.body, { headers })
   }
 
-  const current = (url: string, asset: Asset) =>
-    new URL(url).searchParams.get('v') === asset.version
+  const current = (url: string, asset: Asset) => searchParamsOf(url).get('v') === asset.version
 
   return new Elysia({ name: 'web' })
     .get('/', async ({ request }) => serve(request, (await load()).html, false, PAGE_HEADERS), {

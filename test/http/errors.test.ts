@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'bun:test'
 import postgres from 'postgres'
-import { client } from '../support/http'
+import { serveOptions } from '../../src/server'
+import { client, rawExchange } from '../support/http'
 import { useTestEnv } from '../support/env'
 
 const LIMIT = 2048
@@ -211,6 +212,42 @@ describe('request ids', () => {
       expect(id).not.toBe(insane)
       expect(id).toMatch(/^[0-9a-f-]{36}$/)
       expect(res.json.error.requestId).toBe(id)
+    }
+  })
+})
+
+describe('a request without a usable Host', () => {
+  // HTTP/1.0 without Host (some balancers' health checks), an empty one, one with a space:
+  // Bun hands the app a bare path for request.url, which `new URL` refuses
+  it('is served by its path like any other, never a 500', async () => {
+    const server = inst.app.listen({
+      ...serveOptions(inst.config),
+      port: 0,
+      hostname: '127.0.0.1',
+    }).server!
+    try {
+      const heads = ['HTTP/1.0\r\n', 'HTTP/1.1\r\nHost: a b\r\n', 'HTTP/1.1\r\nHost: \r\n']
+      for (const head of heads) {
+        const live = await rawExchange(
+          server.port!,
+          `GET /health/live ${head}Connection: close\r\n\r\n`,
+          `an answer to /health/live over ${JSON.stringify(head)}`,
+        )
+        expect({ head, status: live.split('\r\n')[0] }).toEqual({ head, status: 'HTTP/1.1 200 OK' })
+        const body = '{"email":"nobody@example.com","password":"not the password"}'
+        const login = await rawExchange(
+          server.port!,
+          `POST /v1/auth/login ${head}Content-Type: application/json\r\n` +
+            `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+          `an answer to a login over ${JSON.stringify(head)}`,
+        )
+        expect({ head, status: login.split('\r\n')[0] }).toEqual({
+          head,
+          status: 'HTTP/1.1 401 Unauthorized',
+        })
+      }
+    } finally {
+      server.stop(true)
     }
   })
 })
