@@ -129,8 +129,11 @@ export function makeTokens(deps: TokensDeps) {
       if (error instanceof Unauthorized || error instanceof Unavailable) throw error
       throw new Unauthorized('Invalid or expired token')
     }
+    // jose checks that `sub` is there, not what it is: an array of one user id would pass a
+    // pattern test as its string form, and then fail as no string further on (a 500)
+    if (typeof payload.sub !== 'string') throw new Unauthorized('Invalid or expired token')
     const expiresAt = payload.exp! * 1000
-    const subject = payload.sub!
+    const subject = payload.sub
     if (!external) return { kind: 'local', subject, expiresAt }
     // kept only when it looks like an address: it is stored, never trusted for more
     const email =

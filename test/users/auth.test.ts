@@ -116,10 +116,24 @@ describe('tokens', () => {
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject(user.id)
       .sign(secret)
-    for (const token of [none, wrongKey, expired, noExp, 'garbage']) {
+    // signed with our key, but a `sub` that is no string: an array holding the user's id passes
+    // a pattern test as its string form, and must not pass as a subject
+    const subjects = [[user.id], { id: user.id }, 42, null]
+    const oddSubjects = await Promise.all(
+      subjects.map((sub) =>
+        new SignJWT({ role: 'user', sub } as Record<string, unknown>)
+          .setProtectedHeader({ alg: 'HS256' })
+          .setExpirationTime('10m')
+          .sign(secret),
+      ),
+    )
+    for (const token of [none, wrongKey, expired, noExp, 'garbage', ...oddSubjects]) {
       const res = await api.get('/v1/me', token)
-      expect(res.status).toBe(401)
-      expect(res.json.error.code).toBe('unauthorized')
+      expect({ token, status: res.status, code: res.json.error.code }).toEqual({
+        token,
+        status: 401,
+        code: 'unauthorized',
+      })
     }
     const missing = await api.call('GET', '/v1/me', { headers: { authorization: 'Basic abc' } })
     expect(missing.status).toBe(401)
