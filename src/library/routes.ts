@@ -86,7 +86,7 @@ export function libraryAdminRoutes(deps: {
         detail: {
           summary: 'Add a pose to the library (Idempotency-Key supported)',
           description:
-            'Keypoints: the 17 COCO keypoints [x, y, visibility] in 0..1. 409 conflict for a name already in that category (ignoring case); 422 for an unknown category.',
+            'Keypoints: the 17 COCO keypoints [x, y, visibility] in 0..1. 409 conflict for a name already in that category (ignoring case; names are stored in NFC, so composed and decomposed spellings are one name); 422 for an unknown category.',
         },
         response: { 201: PoseSchema, ...errors(401, 403, 409, 422) },
       },

@@ -58,7 +58,10 @@ export function makeLibrary(deps: LibraryDeps) {
   const changed = () => deps.invalidation.publish()
 
   return {
-    list(filter: PoseFilter & { limit: number; after?: [string, string] }) {
+    list(options: PoseFilter & { limit: number; after?: [string, string] }) {
+      // names are stored in NFC: a decomposed é in the query finds the composed one
+      const filter =
+        options.q === undefined ? options : { ...options, q: options.q.normalize('NFC') }
       return cache.get(`list:${JSON.stringify(filter)}`, async () =>
         (await listPoses(readDb, filter)).map(toPose),
       )
@@ -90,14 +93,14 @@ export function makeLibrary(deps: LibraryDeps) {
       const row = (await rowsByIds([id])).get(id)
       return row ? { id: row.id, name: row.name, keypoints: row.keypoints } : undefined
     },
-    async create(values: PoseValues) {
-      await checked(db, values)
+    async create(input: PoseValues) {
+      const values = await checked(db, input)
       const row = await insertPose(db, Bun.randomUUIDv7(), values).catch(conflictOnName)
       await changed()
       return toPose(row)
     },
-    async replace(id: string, values: PoseValues) {
-      await checked(db, values)
+    async replace(id: string, input: PoseValues) {
+      const values = await checked(db, input)
       const row = await replacePose(db, id, values).catch(conflictOnName)
       if (!row) throw new NotFound('Pose')
       await changed()
@@ -118,15 +121,19 @@ function cachedRows(db: Kysely<DB>, cache: PoseCache, ids: readonly string[]) {
   })
 }
 
-/** A pose's values as the library takes them: valid keypoints, a well-formed name, a known category. */
-async function checked(db: Kysely<DB>, values: PoseValues) {
+/**
+ * A pose's values as the library takes them: valid keypoints, a well-formed
+ * name in NFC (so "jeté" typed composed or decomposed is one name to the
+ * unique index and to search), a known category.
+ */
+async function checked(db: Kysely<DB>, values: PoseValues): Promise<PoseValues> {
   const issues = validateKeypoints(values.keypoints)
   if (!values.name.isWellFormed())
     issues.push({ path: '/name', message: 'Expected text without unpaired surrogates' })
   if (issues.length > 0) throw new ValidationFailed(issues)
   if (!(await categoryExists(db, values.category)))
     throw new ValidationFailed([{ path: '/category', message: 'Unknown category' }])
-  return values
+  return { ...values, name: values.name.normalize('NFC') }
 }
 
 function conflictOnName(error: unknown): never {

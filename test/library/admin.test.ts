@@ -125,6 +125,21 @@ describe('admin pose management', () => {
     expect(renamed.status).toBe(409)
   })
 
+  it('takes a name in NFC: composed and decomposed spellings are one name, and one search', async () => {
+    const stem = `Grand jet${crypto.randomUUID().slice(0, 8)}`
+    const composed = await create(pose({ name: `${stem} \u00e9` }))
+    expect(composed.status).toBe(201)
+    const decomposed = await create(pose({ name: `${stem} e\u0301` }))
+    expect([decomposed.status, decomposed.json.error?.code]).toEqual([409, 'conflict'])
+    const byDecomposed = await api.get(
+      `/v1/library/poses?q=${encodeURIComponent(`${stem} e\u0301`)}`,
+    )
+    expect(byDecomposed.json.items.map((p: any) => p.id)).toEqual([composed.json.id])
+    // stored as NFC, whichever way it came
+    const other = await create(pose({ name: `${stem} caf` + 'e\u0301' + 's' }))
+    expect(other.json.name).toBe(`${stem} caf\u00e9s`)
+  })
+
   it('replays a creation retried with its Idempotency-Key, without a second pose', async () => {
     const body = pose()
     const headers = { 'idempotency-key': `pose-${crypto.randomUUID()}` }
