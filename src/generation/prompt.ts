@@ -14,7 +14,8 @@ import type { ValidationIssue } from '../errors'
 const HTML_TAG = /<\s*\/?\s*[a-z!][^>]*>/i
 const SCRIPT_URL = /\b(?:javascript|vbscript|data)\s*:/i
 const REPEATED = /(.)\1{9,}/su
-const CONTROL = /\p{Cc}/u
+// control characters, and the Unicode line and paragraph separators: a prompt is one line
+const CONTROL = /[\p{Cc}\u2028\u2029]/u
 const FORMAT = /\p{Cf}/gu
 
 export function checkPrompt(

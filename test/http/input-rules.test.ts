@@ -288,6 +288,8 @@ describe('prompt rules', () => {
       `java${zw}script:alert(1)`,
       'a red \u001b[31mcat\u001b[0m',
       'a cat\nand a dog',
+      'a cat\u2028and a dog', // the Unicode line separator is a newline too
+      'a cat\u2029and a dog',
       `<${zw}b>bold</b> cat`,
       `a${'\u00ad'}b`, // two characters once the soft hyphen is gone
     ]
