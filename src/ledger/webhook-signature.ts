@@ -27,7 +27,9 @@ export function verifySignature(
   if (!Number.isInteger(t) || signatures.length === 0)
     throw new Unauthorized('Malformed Atelier-Signature')
   if (Math.abs(nowSeconds - t) > TOLERANCE_SECONDS)
-    throw new Unauthorized('Signature timestamp is too old')
+    throw new Unauthorized(
+      `Signature timestamp is more than ${TOLERANCE_SECONDS / 60} minutes from now`,
+    )
   const expected = createHmac('sha256', secret).update(`${t}.${rawBody}`).digest()
   const ok = signatures.some((s) => {
     const given = Buffer.from(s, 'hex')
