@@ -57,6 +57,11 @@ export async function parseBody(
     return parseMultipart(request, rule.limit)
   }
   if (!isJson(type)) throw new UnsupportedMediaType(expected(rule))
+  // JSON is UTF-8 (RFC 8259): a body labelled otherwise would be read as what it is not
+  const header = request.headers.get('content-type') ?? ''
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(header)?.[1]?.toLowerCase()
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')
+    throw new UnsupportedMediaType('Send JSON as UTF-8 (charset=utf-8, or no charset)')
   const decoded = new TextDecoder().decode(await readLimited(request, rule.limit))
   onText(decoded)
   return parseJson(decoded)

@@ -232,13 +232,25 @@ describe('body media types', () => {
 
   it('still takes JSON with a charset or a +json type', async () => {
     const body = JSON.stringify({ text: 'hello' })
-    for (const type of ['application/json; charset=utf-8', 'application/merge-patch+json']) {
+    for (const type of [
+      'application/json; charset=utf-8',
+      'application/json;charset="UTF-8"',
+      'application/merge-patch+json',
+    ]) {
       const res = await send('/v1/echo', body, { 'content-type': type })
       expect({ type, status: res.status, body: await res.json() }).toEqual({
         type,
         status: 200,
         body: { length: 5 },
       })
+    }
+  })
+
+  it('refuses JSON labelled with a charset other than UTF-8', async () => {
+    const body = JSON.stringify({ text: 'hello' })
+    for (const type of ['application/json; charset=utf-16', 'application/json; charset=latin1']) {
+      const json = await expect415(await send('/v1/echo', body, { 'content-type': type }))
+      expect(json.error.message).toContain('UTF-8')
     }
   })
 })
