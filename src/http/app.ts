@@ -36,6 +36,9 @@ export type AppDeps = {
   responseObservers?: ((r: { method: string; url: string; status: number }) => void)[]
 }
 
+/** The admin group: every route under it is behind the admin guard. */
+const ADMIN_PREFIX = '/v1/admin'
+
 export function createApp(deps: AppDeps) {
   const { log, lifecycle } = deps
   // MAX_BODY_BYTES, or a route's own (bodyLimit() in its detail); read once the routes are in
@@ -55,8 +58,10 @@ export function createApp(deps: AppDeps) {
     })
     .onParse(async ({ request, contentType, route }) => {
       const rule = limits.of(request.method, route)
-      // the token before the body: nobody without one makes us read (or buffer) a byte of it
-      if (rule.authenticated) await deps.guards.authenticate(request)
+      // the token before the body: nobody without one makes us read (or buffer) a byte of it,
+      // and on the admin group nobody but an admin (a 403 there, not a 400 for a bad body)
+      if (route.startsWith(`${ADMIN_PREFIX}/`)) await deps.guards.authorize(request)
+      else if (rule.authenticated) await deps.guards.authenticate(request)
       return parseBody(request, contentType, rule, (text) => {
         contextOf(request).rawBody = text
       })
@@ -75,7 +80,7 @@ export function createApp(deps: AppDeps) {
     .use(document.plugin)
     .use(docsRoutes('/openapi'))
     .use((app) => deps.routes.reduce<AnyElysia>((a, r) => a.use(r), app) as typeof app)
-    .group('/v1/admin', (admin) =>
+    .group(ADMIN_PREFIX, (admin) =>
       admin
         .use(deps.guards)
         .guard(

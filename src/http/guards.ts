@@ -42,8 +42,8 @@ export function makeGuards(tokens: Pick<Authenticator, 'verify'>) {
 
   // checked in transform, which runs before params, query and body are validated: a caller
   // without a valid token (or not an admin) learns 401/403, never a route's parameter rules.
-  // `authenticate` is also the body parser's (app.ts): a route that takes a token checks it
-  // before a byte of its body is read, so an anonymous upload costs no buffering
+  // `authenticate` and `authorize` are also the body parser's (app.ts): a route that takes a
+  // token checks it (and an admin route the role) before a byte of its body is read
   const plugin = new Elysia({ name: 'guards' }).macro({
     auth: {
       detail: { security: [{ bearer: [] }] },
@@ -56,5 +56,5 @@ export function makeGuards(tokens: Pick<Authenticator, 'verify'>) {
       resolve: async ({ request }) => ({ principal: await authorize(request) }),
     },
   })
-  return Object.assign(plugin, { authenticate })
+  return Object.assign(plugin, { authenticate, authorize })
 }

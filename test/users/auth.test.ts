@@ -184,6 +184,13 @@ describe('admin group', () => {
         body: { userId: 'nope', amount: -1 },
       })
       expect(badBody.status).toBe(want)
+      // nor that its body is malformed: the guard answers before a byte of it is parsed
+      const malformed = await api.call('POST', '/v1/admin/credits/grants', {
+        token,
+        body: '{',
+        headers: { 'content-type': 'application/json' },
+      })
+      expect({ token, status: malformed.status }).toEqual({ token, status: want })
     }
     // the caller's own routes too: a bad body without a token is 401, not 422
     const anonymous = await api.call('POST', '/v1/generations', { body: { mode: 'nonsense' } })
