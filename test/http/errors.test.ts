@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'bun:test'
 import postgres from 'postgres'
-import { serveOptions } from '../../src/server'
-import { client, rawExchange } from '../support/http'
+import { client, rawExchange, serveOnLoopback } from '../support/http'
 import { useTestEnv } from '../support/env'
 
 const LIMIT = 2048
@@ -220,11 +219,7 @@ describe('a request without a usable Host', () => {
   // HTTP/1.0 without Host (some balancers' health checks), an empty one, one with a space:
   // Bun hands the app a bare path for request.url, which `new URL` refuses
   it('is served by its path like any other, never a 500', async () => {
-    const server = inst.app.listen({
-      ...serveOptions(inst.config),
-      port: 0,
-      hostname: '127.0.0.1',
-    }).server!
+    const server = serveOnLoopback(inst)
     try {
       const heads = ['HTTP/1.0\r\n', 'HTTP/1.1\r\nHost: a b\r\n', 'HTTP/1.1\r\nHost: \r\n']
       for (const head of heads) {

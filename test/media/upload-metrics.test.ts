@@ -1,8 +1,7 @@
 import { afterAll, describe, expect, it } from 'bun:test'
 import sharp from 'sharp'
-import { serveOptions } from '../../src/server'
 import { useTestEnv } from '../support/env'
-import { client, rawExchange } from '../support/http'
+import { client, rawExchange, serveOnLoopback } from '../support/http'
 
 /**
  * Upload figures as an operator scrapes them: GET /metrics over a real
@@ -18,11 +17,7 @@ const inst = await env.instance({
   METRICS_TOKEN,
 })
 const api = client(inst)
-const server = inst.app.listen({
-  ...serveOptions(inst.config),
-  port: 0,
-  hostname: '127.0.0.1',
-}).server!
+const server = serveOnLoopback(inst)
 const base = `http://127.0.0.1:${server.port}`
 afterAll(() => server.stop(true))
 

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'bun:test'
 import { deflateSync } from 'node:zlib'
 import sharp from 'sharp'
 import { MAX_FORM_PARTS } from '../../src/http/body'
-import { serveOptions, type Instance } from '../../src/server'
+import type { Instance } from '../../src/server'
 import { useTestEnv } from '../support/env'
-import { client, rawExchange } from '../support/http'
+import { client, rawExchange, serveOnLoopback } from '../support/http'
 
 const env = await useTestEnv()
 const inst = await env.instance({ RENDER_CONCURRENCY: '0' })
@@ -282,11 +282,7 @@ describe('POST /v1/uploads: what is refused', () => {
 describe('POST /v1/uploads: size', () => {
   it('answers 413 to a declared 11 MiB body before reading it, over a real server', async () => {
     const { token } = await api.register()
-    const server = inst.app.listen({
-      ...serveOptions(inst.config),
-      port: 0,
-      hostname: '127.0.0.1',
-    }).server!
+    const server = serveOnLoopback(inst)
     try {
       // headers only: the body is never sent, so a server that waited to read it would never answer
       const response = await rawExchange(

@@ -1,4 +1,4 @@
-import type { Instance } from '../../src/server'
+import { serveOptions, type Instance } from '../../src/server'
 import { within } from './server-process'
 
 /** Calls the app in-process: `app.handle(new Request('http://localhost/…'))`. */
@@ -72,4 +72,9 @@ export async function rawExchange(port: number, request: string, what: string) {
   } finally {
     socket.end()
   }
+}
+
+/** Serves `inst` on a loopback port of its own, with the production server options; stop it when done. */
+export function serveOnLoopback(inst: Instance) {
+  return inst.app.listen({ ...serveOptions(inst.config), port: 0, hostname: '127.0.0.1' }).server!
 }
