@@ -19,9 +19,13 @@ export const DEFAULT_RANGE_DAYS = 30
 const DAY_MS = 86_400_000
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/
 
-/** 'YYYY-MM-DD' (RFC 3339 full-date) as UTC midnight, or undefined when it is no real date. */
+/**
+ * 'YYYY-MM-DD' (RFC 3339 full-date) as UTC midnight, or undefined when it is
+ * no real date, or one of year 0000, which RFC 3339 allows and Postgres has
+ * no day for (it counts 1 BC, 1 AD).
+ */
 function parseDate(text: string): Date | undefined {
-  if (!DATE.test(text)) return undefined
+  if (!DATE.test(text) || text.startsWith('0000')) return undefined
   const date = new Date(`${text}T00:00:00Z`)
   return Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== text ? undefined : date
 }

@@ -214,6 +214,8 @@ describe('GET /v1/stats/me', () => {
   it('refuses a range that is not one with 422 and the parameter', async () => {
     const cases: [string, string][] = [
       ['from=2026-02-30', '/from'],
+      ['from=0000-12-31&to=0001-01-01', '/from'], // no year 0 in Postgres
+      ['to=0000-12-31', '/to'],
       ['from=2026-1-01', '/from'],
       ['to=2026-12-01T00:00:00Z', '/to'],
       ['from=2026-12-02&to=2026-12-01', '/from'],
