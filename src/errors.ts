@@ -54,12 +54,8 @@ export class NotFound extends AppError {
 }
 
 export class IdempotencyConflict extends AppError {
-  constructor() {
-    super(
-      'idempotency_conflict',
-      409,
-      'This Idempotency-Key was already used with a different request',
-    )
+  constructor(message = 'This Idempotency-Key was already used with a different request') {
+    super('idempotency_conflict', 409, message)
   }
 }
 

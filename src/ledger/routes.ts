@@ -1,7 +1,7 @@
 import { Elysia, t } from 'elysia'
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
-import { Unavailable, ValidationFailed } from '../errors'
+import { IdempotencyConflict, Unavailable, ValidationFailed } from '../errors'
 import type { Guards } from '../http/guards'
 import { contextOf } from '../http/request-context'
 import { Page, PageQuery, errors } from '../http/schemas'
@@ -62,13 +62,19 @@ export function creditRoutes(deps: LedgerRoutesDeps) {
       '/v1/webhooks/payments',
       async ({ body }) => {
         await requireUser(db, body.userId)
-        await credits.apply(body.userId, {
-          kind: 'purchase',
-          amount: body.credits,
-          reason: `payment ${body.id}`,
-          key: ledgerKeys.purchase(body.id),
-          externalId: body.id,
-        })
+        await credits
+          .apply(body.userId, {
+            kind: 'purchase',
+            amount: body.credits,
+            reason: `payment ${body.id}`,
+            key: ledgerKeys.purchase(body.id),
+            externalId: body.id,
+          })
+          .catch((error: unknown) => {
+            // the event id is the key here: say so, no Idempotency-Key was sent
+            if (!(error instanceof IdempotencyConflict)) throw error
+            throw new IdempotencyConflict('This event id was already received with another body')
+          })
         return { received: true as const }
       },
       {

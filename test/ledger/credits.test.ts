@@ -202,6 +202,10 @@ describe('payment webhook', () => {
     expect(first.status).toBe(200)
     expect(first.json).toEqual({ received: true })
     expect((await send(event)).status).toBe(200)
+    // the same id with another body: a conflict named for what it is, the event id
+    const changed = await send({ ...event, credits: 900 })
+    expect([changed.status, changed.json.error.code]).toEqual([409, 'idempotency_conflict'])
+    expect(changed.json.error.message).toContain('event id')
     expect((await api.get('/v1/credits', token)).json.balance).toBe(525)
     const entries = (await api.get('/v1/credits/ledger', token)).json.items
     expect(entries.filter((e: any) => e.kind === 'purchase')).toHaveLength(1)
