@@ -77,7 +77,45 @@ function complete(doc: Doc, routes: readonly RouteLike[]): Doc {
       for (const status of [400, 413, 415]) responses[status] ??= errorResponseObject(status)
     if (route.path.startsWith('/v1/')) responses[503] ??= errorResponseObject(503)
   }
+  // the socket's route is an upgrade, which Elysia lists under no OpenAPI method
+  if (routes.some((r) => r.path === WS_PATH)) paths[WS_PATH] ??= { get: WS_OPERATION }
   return { ...doc, paths }
+}
+
+const WS_PATH = '/v1/ws'
+
+/** GET /v1/ws as OpenAPI can say it: the upgrade and its refusals; the protocol in words. */
+const WS_OPERATION: Operation & Record<string, unknown> = {
+  tags: ['realtime'],
+  summary: 'WebSocket: live events of the caller, resumable (upgrade with Connection: Upgrade)',
+  description: [
+    'The token is never in the URL (ignored there): the first message, within 5 s, is',
+    '`{ "type": "auth", "token": "<JWT>", "resumeAfter": "<event id>"? }`; otherwise the socket',
+    'closes with 4401 (no or bad token) or 4408 (timeout). The server answers',
+    '`{ "type": "ready", "userId", "instance" }`, then every event after `resumeAfter` in order',
+    '(first `{ "type": "resync" }` when that id is no longer retained or out of range; an id that',
+    'is no event id closes with 1008), then live events',
+    '`{ "type": "event", "id", "name", "data" }` with strictly increasing ids. Client messages after',
+    'auth: `{ "type": "ping" }` → `{ "type": "pong" }`, `{ "type": "resume", "after": "<id>" }`;',
+    'anything else, a message over 4 KiB or more than 20 messages a second closes with 1008 or',
+    '1009; at most WS_MAX_SOCKETS_PER_USER sockets per user per instance (1008 past it). A',
+    'client too slow for its events is closed with 1013 and resumes; a draining instance sends',
+    '`{ "type": "reconnect" }` and closes with 1012.',
+  ].join(' '),
+  responses: {
+    101: {
+      description: 'Switching Protocols: the socket is open; authenticate with the first message',
+    },
+    403: {
+      ...errorResponseObject(403),
+      description: 'The Origin is neither absent nor one of ALLOWED_ORIGINS',
+    },
+    404: {
+      ...errorResponseObject(404),
+      description: 'Not a WebSocket upgrade: this path answers upgrades only',
+    },
+    503: { ...errorResponseObject(503), description: 'This instance is draining: connect again' },
+  },
 }
 
 /** A TypeBox schema as the JSON Schema it is, without its symbol-keyed bookkeeping. */

@@ -212,6 +212,17 @@ describe('openapi', () => {
     expect(op.responses['415'].content['application/json'].schema.properties.error).toBeDefined()
   })
 
+  it('documents the WebSocket upgrade, its refusals and its protocol', async () => {
+    const doc = (await api.get('/openapi/json')).json
+    const op = doc.paths['/v1/ws']?.get
+    expect(Object.keys(op?.responses ?? {}).sort()).toEqual(['101', '403', '404', '503'])
+    for (const words of ['"type": "auth"', '4401', '4408', 'resync', '1012', '1013'])
+      expect(op.description).toContain(words)
+    // and what it says is what the route does: no upgrade, no socket
+    const plain = await api.get('/v1/ws')
+    expect([plain.status, plain.json.error.code]).toEqual([404, 'not_found'])
+  })
+
   it('documents what the image and metrics routes answer with, and Retry-After on 409', async () => {
     const doc = (await api.get('/openapi/json')).json
     expect(Object.keys(doc.paths['/v1/media/{id}'].get.responses['200'].content)).toEqual(
