@@ -28,6 +28,10 @@ export async function composeHeartbeat(
   const heartbeat = await makeHeartbeat({
     redis: f.redis,
     keys: f.keys,
+    // as long as an actor owner's lease: an instance that died leaves the list when its
+    // users are taken over, not 15 s later with its last figures still counted
+    intervalMs: config.ACTOR_LEASE_MS / 3,
+    ttlSeconds: Math.max(1, Math.ceil(config.ACTOR_LEASE_MS / 1000)),
     log: log.child({ room: 'stats' }),
     read: () => {
       const actors = live.actors()

@@ -2,6 +2,7 @@ import { describe, expect, it, setDefaultTimeout } from 'bun:test'
 import type { KyselyPlugin } from 'kysely'
 import { claimDueItems } from '../../src/generation/queue/repository'
 import { signPayload } from '../../src/ledger/webhook-signature'
+import { makeRedisKeys } from '../../src/redis/keys'
 import { makeStats, readRange } from '../../src/stats/service'
 import { useTestEnv } from '../support/env'
 import { client } from '../support/http'
@@ -288,6 +289,12 @@ describe('GET /v1/admin/stats', () => {
       s.instances.reduce((a: number, i: any) => a + i.websocketConnections, 0),
     )
 
+    // an instance that dies without closing leaves the list as soon as its users can be
+    // taken over: its record lives as long as an owner's lease (ACTOR_LEASE_MS, 3 s)
+    const record = makeRedisKeys(env.redisPrefix).instanceStats(second.config.instanceId)
+    const ttl = await second.redis!.ttl(record)
+    expect(ttl).toBeGreaterThan(0)
+    expect(ttl).toBeLessThanOrEqual(3)
     // an instance that stops leaves the list
     await second.close()
     const after = (await api.get('/v1/admin/stats', admin.token)).json
