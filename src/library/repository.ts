@@ -120,7 +120,13 @@ export type PoseValues = {
   keypoints: Keypoint[]
 }
 
-export function insertPose(db: Db, id: string, v: PoseValues) {
+/**
+ * Inserts a pose created by the request with command key `creationKey`;
+ * undefined when that request already created one (a retry): then
+ * `findPoseByCreationKey` has it. A name taken in its category still fails
+ * (23505 on poses_category_name_unique).
+ */
+export function insertPose(db: Db, id: string, v: PoseValues, creationKey: string) {
   return db
     .insertInto('poses')
     .values({
@@ -130,9 +136,20 @@ export function insertPose(db: Db, id: string, v: PoseValues) {
       tags: v.tags,
       difficulty: v.difficulty,
       keypoints: jsonb(v.keypoints),
+      creation_key: creationKey,
     })
+    .onConflict((oc) => oc.column('creation_key').where('creation_key', 'is not', null).doNothing())
     .returning(POSE_COLUMNS)
-    .executeTakeFirstOrThrow()
+    .executeTakeFirst()
+}
+
+/** The pose the request with command key `creationKey` created, deleted or not. */
+export function findPoseByCreationKey(db: Db, creationKey: string) {
+  return db
+    .selectFrom('poses')
+    .select(POSE_COLUMNS)
+    .where('creation_key', '=', creationKey)
+    .executeTakeFirst()
 }
 
 /** Replaces a pose of the library; undefined when there is none with that id. */

@@ -72,10 +72,10 @@ export function libraryAdminRoutes(deps: {
     .post(
       '/library/poses',
       ({ body, principal, request, set }) =>
-        // a retry whose first answer was lost replays it; the unique name already
-        // stops a second pose, but would answer that retry 409
-        idempotency.run({ request, set, userId: principal.userId, body }, async () => {
-          const pose = await library.create(body)
+        // a retry whose first answer was lost replays it from the key's record, or, when
+        // that record was lost too, finds the pose by the command key it was created with
+        idempotency.run({ request, set, userId: principal.userId, body }, async (commandKey) => {
+          const pose = await library.create(body, `${principal.userId}:${commandKey}`)
           set.status = 201
           return pose
         }),

@@ -8,6 +8,7 @@ import {
   categoryExists,
   findPose,
   findPosesByIds,
+  findPoseByCreationKey,
   insertPose,
   listCategories,
   listPoses,
@@ -93,10 +94,18 @@ export function makeLibrary(deps: LibraryDeps) {
       const row = (await rowsByIds([id])).get(id)
       return row ? { id: row.id, name: row.name, keypoints: row.keypoints } : undefined
     },
-    async create(input: PoseValues) {
+    /**
+     * `creationKey`: the creating request's command key; a retry of a request
+     * that created its pose (the answer lost) answers with that pose.
+     */
+    async create(input: PoseValues, creationKey: string) {
       const values = await checked(db, input)
-      const row = await insertPose(db, Bun.randomUUIDv7(), values).catch(conflictOnName)
-      await changed()
+      const inserted = await insertPose(db, Bun.randomUUIDv7(), values, creationKey).catch(
+        conflictOnName,
+      )
+      const row = inserted ?? (await findPoseByCreationKey(db, creationKey))
+      if (!row) throw new Error('a pose conflicted on its creation key and is not there')
+      if (inserted) await changed()
       return toPose(row)
     },
     async replace(id: string, input: PoseValues) {

@@ -24,6 +24,8 @@ export interface PoseTable {
   updated_at: ColumnType<Date, never, Date>
   /** Set when an admin deletes the pose: it leaves the library, generations keep it. */
   deleted_at: ColumnType<Date | null, never, Date | null>
+  /** The creating request's command key (sql/0027): a retry finds its pose by it. */
+  creation_key: ColumnType<string | null, string | null | undefined, never>
 }
 
 export type PoseCategoryRow = Selectable<PoseCategoryTable>

@@ -28,8 +28,8 @@ const pose = (overrides: Record<string, unknown> = {}) => ({
   keypoints: KEYPOINTS,
   ...overrides,
 })
-const create = (body: unknown, token = admin.token) =>
-  api.post('/v1/admin/library/poses', body, token)
+const create = (body: unknown, token = admin.token, headers: Record<string, string> = {}) =>
+  api.post('/v1/admin/library/poses', body, token, headers)
 const put = (id: string, body: unknown, token = admin.token) =>
   api.call('PUT', `/v1/admin/library/poses/${id}`, { body, token })
 const remove = (id: string, token = admin.token) =>
@@ -159,6 +159,25 @@ describe('admin pose management', () => {
     const refused = await api.post('/v1/admin/library/poses', pose(), admin.token, long)
     expect(refused.status).toBe(422)
     expect(refused.json.error.details[0].path).toBe('/headers/idempotency-key')
+  })
+
+  it('answers a retried creation with its pose when the key’s record was lost after the pose committed', async () => {
+    const body = pose()
+    const key = `pose-${crypto.randomUUID()}`
+    const first = await create(body, admin.token, { 'idempotency-key': key })
+    expect(first.status).toBe(201)
+    // what a database gone between the pose's commit and the record's completion leaves:
+    // the key released (or its hold expired) with no answer recorded
+    await env.sql`delete from idempotency_keys where key = ${key}`
+    const retried = await create(body, admin.token, { 'idempotency-key': key })
+    expect({ status: retried.status, json: retried.json }).toEqual({
+      status: 201,
+      json: first.json,
+    })
+    const listed = await api.get(`/v1/library/poses?q=${encodeURIComponent(body.name)}`)
+    expect(listed.json.items.map((p: any) => p.id)).toEqual([first.json.id])
+    // without a key every request is its own: the same name again is the 409 it always was
+    expect((await create(body)).status).toBe(409)
   })
 
   it('deletes a pose used by a generation: it leaves the library, the generation keeps it', async () => {
