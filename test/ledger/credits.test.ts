@@ -211,6 +211,19 @@ describe('payment webhook', () => {
     expect(entries.filter((e: any) => e.kind === 'purchase')).toHaveLength(1)
   })
 
+  it('takes a body that starts with a byte-order mark, signed over its bytes as sent', async () => {
+    const { user, token } = await api.register()
+    const event = {
+      id: `evt_${crypto.randomUUID()}`,
+      type: 'credits.purchased',
+      userId: user.id,
+      credits: 7,
+    }
+    const res = await send(null, { raw: `\uFEFF${JSON.stringify(event)}` })
+    expect(res.status).toBe(200)
+    expect((await api.get('/v1/credits', token)).json.balance).toBe(32)
+  })
+
   it('refuses a replayed event id for another user with 409', async () => {
     const a = await api.register()
     const b = await api.register()
