@@ -12,7 +12,7 @@ import {
 } from './model'
 import type { Library } from './service'
 import type { Guards } from '../http/guards'
-import type { Idempotency } from '../idempotency/idempotency'
+import { stableStringify, type Idempotency } from '../idempotency/idempotency'
 import { IdempotencyKeyHeader } from '../idempotency/header'
 
 /** The pose library, readable without a token (it is the same for everyone). */
@@ -73,9 +73,14 @@ export function libraryAdminRoutes(deps: {
       '/library/poses',
       ({ body, principal, request, set }) =>
         // a retry whose first answer was lost replays it from the key's record, or, when
-        // that record was lost too, finds the pose by the command key it was created with
+        // that record was lost too, finds the pose by what it was created with: the admin,
+        // the command key and the body (another body under the key creates its own)
         idempotency.run({ request, set, userId: principal.userId, body }, async (commandKey) => {
-          const pose = await library.create(body, `${principal.userId}:${commandKey}`)
+          const bodyHash = new Bun.CryptoHasher('sha256')
+            .update(stableStringify(body))
+            .digest('hex')
+          const creation = `${principal.userId}:${commandKey}:${bodyHash}`
+          const pose = await library.create(body, creation)
           set.status = 201
           return pose
         }),

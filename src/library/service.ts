@@ -104,8 +104,10 @@ export function makeLibrary(deps: LibraryDeps) {
         conflictOnName,
       )
       const row = inserted ?? (await findPoseByCreationKey(db, creationKey))
+      // poses are never removed, only marked deleted: the conflicting one is there
       if (!row) throw new Error('a pose conflicted on its creation key and is not there')
-      if (inserted) await changed()
+      // a retry too: the first attempt may have died before its caches were told
+      await changed()
       return toPose(row)
     },
     async replace(id: string, input: PoseValues) {

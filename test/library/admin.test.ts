@@ -176,6 +176,11 @@ describe('admin pose management', () => {
     })
     const listed = await api.get(`/v1/library/poses?q=${encodeURIComponent(body.name)}`)
     expect(listed.json.items.map((p: any) => p.id)).toEqual([first.json.id])
+    // another pose under the key, its record gone too, is a request of its own: created
+    await env.sql`delete from idempotency_keys where key = ${key}`
+    const another = await create(pose(), admin.token, { 'idempotency-key': key })
+    expect(another.status).toBe(201)
+    expect(another.json.id).not.toBe(first.json.id)
     // without a key every request is its own: the same name again is the 409 it always was
     expect((await create(body)).status).toBe(409)
   })
