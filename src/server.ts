@@ -40,7 +40,7 @@ export async function buildInstance(
     urls: media.urls,
     idempotency,
   })
-  const users = composeUsers(f, config, overrides, credits, idempotency)
+  const users = composeUsers(f, config, log, overrides, credits, idempotency)
   const gateway = composeGateway(f, config, log, overrides, {
     events,
     principals: users.principals,

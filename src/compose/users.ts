@@ -1,4 +1,5 @@
 import type { Config } from '../config/config'
+import type { Logger } from '../obs/logger'
 import { makeGuards } from '../http/guards'
 import { signupGrant, type Credits } from '../ledger/credits'
 import { makeAuthenticator } from '../users/principals'
@@ -26,6 +27,7 @@ export type UsersOverrides = {
 export function composeUsers(
   f: Foundation,
   config: Config,
+  log: Logger,
   overrides: UsersOverrides,
   credits: Credits,
   idempotency: Idempotency,
@@ -54,6 +56,7 @@ export function composeUsers(
     tokens,
     limiter,
     signupCredits: signupGrant(credits, f.database.db, config.signupCredits),
+    log: log.child({ room: 'users' }),
     idempotency,
     adminEmails: config.adminEmails,
     loginRate: {

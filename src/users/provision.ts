@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { DB } from '../db/schema'
+import type { Logger } from '../obs/logger'
 import type { ExternalIdentity } from './principals'
 import { findUserByIdentity, insertIdentity, insertProvisionedUser } from './repository'
 import type { Role, UserRow } from './table'
@@ -9,6 +10,7 @@ export type ProvisionDeps = {
   adminEmails: ReadonlySet<string>
   /** Signup credits, as at registration; idempotent per user. */
   signupCredits?: (userId: string) => Promise<void>
+  log?: Logger
 }
 
 class IdentityTaken extends Error {}
@@ -27,8 +29,13 @@ export async function provisionUser(
   const { db } = deps
   const known = await findUserByIdentity(db, identity.issuer, identity.subject)
   if (known) {
-    // a read (the principal cache asks once per TTL); a grant only if the first request's failed
-    await deps.signupCredits?.(known.id)
+    // a read (the principal cache asks once per TTL); a grant only if the first request's
+    // failed, and a repair that fails again refuses nothing: the next cache miss tries again
+    await deps
+      .signupCredits?.(known.id)
+      .catch((err: unknown) =>
+        deps.log?.warn({ err, userId: known.id }, 'signup credits not granted on sight'),
+      )
     return known
   }
   const email = identity.email?.trim().toLowerCase() || undefined

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import type { Logger } from '../obs/logger'
 import { RateLimited, Unauthorized } from '../errors'
 import type { Idempotency } from '../idempotency/idempotency'
 import type { DB } from '../db/schema'
@@ -23,6 +24,8 @@ export type UsersDeps = {
    * a read and asks no actor unless the registration ended before its grant.
    */
   signupCredits?: (userId: string) => Promise<void>
+  /** Where a repair that failed is told (the signup credits at login). */
+  log?: Logger
   /** Where a registration's Idempotency-Key is recorded. */
   idempotency: Pick<Idempotency, 'record' | 'recordedAnswer'>
 }
@@ -49,7 +52,12 @@ export function makeUsers(deps: UsersDeps) {
     // a user provisioned from an identity has no password: it fails like an unknown email
     const ok = await Bun.password.verify(password, row?.password_hash ?? (await decoyHash))
     if (!row?.password_hash || !ok) throw new Unauthorized('Email or password is incorrect')
-    await deps.signupCredits?.(row.id)
+    // a repair, never a reason to refuse a login: the next one tries again
+    await deps
+      .signupCredits?.(row.id)
+      .catch((err: unknown) =>
+        deps.log?.warn({ err, userId: row.id }, 'signup credits not granted at login'),
+      )
     return { user: toPublicUser(row), token: await tokens.sign(row.id, row.role) }
   }
 
