@@ -70,7 +70,12 @@ function keySetOf(url: URL): JWTVerifyGetKey {
     try {
       return await keySet(...args)
     } catch (error) {
-      throw error instanceof jose.JWKSInvalid ? unavailable(error) : error
+      // JWKSInvalid: JSON that is no key set; jose's base JOSEError, from the key set alone:
+      // a 200 whose body is no JSON (an HTML error page) or that broke off while read
+      const notAKeySet =
+        error instanceof jose.JWKSInvalid ||
+        (error instanceof jose.JOSEError && error.constructor === jose.JOSEError)
+      throw notAKeySet ? unavailable(error) : error
     }
   }
 }

@@ -237,10 +237,13 @@ describe('external identities (JWKS_URL)', async () => {
     const failing = Bun.serve({
       port: 0,
       hostname: '127.0.0.1',
-      fetch: (req) =>
-        new URL(req.url).pathname === '/500'
-          ? new Response('upstream down', { status: 500 })
-          : Response.json({ not: 'a key set' }),
+      fetch: (req) => {
+        const path = new URL(req.url).pathname
+        if (path === '/500') return new Response('upstream down', { status: 500 })
+        // a 200 that is no JSON at all: a proxy's error page
+        if (path === '/html') return new Response('<html>bad gateway</html>', { status: 200 })
+        return Response.json({ not: 'a key set' })
+      },
     })
     servers.push(failing)
     const closed = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() })
@@ -249,6 +252,7 @@ describe('external identities (JWKS_URL)', async () => {
     const token = await idToken(`auth0|${crypto.randomUUID()}`)
     for (const url of [
       `http://127.0.0.1:${failing.port}/500`,
+      `http://127.0.0.1:${failing.port}/html`,
       `http://127.0.0.1:${failing.port}/bad`,
       closedUrl,
     ]) {
