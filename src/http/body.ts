@@ -179,7 +179,9 @@ export function makeBodyLimits(defaultBytes: number) {
     checkDeclared(request: Request) {
       const declared = Number(request.headers.get('content-length') ?? NaN)
       if (!(declared > defaultBytes)) return
-      const own = staticLimits.get(`${request.method} ${pathOf(request.url)}`)
+      // Elysia routes `/v1/uploads/` as `/v1/uploads`: so does the lookup
+      const path = pathOf(request.url).replace(/(?<=.)\/+$/, '')
+      const own = staticLimits.get(`${request.method} ${path}`)
       checkDeclaredLength(request, own ?? largestWithParams)
     },
   }

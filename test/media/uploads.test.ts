@@ -300,6 +300,38 @@ describe('POST /v1/uploads: size', () => {
     }
   })
 
+  it('judges a declared length at /v1/uploads/ by the uploads limit, as it routes there', async () => {
+    const { token } = await api.register()
+    // about 2.9 MB of noise: over MAX_BODY_BYTES (1 MiB), under the uploads limit
+    const noisy = await sharp({
+      create: {
+        width: 1000,
+        height: 1000,
+        channels: 3,
+        background: '#808080',
+        noise: { type: 'gaussian', mean: 128, sigma: 60 },
+      },
+    })
+      .png()
+      .toBuffer()
+    expect(noisy.byteLength).toBeGreaterThan(2 ** 20)
+    const form = new FormData()
+    form.append('file', new File([noisy as BlobPart], 'noise.png', { type: 'image/png' }))
+    const server = serveOnLoopback(inst)
+    try {
+      for (const path of ['/v1/uploads', '/v1/uploads/']) {
+        const res = await fetch(`http://127.0.0.1:${server.port}${path}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+          body: form,
+        })
+        expect({ path, status: res.status }).toEqual({ path, status: 201 })
+      }
+    } finally {
+      server.stop(true)
+    }
+  })
+
   it('cuts off a body without Content-Length once it passes the limit', async () => {
     const small = await env.instance({ RENDER_CONCURRENCY: '0', MAX_UPLOAD_BYTES: '65536' })
     const { token } = await client(small).register()
