@@ -28,7 +28,27 @@ const startedAt = Date.now()
 
 type CheckResult = { ok: boolean; latencyMs: number; error?: string }
 
-async function runCheck(name: string, check: HealthCheck, log: Logger): Promise<CheckResult> {
+/** A failing check is logged at most this often: `/health` is public and may be polled hard. */
+const LOG_EVERY_MS = 10_000
+
+type FailureLog = (name: string, error: unknown) => void
+
+/** Logs a check's failure, once per LOG_EVERY_MS per check. */
+function makeFailureLog(log: Logger): FailureLog {
+  const lastLogged = new Map<string, number>()
+  return (name, error) => {
+    const now = performance.now()
+    if (now - (lastLogged.get(name) ?? -Infinity) < LOG_EVERY_MS) return
+    lastLogged.set(name, now)
+    log.warn({ check: name, err: error }, 'health check failed')
+  }
+}
+
+async function runCheck(
+  name: string,
+  check: HealthCheck,
+  logFailure: FailureLog,
+): Promise<CheckResult> {
   const t0 = performance.now()
   let timer: ReturnType<typeof setTimeout> | undefined
   try {
@@ -41,8 +61,7 @@ async function runCheck(name: string, check: HealthCheck, log: Logger): Promise<
     ])
     return { ok: true, latencyMs: Math.round(performance.now() - t0) }
   } catch (error) {
-    if (!(error instanceof CheckFailed))
-      log.warn({ check: name, err: error }, 'health check failed')
+    if (!(error instanceof CheckFailed)) logFailure(name, error)
     return {
       ok: false,
       latencyMs: Math.round(performance.now() - t0),
@@ -53,15 +72,16 @@ async function runCheck(name: string, check: HealthCheck, log: Logger): Promise<
   }
 }
 
-async function runChecks(checks: Record<string, HealthCheck>, log: Logger) {
+async function runChecks(checks: Record<string, HealthCheck>, logFailure: FailureLog) {
   const names = Object.keys(checks)
-  const results = await Promise.all(names.map((n) => runCheck(n, checks[n]!, log)))
+  const results = await Promise.all(names.map((n) => runCheck(n, checks[n]!, logFailure)))
   return Object.fromEntries(names.map((n, i) => [n, results[i]!]))
 }
 
 const Check = t.Object({ ok: t.Boolean(), latencyMs: t.Number(), error: t.Optional(t.String()) })
 
 export function healthRoutes(deps: HealthDeps) {
+  const logFailure = makeFailureLog(deps.log)
   return new Elysia({ detail: { tags: ['operations'] } })
     .get('/health/live', () => ({ status: 'live' as const }), {
       detail: { summary: 'The process runs (no dependency checks)' },
@@ -71,7 +91,7 @@ export function healthRoutes(deps: HealthDeps) {
       '/health/ready',
       async () => {
         if (deps.lifecycle.draining) throw new Unavailable('This instance is draining', 5)
-        const checks = await runChecks(deps.checks, deps.log)
+        const checks = await runChecks(deps.checks, logFailure)
         const down = Object.keys(checks).filter((n) => !checks[n]!.ok)
         if (down.length > 0) throw new Unavailable(`Dependency down: ${down.join(', ')}`, 5)
         return { status: 'ready' as const }
@@ -84,7 +104,7 @@ export function healthRoutes(deps: HealthDeps) {
     .get(
       '/health',
       async () => {
-        const checks = await runChecks(deps.checks, deps.log)
+        const checks = await runChecks(deps.checks, logFailure)
         const ok = Object.values(checks).every((c) => c.ok)
         return {
           status: deps.lifecycle.draining
