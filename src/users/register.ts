@@ -1,7 +1,8 @@
 import { Conflict, IdempotencyConflict, RateLimited } from '../errors'
 import { findUserByEmail, insertUser } from './repository'
 import type { UsersDeps } from './service'
-import { toPublicUser, type Role } from './table'
+import { toPublicUser } from './present'
+import type { Role } from './table'
 
 /** A registration's record: its key, and the request it names (the account, by email). */
 type Registration = { key: string; requestHash: string }

@@ -8,7 +8,7 @@ import type { ExternalIdentity } from './principals'
 import { provisionUser } from './provision'
 import { makeRegister } from './register'
 import { findUserByEmail, findUserById } from './repository'
-import { toPublicUser } from './table'
+import { toPublicUser } from './present'
 import type { Tokens } from './tokens'
 
 export type UsersDeps = {

@@ -14,13 +14,6 @@ export interface UserTable {
 
 export type UserRow = Selectable<UserTable>
 
-export type PublicUser = { id: string; email: string | null; role: Role; createdAt: string }
-
-/** A user as the API shows it: never the password hash. */
-export function toPublicUser(row: UserRow): PublicUser {
-  return { id: row.id, email: row.email, role: row.role, createdAt: row.created_at.toISOString() }
-}
-
 /** (issuer, subject) of an identity provider → the local user it names (JWKS_URL mode). */
 export interface UserIdentityTable {
   issuer: string
