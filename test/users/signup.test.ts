@@ -44,6 +44,28 @@ describe('signup credits', () => {
     expect(ledger.json.items.map((e: any) => [e.kind, e.amount])).toEqual([['grant', 250]])
   }, 20_000)
 
+  it('lets a login through when that repair fails, and repairs at the next one', async () => {
+    const stuck = await env.instance({ SIGNUP_CREDITS: '250', DB_LOCK_TIMEOUT_MS: '200' })
+    const id = Bun.randomUUIDv7()
+    const email = `stuck-grant-${id}@example.com`
+    const password = 'correct horse battery'
+    await env.sql`insert into users (id, email, password_hash, role)
+      values (${id}, ${email}, ${await Bun.password.hash(password, 'argon2id')}, 'user')`
+    await env.sql`insert into credit_accounts (user_id, balance, last_seq) values (${id}, 0, 0)`
+    // the account row held by another transaction: the grant cannot take its lock
+    const blocked = await env.sql.begin(async (tx) => {
+      await tx`select 1 from credit_accounts where user_id = ${id} for update`
+      return client(stuck).post('/v1/auth/login', { email, password })
+    })
+    expect(blocked.status).toBe(200)
+    expect((await client(stuck).get('/v1/credits', blocked.json.token)).json).toEqual({
+      balance: 0,
+    })
+    const next = await client(stuck).post('/v1/auth/login', { email, password })
+    expect(next.status).toBe(200)
+    expect((await client(stuck).get('/v1/credits', next.json.token)).json).toEqual({ balance: 250 })
+  }, 30_000)
+
   it('replays a registration retried with its Idempotency-Key: same user, new token, one grant', async () => {
     const email = `retry-${crypto.randomUUID()}@example.com`
     const password = 'correct horse battery'
