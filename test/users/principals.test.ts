@@ -233,6 +233,28 @@ describe('external identities (JWKS_URL)', async () => {
     expect([me.status, me.json.id, me.json.balance]).toEqual([200, id, 40])
   })
 
+  it('serves a known identity whose signup-credit repair fails, and repairs at the next sight', async () => {
+    // a principal cached for 1 ms: the next request resolves the identity again
+    const stuck = await env.instance(
+      { JWKS_URL: external.config.JWKS_URL, SIGNUP_CREDITS: '40', DB_LOCK_TIMEOUT_MS: '200' },
+      { userCacheTtlMs: 1 },
+    )
+    const subject = `auth0|${crypto.randomUUID()}`
+    const id = Bun.randomUUIDv7()
+    await env.sql`insert into users (id, email, password_hash, role) values (${id}, null, null, 'user')`
+    await env.sql`insert into user_identities (issuer, subject, user_id) values (${ISSUER}, ${subject}, ${id})`
+    await env.sql`insert into credit_accounts (user_id, balance, last_seq) values (${id}, 0, 0)`
+    const token = await idToken(subject)
+    // the account row held by another transaction: the grant cannot take its lock
+    const blocked = await env.sql.begin(async (tx) => {
+      await tx`select 1 from credit_accounts where user_id = ${id} for update`
+      return client(stuck).get('/v1/credits', token)
+    })
+    expect([blocked.status, blocked.json.balance]).toEqual([200, 0])
+    const me = await client(stuck).get('/v1/me', token)
+    expect([me.status, me.json.balance]).toEqual([200, 40])
+  }, 30_000)
+
   it('answers 503 with Retry-After while the key set cannot be had, 401 for a key it lacks', async () => {
     const failing = Bun.serve({
       port: 0,
