@@ -15,7 +15,9 @@ import { pathOf } from '../http/url'
  * database's clock) expires; the 409 says when in Retry-After.
  *
  * `run` hands the operation a command key derived from the header, so the
- * effect underneath (a ledger entry) is exactly-once even if this record is lost.
+ * effect underneath (a ledger entry) is exactly-once even if this record is lost,
+ * and the request's hash (with the header), for an effect that must tell another
+ * request under the same key from a retry without the record (a pose).
  */
 export type Idempotency = ReturnType<typeof makeIdempotency>
 
@@ -59,7 +61,7 @@ export function makeIdempotency(deps: IdempotencyDeps) {
 
   async function run<T>(
     call: IdempotentCall,
-    operation: (commandKey: string) => Promise<T>,
+    operation: (commandKey: string, requestHash?: string) => Promise<T>,
   ): Promise<T> {
     const claim = claimOf(call)
     if (!claim.record) return operation(claim.commandKey)
@@ -78,7 +80,7 @@ export function makeIdempotency(deps: IdempotencyDeps) {
       return prior.body as T
     }
     try {
-      const result = await operation(claim.commandKey)
+      const result = await operation(claim.commandKey, hash)
       const status = typeof call.set.status === 'number' ? call.set.status : 200
       await repo.completeKey(db, call.userId, key, status, result, KEEP_MS)
       return result

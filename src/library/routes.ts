@@ -12,7 +12,7 @@ import {
 } from './model'
 import type { Library } from './service'
 import type { Guards } from '../http/guards'
-import { stableStringify, type Idempotency } from '../idempotency/idempotency'
+import type { Idempotency } from '../idempotency/idempotency'
 import { IdempotencyKeyHeader } from '../idempotency/header'
 
 /** The pose library, readable without a token (it is the same for everyone). */
@@ -75,15 +75,16 @@ export function libraryAdminRoutes(deps: {
         // a retry whose first answer was lost replays it from the key's record, or, when
         // that record was lost too, finds the pose by what it was created with: the admin,
         // the command key and the body (another body under the key creates its own)
-        idempotency.run({ request, set, userId: principal.userId, body }, async (commandKey) => {
-          const bodyHash = new Bun.CryptoHasher('sha256')
-            .update(stableStringify(body))
-            .digest('hex')
-          const creation = `${principal.userId}:${commandKey}:${bodyHash}`
-          const pose = await library.create(body, creation)
-          set.status = 201
-          return pose
-        }),
+        idempotency.run(
+          { request, set, userId: principal.userId, body },
+          async (commandKey, requestHash) => {
+            // without a key the command key is the request's own: no hash needed
+            const creation = `${principal.userId}:${commandKey}:${requestHash ?? ''}`
+            const pose = await library.create(body, creation)
+            set.status = 201
+            return pose
+          },
+        ),
       {
         admin: true,
         body: PoseInputSchema,
