@@ -23,8 +23,8 @@ export function realtimeRoutes(deps: RealtimeDeps) {
   const originAllowed = makeOriginCheck(deps.allowedOrigins)
   const { gateway } = deps
   return new Elysia({ name: 'realtime' }).ws('/v1/ws', {
-    // an upgrade is no OpenAPI operation (Elysia would list it under a `ws` method, which
-    // OpenAPI 3 does not have); the protocol is specified in API.md
+    // Elysia would list the upgrade under a `ws` method, which OpenAPI 3 does not have: the
+    // document describes it as GET /v1/ws instead (src/http/api-document.ts)
     detail: { hide: true },
     beforeHandle({ request }) {
       if (!originAllowed(request.headers.get('origin')))
